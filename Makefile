@@ -1,0 +1,122 @@
+# fanbpf: in-kernel fanotify filters from Python.
+#
+#   make test    install what is needed, build everything (the test kernel
+#                too, cached), run the host tests and the VM tests
+#   make run     the demo: a subtree watcher on the test kernel in a VM
+#   make bench   side-by-side benchmarks in the VM
+#
+# Every target pulls in what it needs, so each works on a fresh machine.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := build
+
+TOP := $(CURDIR)
+BUILD := $(TOP)/build
+VENV := $(TOP)/.venv
+PY := $(VENV)/bin/python
+export FANBPF_CACHE ?= /var/cache/fanbpf
+
+APT_PACKAGES := clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev pkg-config \
+	qemu-system-x86 linux-source-6.12 build-essential flex bison bc \
+	libssl-dev dwarves udev busybox-static cpio kmod rsync xz-utils \
+	python3-venv e2fsprogs
+
+CLANG ?= clang
+BPFTOOL ?= bpftool
+LIBBPF_SRC := $(BUILD)/linux-tools/tools/lib/bpf
+LIBBPF_OUT := $(BUILD)/libbpf
+LIBBPF_A := $(LIBBPF_OUT)/libbpf.a
+VMLINUX_H := $(BUILD)/vmlinux.h
+BPF_SRCS := $(wildcard src/bpf/*.bpf.c)
+BPF_OBJS := $(patsubst src/bpf/%.bpf.c,fanbpf/bpf/%.bpf.o,$(BPF_SRCS))
+EXAMPLE_OBJS := $(patsubst examples/%.bpf.c,$(BUILD)/examples/%.bpf.o,$(wildcard examples/*.bpf.c))
+BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_x86 -Wall -Werror \
+	-I$(BUILD) -I$(LIBBPF_OUT)/include -Isrc/bpf
+
+.PHONY: deps build kernel test test-host test-vm run bench vm clean
+
+# --- dependencies --------------------------------------------------------
+
+deps: $(BUILD)/.apt-done $(VENV)/.pip-done
+
+$(BUILD)/.apt-done: Makefile
+	@mkdir -p $(BUILD)
+	@if ! dpkg-query -W $(APT_PACKAGES) >/dev/null 2>&1 || \
+	    dpkg-query -W -f='$${db:Status-Status}\n' $(APT_PACKAGES) | grep -qvx installed; then \
+		apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(APT_PACKAGES); \
+	fi
+	@touch $@
+
+$(VENV)/.pip-done: requirements-dev.txt | $(BUILD)/.apt-done
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q -r requirements-dev.txt
+	@touch $@
+
+# --- user-space build ----------------------------------------------------
+
+# libbpf 1.5 from the kernel tree (bookworm's 1.1 predates .struct_ops.link),
+# static and position-independent so it links into the cffi extension.
+$(LIBBPF_SRC)/Makefile: | $(BUILD)/.apt-done
+	@mkdir -p $(BUILD)/linux-tools
+	tar -xf /usr/src/linux-source-6.12.tar.xz -C $(BUILD)/linux-tools \
+		--strip-components=1 linux-source-6.12/tools linux-source-6.12/include/uapi \
+		linux-source-6.12/scripts
+	@touch $@
+
+$(LIBBPF_A): $(LIBBPF_SRC)/Makefile
+	@mkdir -p $(LIBBPF_OUT)
+	$(MAKE) -s -C $(LIBBPF_SRC) BUILD_STATIC_ONLY=1 OBJDIR=$(LIBBPF_OUT)/obj \
+		DESTDIR=$(LIBBPF_OUT) PREFIX= LIBDIR=/ INCLUDEDIR=/include \
+		EXTRA_CFLAGS='-fPIC -O2' install >/dev/null
+	@test -f $@
+
+# CO-RE: types come from the running kernel's BTF; the fastpath types,
+# which only the test kernel has, are declared in src/bpf/fanotify_fastpath.bpf.h.
+$(VMLINUX_H): | $(BUILD)/.apt-done
+	@mkdir -p $(BUILD)
+	$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > $@.tmp && mv $@.tmp $@
+
+fanbpf/bpf/%.bpf.o: src/bpf/%.bpf.c $(wildcard src/bpf/*.h) $(VMLINUX_H) $(LIBBPF_A)
+	@mkdir -p $(dir $@)
+	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+$(BUILD)/examples/%.bpf.o: examples/%.bpf.c $(wildcard src/bpf/*.h) $(VMLINUX_H) $(LIBBPF_A)
+	@mkdir -p $(dir $@)
+	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+EXT_STAMP := $(BUILD)/.ext-done
+$(EXT_STAMP): $(LIBBPF_A) $(wildcard src/c/*.c src/c/*.h src/bpf/*.h) fanbpf/_ffi_build.py setup.py $(VENV)/.pip-done
+	FANBPF_LIBBPF_DIR=$(LIBBPF_OUT) $(PY) setup.py -q build_ext --inplace
+	@touch $@
+
+build: deps $(BPF_OBJS) $(EXAMPLE_OBJS) $(EXT_STAMP)
+
+# --- kernel and VM -------------------------------------------------------
+
+kernel: deps
+	kernel/build.sh
+
+# make vm CMD='...': run a command in the test kernel, checkout visible.
+vm: kernel
+	kernel/vm.sh $(CMD)
+
+# --- tests ---------------------------------------------------------------
+
+test-host: build
+	$(PY) -m pytest -q -p no:cacheprovider tests/host
+
+test-vm: build kernel
+	kernel/vm.sh $(PY) -m pytest -q -p no:cacheprovider tests/vm
+
+test: build kernel
+	@tests/run-all.sh
+
+run: build kernel
+	kernel/vm.sh $(PY) -m fanbpf demo
+
+bench: build kernel
+	kernel/vm.sh $(PY) bench/run.py
+
+clean:
+	rm -rf $(BUILD) fanbpf/bpf/*.o fanbpf/_fanbpf*.so fanbpf/_fanbpf.c fanbpf/__pycache__

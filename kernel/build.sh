@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# Build the fanbpf test kernel (and the reference module) into a cache
+# outside the checkout, keyed by the patches, the config, the module source
+# and the Debian source version.  A second run with nothing changed only
+# prints the image directory.
+#
+#   kernel/build.sh          build if needed, print the image directory
+#   kernel/build.sh --dir    print the image directory for the current key
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+top=$(dirname "$here")
+cache=${FANBPF_CACHE:-/var/cache/fanbpf}
+tarball=/usr/src/linux-source-6.12.tar.xz
+jobs=${JOBS:-$(nproc)}
+
+version=$(dpkg-query -W -f='${Version}' linux-source-6.12 2>/dev/null) || {
+	echo "kernel/build.sh: linux-source-6.12 is not installed (run: make deps)" >&2
+	exit 1
+}
+key=$( { echo "$version"; cat "$here"/patches/*.patch "$here/config" \
+	"$here"/module/* "$top/src/bpf/fanbpf_rules.h" "$here/build.sh"; } |
+	sha256sum | cut -c1-16)
+out=$cache/kernel-$key
+
+if [ "${1:-}" = --dir ]; then
+	echo "$out"
+	exit 0
+fi
+if [ -f "$out/.done" ]; then
+	echo "$out"
+	exit 0
+fi
+
+log() { echo "kernel/build.sh: $*" >&2; }
+src=$cache/src
+obj=$cache/obj
+mkdir -p "$cache"
+
+# A pristine tree under git, so that applying a new series rewrites only
+# the files that differ and the incremental build stays small.
+if [ ! -f "$src/.fanbpf-version" ] || [ "$(cat "$src/.fanbpf-version")" != "$version" ]; then
+	log "extracting $tarball ($version)"
+	rm -rf "$src" "$obj"
+	mkdir -p "$src"
+	tar -xf "$tarball" -C "$src" --strip-components=1
+	git -C "$src" init -q
+	git -C "$src" add -f -A
+	git -C "$src" -c user.name=fanbpf -c user.email=fanbpf@localhost \
+		commit -q -m "linux-source $version"
+	git -C "$src" tag -f pristine >/dev/null
+	echo "$version" >"$src/.fanbpf-version"
+fi
+
+log "applying $(ls "$here"/patches/*.patch | wc -l) patches"
+index=$(mktemp)
+trap 'rm -f "$index"' EXIT
+GIT_INDEX_FILE=$index git -C "$src" read-tree pristine
+GIT_INDEX_FILE=$index git -C "$src" apply --cached "$here"/patches/*.patch
+tree=$(GIT_INDEX_FILE=$index git -C "$src" write-tree)
+commit=$(git -C "$src" -c user.name=fanbpf -c user.email=fanbpf@localhost \
+	commit-tree "$tree" -p pristine -m "fanbpf series")
+git -C "$src" checkout -q -f "$commit"
+git -C "$src" clean -q -f -d -e .fanbpf-version
+
+# allnoconfig plus our fragment; the result must contain every line of it.
+log "configuring"
+scratch=$cache/kconfig
+mkdir -p "$scratch" "$obj"
+make -s -C "$src" O="$scratch" KCONFIG_ALLCONFIG="$here/config" allnoconfig >/dev/null
+missing=$(grep -E '^CONFIG_' "$here/config" | while read -r line; do
+	grep -qxF "$line" "$scratch/.config" || echo "$line"; done)
+if [ -n "$missing" ]; then
+	log "config options that did not stick (missing dependency?):"
+	echo "$missing" >&2
+	exit 1
+fi
+cmp -s "$scratch/.config" "$obj/.config" || cp "$scratch/.config" "$obj/.config"
+
+log "building in $obj with $jobs jobs"
+start=$(date +%s)
+make -s -C "$src" O="$obj" -j"$jobs" olddefconfig >/dev/null
+make -s -C "$src" O="$obj" -j"$jobs" bzImage modules
+rm -rf "$cache/module"
+cp -r "$here/module" "$cache/module"
+cp "$top/src/bpf/fanbpf_rules.h" "$cache/module/"
+make -s -C "$obj" M="$cache/module" -j"$jobs" modules
+log "built in $(( $(date +%s) - start )) s"
+
+tmp=$out.tmp
+rm -rf "$tmp"
+mkdir -p "$tmp"
+cp "$obj/arch/x86/boot/bzImage" "$obj/vmlinux" "$obj/.config" "$tmp/"
+cp "$cache/module/fanbpf_subtree_kmod.ko" "$tmp/"
+echo "$version" >"$tmp/source-version"
+touch "$tmp/.done"
+rm -rf "$out"
+mv "$tmp" "$out"
+echo "$out"

@@ -1,0 +1,116 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * fanbpf_subtree_kmod: the kernel-module reference for fanbpf's subtree rule.
+ *
+ * Delivers an event only when the object it concerns lies under one of the
+ * roots given at attach time (struct fanbpf_subtree_args).  It decides exactly
+ * as the BPF "fanbpf_rules" handler's subtree section does, so the two can be
+ * compared event for event and timed side by side.  Roots are named by
+ * (s_dev, i_ino); no dentry, path or mount is referenced.
+ */
+#include <linux/dcache.h>
+#include <linux/fanotify.h>
+#include <linux/fs.h>
+#include <linux/module.h>
+#include <linux/rcupdate.h>
+#include <linux/slab.h>
+
+#include "fanbpf_rules.h"
+
+static bool is_root(const struct fanbpf_subtree_args *args, struct dentry *d)
+{
+	struct inode *inode = READ_ONCE(d->d_inode);
+	u32 i;
+
+	if (!inode)
+		return false;
+	for (i = 0; i < args->nr_roots; i++)
+		if (args->roots[i].ino == inode->i_ino &&
+		    args->roots[i].dev == d->d_sb->s_dev)
+			return true;
+	return false;
+}
+
+/* Walk up from @d, without references, looking for a root. */
+static bool under_root(const struct fanbpf_subtree_args *args, struct dentry *d)
+{
+	struct dentry *parent;
+	int depth;
+
+	for (depth = 0; d && depth <= FANBPF_MAX_DEPTH; depth++) {
+		if (is_root(args, d))
+			return true;
+		parent = READ_ONCE(d->d_parent);
+		if (parent == d)
+			return false;
+		d = parent;
+	}
+	return false;
+}
+
+static struct dentry *inode_dentry(struct inode *inode)
+{
+	struct hlist_node *first = READ_ONCE(inode->i_dentry.first);
+
+	return first ? hlist_entry(first, struct dentry, d_u.d_alias) : NULL;
+}
+
+static int subtree_handler(struct fanotify_fastpath_hook *hook, u32 mask,
+			   struct inode *inode, struct dentry *dentry,
+			   struct inode *dir, const struct qstr *name)
+{
+	const struct fanbpf_subtree_args *args = hook->data;
+	bool inside = false;
+
+	/* Dentries are RCU-freed: the walk needs no reference. */
+	rcu_read_lock();
+	if (dentry)
+		inside = under_root(args, dentry);
+	if (!inside && dir)
+		inside = under_root(args, inode_dentry(dir));
+	if (!inside && !dentry && !dir && inode)
+		inside = under_root(args, inode_dentry(inode));
+	rcu_read_unlock();
+
+	return inside ? FAN_FP_RET_SEND_TO_USERSPACE : FAN_FP_RET_SKIP_EVENT;
+}
+
+static int subtree_init(struct fanotify_fastpath_hook *hook,
+			const struct fanotify_fastpath_init_args *args)
+{
+	const struct fanbpf_subtree_args *sargs = (const void *)args->data;
+
+	if (args->len != sizeof(*sargs) || sargs->nr_roots > FANBPF_MAX_ROOTS)
+		return -EINVAL;
+	hook->data = kmemdup(sargs, sizeof(*sargs), GFP_KERNEL_ACCOUNT);
+	return hook->data ? 0 : -ENOMEM;
+}
+
+static void subtree_free(struct fanotify_fastpath_hook *hook)
+{
+	kfree(hook->data);
+}
+
+static struct fanotify_fastpath_ops subtree_ops = {
+	.fp_handler = subtree_handler,
+	.fp_init = subtree_init,
+	.fp_free = subtree_free,
+	.name = "fanbpf_subtree_kmod",
+	.desc = "deliver only events under the given (dev, ino) roots",
+	.owner = THIS_MODULE,
+};
+
+static int __init subtree_kmod_init(void)
+{
+	return fanotify_fastpath_register(&subtree_ops);
+}
+
+static void __exit subtree_kmod_exit(void)
+{
+	fanotify_fastpath_unregister(&subtree_ops);
+}
+
+module_init(subtree_kmod_init);
+module_exit(subtree_kmod_exit);
+MODULE_LICENSE("GPL");
+MODULE_DESCRIPTION("fanbpf subtree fastpath handler (reference)");
