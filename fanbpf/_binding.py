@@ -1,0 +1,2 @@
+"""The raw cffi binding: ``ffi`` and ``lib`` of the C shim (src/c/fanbpf.h)."""
+from fanbpf._fanbpf import ffi, lib  # noqa: F401

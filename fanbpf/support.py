@@ -1,0 +1,114 @@
+# SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+"""What the running kernel offers: registered handlers and fastpath support."""
+
+from __future__ import annotations
+
+import errno
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from fanbpf.errors import KernelSupportError
+
+__all__ = ["HandlerInfo", "KernelSupport", "available_handlers", "kernel_support", "SYSFS_DIR"]
+
+#: Where the kernel lists registered (non-private) handlers.
+SYSFS_DIR = Path("/sys/kernel/fanotify_fastpath")
+
+
+@dataclass(frozen=True)
+class HandlerInfo:
+    """A registered handler, as /sys/kernel/fanotify_fastpath/<name>/ shows it."""
+
+    name: str
+    #: Handler flags by name; the kernel shows ``SYS_ADMIN_ONLY`` or nothing.
+    flags: frozenset
+    description: str
+    #: ``"bpf"`` or ``"module"``.
+    owner: str
+
+    @property
+    def sys_admin_only(self) -> bool:
+        return "SYS_ADMIN_ONLY" in self.flags
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text().strip()
+    except OSError:  # unregistered while we looked
+        return ""
+
+
+def available_handlers() -> list[HandlerInfo]:
+    """The registered handlers, sorted by name; [] without fastpath support."""
+    try:
+        entries = sorted(p for p in SYSFS_DIR.iterdir() if p.is_dir())
+    except FileNotFoundError:
+        return []
+    return [
+        HandlerInfo(
+            name=p.name,
+            flags=frozenset(_read(p / "flags").split()),
+            description=_read(p / "desc"),
+            owner=_read(p / "owner"),
+        )
+        for p in entries
+    ]
+
+
+@dataclass(frozen=True)
+class KernelSupport:
+    """The feature probe's answers (``fanbpf_probe``), and what they add up to."""
+
+    #: Kernel BTF loads (/sys/kernel/btf/vmlinux).
+    vmlinux_btf: bool
+    #: Kernel BTF has ``struct fanotify_fastpath_ops``.
+    fastpath_btf: bool
+    #: BPF_MAP_TYPE_STRUCT_OPS maps can be created (needs CAP_BPF too).
+    struct_ops_maps: bool
+    #: fanotify fds know the FAN_IOC_*_FP ioctls.
+    fastpath_ioctl: bool
+    #: errno of fanotify_init if it failed (then fastpath_ioctl is unknown).
+    fanotify_errno: int
+    #: Everything BPF fastpath handlers need is there.
+    fastpath: bool
+    #: What is not there, in words; empty when ``fastpath``.
+    missing: tuple
+
+    def require(self) -> None:
+        """Raise :class:`KernelSupportError` naming what is missing, if anything."""
+        if self.missing:
+            raise KernelSupportError(list(self.missing), errno.ENOTSUP)
+
+
+def kernel_support() -> KernelSupport:
+    """Probe the running kernel (cheap enough to call when needed)."""
+    from fanbpf._binding import ffi, lib
+    import fanbpf._log  # noqa: F401  (libbpf's messages go to logging)
+
+    probe = ffi.new("struct fanbpf_probe *")
+    ret = lib.fanbpf_probe(probe)
+    if ret < 0:
+        raise OSError(-ret, f"feature probe failed: {os.strerror(-ret)}")
+
+    missing = []
+    if not probe.vmlinux_btf:
+        missing.append("kernel BTF (/sys/kernel/btf/vmlinux, CONFIG_DEBUG_INFO_BTF)")
+    elif not probe.fastpath_btf:
+        missing.append("the BTF type fanotify_fastpath_ops (CONFIG_FANOTIFY_FASTPATH_BPF)")
+    if not probe.struct_ops_maps:
+        missing.append("BPF struct_ops maps (BPF_MAP_TYPE_STRUCT_OPS; also needs CAP_BPF)")
+    if probe.fanotify_errno:
+        missing.append(f"fanotify itself (fanotify_init: {os.strerror(probe.fanotify_errno)})")
+    elif not probe.fastpath_ioctl:
+        missing.append("the FAN_IOC_ADD_FP/FAN_IOC_DEL_FP ioctls (CONFIG_FANOTIFY_FASTPATH)")
+
+    return KernelSupport(
+        vmlinux_btf=bool(probe.vmlinux_btf),
+        fastpath_btf=bool(probe.fastpath_btf),
+        struct_ops_maps=bool(probe.struct_ops_maps),
+        fastpath_ioctl=bool(probe.fastpath_ioctl),
+        fanotify_errno=probe.fanotify_errno,
+        fastpath=not missing,
+        missing=tuple(missing),
+    )

@@ -1,0 +1,716 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* fanbpf shim: fanotify, the fastpath ioctls and libbpf.  See fanbpf.h. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/fanotify.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <bpf/btf.h>
+#include <bpf/libbpf.h>
+
+#include "fanotify_fastpath_uapi.h"
+#include "fanbpf.h"
+
+/* Verifier log buffer: start small, grow 4x per retry, give up at the cap. */
+#define LOG_SIZE_MIN	(256 * 1024)
+#define LOG_SIZE_MAX	(256 * 1024 * 1024)
+
+/* libbpf's convention: return -errno and leave errno set too. */
+static int fanbpf_err(int err)
+{
+	if (err < 0)
+		errno = -err;
+	return err;
+}
+
+static void *fanbpf_err_ptr(int err)
+{
+	errno = -err;
+	return NULL;
+}
+
+/* ---- fanotify ------------------------------------------------------ */
+
+int fanbpf_fanotify_init(unsigned int flags, unsigned int event_f_flags)
+{
+	int fd = fanotify_init(flags, event_f_flags);
+
+	return fd < 0 ? fanbpf_err(-errno) : fd;
+}
+
+int fanbpf_fanotify_mark(int fan_fd, unsigned int flags, uint64_t mask,
+			 int dirfd, const char *path)
+{
+	if (fanotify_mark(fan_fd, flags, mask, dirfd, path))
+		return fanbpf_err(-errno);
+	return 0;
+}
+
+/* ---- fastpath ioctls ------------------------------------------------ */
+
+static int fp_add(int fan_fd, struct fanotify_fastpath_args *fp,
+		  const void *args, uint32_t args_len)
+{
+	/* the kernel would copy from NULL and say EFAULT; be clearer */
+	if (!args && args_len)
+		return fanbpf_err(-EINVAL);
+
+	fp->version = FAN_FP_ARGS_VERSION;
+	fp->init_args = (uintptr_t)args;
+	fp->init_args_len = args_len;
+	if (ioctl(fan_fd, FAN_IOC_ADD_FP, fp))
+		return fanbpf_err(-errno);
+	return 0;
+}
+
+int fanbpf_fp_attach_name(int fan_fd, const char *name,
+			  const void *args, uint32_t args_len)
+{
+	struct fanotify_fastpath_args fp = {};
+
+	if (!name || strlen(name) >= sizeof(fp.name))
+		return fanbpf_err(-EINVAL);
+	strcpy(fp.name, name);
+	return fp_add(fan_fd, &fp, args, args_len);
+}
+
+int fanbpf_fp_attach_fd(int fan_fd, int bpf_fd,
+			const void *args, uint32_t args_len)
+{
+	struct fanotify_fastpath_args fp = {
+		.flags = FAN_FP_ADD_BPF_FD,
+		.bpf_fd = bpf_fd,
+	};
+
+	return fp_add(fan_fd, &fp, args, args_len);
+}
+
+int fanbpf_fp_detach(int fan_fd, const char *name)
+{
+	/* the ioctl is declared with a full-size array: hand it one */
+	char buf[FAN_FP_NAME_MAX] = "";
+
+	if (name && strlen(name) >= sizeof(buf))
+		return fanbpf_err(-EINVAL);
+	if (name)
+		strcpy(buf, name);
+	if (ioctl(fan_fd, FAN_IOC_DEL_FP, name ? buf : NULL))
+		return fanbpf_err(-errno);
+	return 0;
+}
+
+/* ---- libbpf messages ------------------------------------------------ */
+
+static fanbpf_print_fn_t print_fn;
+static bool print_installed;
+
+static int print_cb(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	fanbpf_print_fn_t fn = print_fn;
+	char *msg;
+
+	if (!fn || vasprintf(&msg, fmt, ap) < 0)
+		return 0;
+	fn(level, msg);
+	free(msg);
+	return 0;
+}
+
+void fanbpf_set_print(fanbpf_print_fn_t fn)
+{
+	print_fn = fn;
+	libbpf_set_print(print_cb);
+	print_installed = true;
+}
+
+/* libbpf prints to stderr until told otherwise; a library must not. */
+static void quiet_libbpf(void)
+{
+	if (!print_installed)
+		fanbpf_set_print(NULL);
+}
+
+/* ---- feature probe -------------------------------------------------- */
+
+int fanbpf_probe(struct fanbpf_probe *out)
+{
+	struct btf *vmlinux;
+	int fd;
+
+	if (!out)
+		return fanbpf_err(-EINVAL);
+	memset(out, 0, sizeof(*out));
+	quiet_libbpf();
+
+	vmlinux = btf__load_vmlinux_btf();
+	if (vmlinux) {
+		out->vmlinux_btf = true;
+		out->fastpath_btf = btf__find_by_name_kind(vmlinux, "fanotify_fastpath_ops",
+							   BTF_KIND_STRUCT) >= 0;
+		btf__free(vmlinux);
+	}
+
+	out->struct_ops_maps = libbpf_probe_bpf_map_type(BPF_MAP_TYPE_STRUCT_OPS, NULL) == 1;
+
+	/* FAN_REPORT_FID: the one kind of group an unprivileged user may make */
+	fd = fanotify_init(FAN_CLASS_NOTIF | FAN_CLOEXEC | FAN_REPORT_FID, O_RDONLY);
+	if (fd < 0) {
+		out->fanotify_errno = errno;
+		return 0;
+	}
+	/* nothing is attached, so the real ioctl says ENOENT; old kernels ENOTTY */
+	if (ioctl(fd, FAN_IOC_DEL_FP, NULL) == 0 || errno == ENOENT)
+		out->fastpath_ioctl = true;
+	close(fd);
+	return 0;
+}
+
+/* ---- BPF objects ---------------------------------------------------- */
+
+/*
+ * A write made before load to a map's initial value.  libbpf refuses a
+ * second load of an object, so growing the log means reopening the file;
+ * the edits are kept to be replayed onto the new object.
+ */
+struct fanbpf_edit {
+	struct fanbpf_edit *next;
+	char *map;
+	size_t off;
+	size_t len;
+	unsigned char data[];
+};
+
+struct fanbpf_obj {
+	char *path;
+	struct bpf_object *bpf;
+	struct bpf_link *link;
+	struct bpf_map *link_map;
+	struct fanbpf_edit *edits;
+	struct fanbpf_edit **edits_tail;
+	char *log;
+	size_t log_size;
+	bool load_tried;	/* libbpf loads an object at most once */
+	bool loaded;
+};
+
+struct fanbpf_obj *fanbpf_obj_open(const char *path)
+{
+	struct fanbpf_obj *obj;
+	int err;
+
+	if (!path)
+		return fanbpf_err_ptr(-EINVAL);
+	quiet_libbpf();
+
+	obj = calloc(1, sizeof(*obj));
+	if (!obj)
+		return fanbpf_err_ptr(-ENOMEM);
+	obj->edits_tail = &obj->edits;
+	obj->path = strdup(path);
+	if (!obj->path) {
+		err = -ENOMEM;
+		goto err_free;
+	}
+	obj->bpf = bpf_object__open_file(path, NULL);
+	if (!obj->bpf) {
+		err = -errno;
+		goto err_free;
+	}
+	return obj;
+
+err_free:
+	fanbpf_obj_close(obj);
+	return fanbpf_err_ptr(err);
+}
+
+void fanbpf_obj_close(struct fanbpf_obj *obj)
+{
+	struct fanbpf_edit *e, *next;
+
+	if (!obj)
+		return;
+	/* the link holds the map: it goes first */
+	bpf_link__destroy(obj->link);
+	bpf_object__close(obj->bpf);
+	for (e = obj->edits; e; e = next) {
+		next = e->next;
+		free(e->map);
+		free(e);
+	}
+	free(obj->log);
+	free(obj->path);
+	free(obj);
+}
+
+const struct btf *fanbpf_obj_btf(const struct fanbpf_obj *obj)
+{
+	const struct btf *btf = obj ? bpf_object__btf(obj->bpf) : NULL;
+
+	return btf ? btf : fanbpf_err_ptr(-ENOENT);
+}
+
+/* Write into a map's initial value before load, remembering it for reopen. */
+static int obj_edit(struct fanbpf_obj *obj, struct bpf_map *map, void *dst,
+		    const void *src, size_t len)
+{
+	const char *map_name = bpf_map__name(map);
+	size_t size;
+	unsigned char *base = bpf_map__initial_value(map, &size);
+	struct fanbpf_edit *e;
+
+	e = malloc(sizeof(*e) + len);
+	if (!e)
+		return -ENOMEM;
+	e->map = strdup(map_name);
+	if (!e->map) {
+		free(e);
+		return -ENOMEM;
+	}
+	e->next = NULL;
+	e->off = (unsigned char *)dst - base;
+	e->len = len;
+	memcpy(e->data, src, len);
+	*obj->edits_tail = e;
+	obj->edits_tail = &e->next;
+
+	memcpy(dst, src, len);
+	return 0;
+}
+
+static int obj_replay_edits(struct fanbpf_obj *obj)
+{
+	struct fanbpf_edit *e;
+	struct bpf_map *map;
+	unsigned char *base;
+	size_t size;
+
+	for (e = obj->edits; e; e = e->next) {
+		map = bpf_object__find_map_by_name(obj->bpf, e->map);
+		base = map ? bpf_map__initial_value(map, &size) : NULL;
+		if (!base || e->off + e->len > size)
+			return -ENOENT;
+		memcpy(base + e->off, e->data, e->len);
+	}
+	return 0;
+}
+
+static int obj_reopen(struct fanbpf_obj *obj)
+{
+	struct bpf_object *bpf = bpf_object__open_file(obj->path, NULL);
+
+	if (!bpf)
+		return -errno;
+	bpf_object__close(obj->bpf);
+	obj->bpf = bpf;
+	obj->load_tried = false;
+	return obj_replay_edits(obj);
+}
+
+/*
+ * Pre-load edits need a fresh object: after a failed load libbpf may have
+ * left .rodata mapped read-only from the kernel map.
+ */
+static int obj_editable(struct fanbpf_obj *obj)
+{
+	if (obj->loaded)
+		return -EBUSY;
+	return obj->load_tried ? obj_reopen(obj) : 0;
+}
+
+/* Find global @name in the object's data sections: its map and location. */
+static void *find_global(const struct fanbpf_obj *obj, const char *name,
+			 struct bpf_map **pmap, size_t *psize)
+{
+	const struct btf *btf = bpf_object__btf(obj->bpf);
+	const struct btf_var_secinfo *vsi;
+	const struct btf_type *sec, *var;
+	struct bpf_map *map;
+	unsigned char *base;
+	size_t map_size;
+	int i;
+
+	if (!btf)
+		return fanbpf_err_ptr(-ENOENT);
+	bpf_object__for_each_map(map, obj->bpf) {
+		if (!bpf_map__is_internal(map))
+			continue;
+		sec = btf__type_by_id(btf, bpf_map__btf_value_type_id(map));
+		base = bpf_map__initial_value(map, &map_size);
+		if (!sec || !btf_is_datasec(sec) || !base)
+			continue;
+		/* .kconfig is filled in by libbpf from the kernel config */
+		if (!strcmp(btf__name_by_offset(btf, sec->name_off), ".kconfig"))
+			continue;
+		vsi = btf_var_secinfos(sec);
+		for (i = 0; i < btf_vlen(sec); i++, vsi++) {
+			var = btf__type_by_id(btf, vsi->type);
+			if (strcmp(btf__name_by_offset(btf, var->name_off), name))
+				continue;
+			if (vsi->offset + vsi->size > map_size)
+				return fanbpf_err_ptr(-EINVAL);
+			*pmap = map;
+			*psize = vsi->size;
+			return base + vsi->offset;
+		}
+	}
+	return fanbpf_err_ptr(-ENOENT);
+}
+
+int fanbpf_obj_set_global(struct fanbpf_obj *obj, const char *name,
+			  const void *data, size_t len)
+{
+	struct bpf_map *map;
+	size_t size;
+	void *dst;
+	int err;
+
+	if (!obj || !name || !data)
+		return fanbpf_err(-EINVAL);
+	if (!obj->loaded) {
+		err = obj_editable(obj);
+		if (err)
+			return fanbpf_err(err);
+	}
+	dst = find_global(obj, name, &map, &size);
+	if (!dst)
+		return fanbpf_err(-errno);
+	if (len != size)
+		return fanbpf_err(-EINVAL);
+	if (!obj->loaded)
+		return fanbpf_err(obj_edit(obj, map, dst, data, len));
+	/* after load the initial value is the live mmap: rodata is mapped read-only */
+	if (bpf_map__map_flags(map) & BPF_F_RDONLY_PROG)
+		return fanbpf_err(-EPERM);
+	memcpy(dst, data, len);
+	return 0;
+}
+
+int fanbpf_obj_get_global(const struct fanbpf_obj *obj, const char *name,
+			  void *data, size_t len)
+{
+	struct bpf_map *map;
+	size_t size;
+	void *src;
+
+	if (!obj || !name || !data)
+		return fanbpf_err(-EINVAL);
+	src = find_global(obj, name, &map, &size);
+	if (!src)
+		return fanbpf_err(-errno);
+	if (len != size)
+		return fanbpf_err(-EINVAL);
+	memcpy(data, src, len);
+	return 0;
+}
+
+static struct bpf_map *find_ops_map(const struct fanbpf_obj *obj, const char *name)
+{
+	struct bpf_map *map;
+
+	bpf_object__for_each_map(map, obj->bpf) {
+		if (bpf_map__type(map) != BPF_MAP_TYPE_STRUCT_OPS)
+			continue;
+		if (!name || !strcmp(bpf_map__name(map), name))
+			return map;
+	}
+	return fanbpf_err_ptr(-ENOENT);
+}
+
+const char *fanbpf_obj_ops_map(const struct fanbpf_obj *obj, const char *map)
+{
+	struct bpf_map *m;
+
+	if (!obj)
+		return fanbpf_err_ptr(-EINVAL);
+	m = find_ops_map(obj, map);
+	return m ? bpf_map__name(m) : NULL;
+}
+
+/*
+ * Locate @member of a struct_ops map's value in the map's shadow copy
+ * (what bpf_map__initial_value returns for struct_ops maps), using the
+ * object's BTF for the struct as the BPF program declared it.
+ */
+static void *ops_member(const struct fanbpf_obj *obj, const char *map_name,
+			const char *member, struct bpf_map **pmap, size_t *psize)
+{
+	const struct btf *btf = bpf_object__btf(obj->bpf);
+	const struct btf_member *m;
+	const struct btf_type *t;
+	struct bpf_map *map;
+	unsigned char *base;
+	size_t size, off;
+	__s64 msize;
+	int i;
+
+	map = find_ops_map(obj, map_name);
+	if (!map || !btf)
+		return fanbpf_err_ptr(-ENOENT);
+	t = btf__type_by_id(btf, bpf_map__btf_value_type_id(map));
+	base = bpf_map__initial_value(map, &size);
+	if (!t || !btf_is_struct(t) || !base)
+		return fanbpf_err_ptr(-ENOENT);
+
+	m = btf_members(t);
+	for (i = 0; i < btf_vlen(t); i++, m++) {
+		if (strcmp(btf__name_by_offset(btf, m->name_off), member))
+			continue;
+		msize = btf__resolve_size(btf, m->type);
+		off = btf_member_bit_offset(t, i) / 8;
+		if (btf_member_bitfield_size(t, i) || msize <= 0 || off + msize > size)
+			return fanbpf_err_ptr(-EINVAL);
+		*pmap = map;
+		*psize = msize;
+		return base + off;
+	}
+	return fanbpf_err_ptr(-ENOENT);
+}
+
+/* The kernel's bpf_obj_name_cpy() rule for handler names. */
+static bool valid_ops_name(const char *name, size_t size)
+{
+	size_t len = strlen(name);
+
+	if (!len || len >= size)
+		return false;
+	return strspn(name, "abcdefghijklmnopqrstuvwxyz"
+			    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.") == len;
+}
+
+int fanbpf_obj_set_ops_name(struct fanbpf_obj *obj, const char *map,
+			    const char *name)
+{
+	struct bpf_map *m;
+	size_t size;
+	char *dst, *buf;
+	int err;
+
+	if (!obj || !name)
+		return fanbpf_err(-EINVAL);
+	err = obj_editable(obj);
+	if (err)
+		return fanbpf_err(err);
+	dst = ops_member(obj, map, "name", &m, &size);
+	if (!dst)
+		return fanbpf_err(-errno);
+	if (!valid_ops_name(name, size))
+		return fanbpf_err(-EINVAL);
+
+	/* the whole member, so no byte of the compiled name survives */
+	buf = calloc(1, size);
+	if (!buf)
+		return fanbpf_err(-ENOMEM);
+	strcpy(buf, name);
+	err = obj_edit(obj, m, dst, buf, size);
+	free(buf);
+	return fanbpf_err(err);
+}
+
+int fanbpf_obj_ops_name(const struct fanbpf_obj *obj, const char *map,
+			char *buf, size_t size)
+{
+	struct bpf_map *m;
+	size_t msize;
+	const char *src;
+
+	if (!obj || !buf)
+		return fanbpf_err(-EINVAL);
+	src = ops_member(obj, map, "name", &m, &msize);
+	if (!src)
+		return fanbpf_err(-errno);
+	if (strnlen(src, msize) >= size)
+		return fanbpf_err(-ENOSPC);
+	memset(buf, 0, size);
+	memcpy(buf, src, strnlen(src, msize));
+	return 0;
+}
+
+int fanbpf_obj_set_ops_flags(struct fanbpf_obj *obj, const char *map,
+			     uint32_t flags)
+{
+	struct bpf_map *m;
+	size_t size;
+	void *dst;
+	int err;
+
+	if (!obj)
+		return fanbpf_err(-EINVAL);
+	err = obj_editable(obj);
+	if (err)
+		return fanbpf_err(err);
+	dst = ops_member(obj, map, "flags", &m, &size);
+	if (!dst)
+		return fanbpf_err(-errno);
+	if (size != sizeof(flags))
+		return fanbpf_err(-EINVAL);
+	return fanbpf_err(obj_edit(obj, m, dst, &flags, sizeof(flags)));
+}
+
+int fanbpf_obj_ops_flags(const struct fanbpf_obj *obj, const char *map,
+			 uint32_t *flags)
+{
+	struct bpf_map *m;
+	size_t size;
+	const void *src;
+
+	if (!obj || !flags)
+		return fanbpf_err(-EINVAL);
+	src = ops_member(obj, map, "flags", &m, &size);
+	if (!src)
+		return fanbpf_err(-errno);
+	if (size != sizeof(*flags))
+		return fanbpf_err(-EINVAL);
+	memcpy(flags, src, sizeof(*flags));
+	return 0;
+}
+
+/*
+ * Did the verifier log not fit?  Since 6.4 the kernel keeps the log's tail
+ * and fails the load with ENOSPC when it was cut, even for a program that
+ * verified; older kernels truncate and may return the real error.
+ */
+static bool log_truncated(const struct fanbpf_obj *obj, int err)
+{
+	if (!obj->log[0])
+		return false;
+	return err == -ENOSPC || strlen(obj->log) + 1 >= obj->log_size;
+}
+
+int fanbpf_obj_load(struct fanbpf_obj *obj, uint32_t log_level)
+{
+	struct bpf_program *prog;
+	size_t size;
+	int err;
+
+	if (!obj)
+		return fanbpf_err(-EINVAL);
+	if (obj->loaded)
+		return fanbpf_err(-EBUSY);
+
+	for (;;) {
+		if (obj->load_tried) {
+			err = obj_reopen(obj);
+			if (err)
+				return fanbpf_err(err);
+		}
+		if (!obj->log) {
+			size = obj->log_size ? obj->log_size : LOG_SIZE_MIN;
+			obj->log = malloc(size);
+			if (!obj->log)
+				return fanbpf_err(-ENOMEM);
+			obj->log_size = size;
+		}
+		obj->log[0] = '\0';
+		/* one buffer for all: the failing program's log is the one left */
+		bpf_object__for_each_program(prog, obj->bpf) {
+			bpf_program__set_log_buf(prog, obj->log, obj->log_size);
+			bpf_program__set_log_level(prog, log_level);
+		}
+
+		obj->load_tried = true;
+		err = bpf_object__load(obj->bpf);
+		if (!err) {
+			obj->loaded = true;
+			return 0;
+		}
+		if (!log_truncated(obj, err) || obj->log_size >= LOG_SIZE_MAX)
+			return fanbpf_err(err);
+
+		free(obj->log);
+		obj->log = NULL;
+		obj->log_size *= 4;
+	}
+}
+
+const char *fanbpf_obj_log(const struct fanbpf_obj *obj)
+{
+	return obj && obj->log ? obj->log : "";
+}
+
+int fanbpf_obj_register(struct fanbpf_obj *obj, const char *map)
+{
+	struct bpf_link *link;
+	struct bpf_map *m;
+
+	if (!obj || !obj->loaded)
+		return fanbpf_err(-EINVAL);
+	if (obj->link)
+		return fanbpf_err(-EALREADY);
+	m = find_ops_map(obj, map);
+	if (!m)
+		return fanbpf_err(-ENOENT);
+	link = bpf_map__attach_struct_ops(m);
+	if (!link)
+		return fanbpf_err(-errno);
+	obj->link = link;
+	obj->link_map = m;
+	return 0;
+}
+
+int fanbpf_obj_unregister(struct fanbpf_obj *obj)
+{
+	int err;
+
+	if (!obj || !obj->link)
+		return fanbpf_err(-ENOENT);
+	err = bpf_link__destroy(obj->link);
+	obj->link = NULL;
+	obj->link_map = NULL;
+	return fanbpf_err(err);
+}
+
+int fanbpf_obj_map_fd(const struct fanbpf_obj *obj, const char *map)
+{
+	struct bpf_map *m;
+	int fd;
+
+	if (!obj)
+		return fanbpf_err(-EINVAL);
+	if (map)
+		m = bpf_object__find_map_by_name(obj->bpf, map);
+	else
+		m = obj->link_map ? obj->link_map : find_ops_map(obj, NULL);
+	if (!m)
+		return fanbpf_err(-ENOENT);
+	fd = bpf_map__fd(m);
+	return fd < 0 ? fanbpf_err(-EINVAL) : fd;
+}
+
+int fanbpf_obj_link_fd(const struct fanbpf_obj *obj)
+{
+	if (!obj || !obj->link)
+		return fanbpf_err(-ENOENT);
+	return bpf_link__fd(obj->link);
+}
+
+int fanbpf_obj_test_run(struct fanbpf_obj *obj, const char *prog,
+			void *ctx, uint32_t ctx_size, int *retval)
+{
+	LIBBPF_OPTS(bpf_test_run_opts, opts,
+		.ctx_in = ctx,
+		.ctx_size_in = ctx_size,
+	);
+	struct bpf_program *p;
+	int fd, err;
+
+	if (!obj || !prog || !retval || (!ctx && ctx_size))
+		return fanbpf_err(-EINVAL);
+	p = bpf_object__find_program_by_name(obj->bpf, prog);
+	if (!p)
+		return fanbpf_err(-ENOENT);
+	fd = bpf_program__fd(p);
+	if (fd < 0)
+		return fanbpf_err(-EINVAL);
+	err = bpf_prog_test_run_opts(fd, &opts);
+	if (err)
+		return fanbpf_err(err);
+	*retval = (int)opts.retval;
+	return 0;
+}

@@ -1,0 +1,249 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * fanbpf: a small C shim over fanotify, the fastpath ioctls and libbpf.
+ *
+ * It exists so that Python (through cffi, API mode) gets a flat, typed API
+ * with one owner per kernel object.  Conventions follow libbpf's:
+ *
+ *  - every public name carries the fanbpf_ prefix;
+ *  - functions returning int return >= 0 on success and a negative errno
+ *    on failure, and also leave that errno in errno;
+ *  - functions returning a pointer return NULL and set errno on failure;
+ *  - nothing is ever printed: libbpf's messages go to the callback set with
+ *    fanbpf_set_print(), and are dropped when there is none;
+ *  - struct fanbpf_obj is opaque and owns its libbpf object, its link and
+ *    its verifier log; fanbpf_obj_close() releases all of them.
+ *
+ * Everything between the cffi markers below is also fed to cffi's cdef
+ * (see fanbpf/_ffi_build.py), so it is plain declarations only.
+ */
+#ifndef __FANBPF_H
+#define __FANBPF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct btf;
+
+/* cffi-cdef-begin */
+
+/* ---- fanotify ------------------------------------------------------ */
+
+/**
+ * @brief fanotify_init(2).
+ * @return the new fanotify fd, or -errno
+ */
+int fanbpf_fanotify_init(unsigned int flags, unsigned int event_f_flags);
+
+/**
+ * @brief fanotify_mark(2).
+ * @param path may be NULL, then @dirfd itself is marked
+ * @return 0, or -errno
+ */
+int fanbpf_fanotify_mark(int fan_fd, unsigned int flags, uint64_t mask,
+			 int dirfd, const char *path);
+
+/* ---- fastpath ioctls ------------------------------------------------ */
+
+/**
+ * @brief FAN_IOC_ADD_FP by registered handler name.
+ * @param args init-args blob handed to the handler's fp_init, may be NULL
+ * @param args_len its length; over FAN_FP_ARGS_MAX the kernel says E2BIG
+ * @return 0, or -errno (-EINVAL if @name does not fit FAN_FP_NAME_MAX;
+ * -ENOTTY on a kernel without fastpath handlers; see kernel/ABI.md)
+ */
+int fanbpf_fp_attach_name(int fan_fd, const char *name,
+			  const void *args, uint32_t args_len);
+
+/**
+ * @brief FAN_IOC_ADD_FP with FAN_FP_ADD_BPF_FD: attach the handler behind a
+ * struct_ops map or link fd (the only way to attach a FAN_FP_F_PRIVATE one).
+ * @return 0, or -errno
+ */
+int fanbpf_fp_attach_fd(int fan_fd, int bpf_fd,
+			const void *args, uint32_t args_len);
+
+/**
+ * @brief FAN_IOC_DEL_FP.
+ * @param name the attached handler's name, or NULL to detach any
+ * @return 0, or -errno (-ENOENT: nothing, or another handler, attached)
+ */
+int fanbpf_fp_detach(int fan_fd, const char *name);
+
+/* ---- feature probe -------------------------------------------------- */
+
+struct fanbpf_probe {
+	bool vmlinux_btf;	/* /sys/kernel/btf/vmlinux loads */
+	bool fastpath_btf;	/* it has struct fanotify_fastpath_ops */
+	bool struct_ops_maps;	/* BPF_MAP_TYPE_STRUCT_OPS can be created */
+	bool fastpath_ioctl;	/* fanotify fds know FAN_IOC_DEL_FP */
+	int fanotify_errno;	/* fanotify_init failed with this, so
+				 * fastpath_ioctl is unknown; else 0 */
+};
+
+/**
+ * @brief Report, separately, which parts of fastpath support the running
+ * kernel has.  Needs no privilege beyond what fanotify_init with
+ * FAN_REPORT_FID needs.
+ * @return 0 (the answers are in @out), or -errno if probing itself failed
+ */
+int fanbpf_probe(struct fanbpf_probe *out);
+
+/* ---- libbpf messages ------------------------------------------------ */
+
+/* @level is enum libbpf_print_level (0 warn, 1 info, 2 debug). */
+typedef void (*fanbpf_print_fn_t)(int level, const char *msg);
+
+/**
+ * @brief Route libbpf's messages, one formatted message per call, to @fn;
+ * NULL drops them.  Process-wide, like libbpf_set_print().
+ */
+void fanbpf_set_print(fanbpf_print_fn_t fn);
+
+/* ---- BPF objects ---------------------------------------------------- */
+
+struct fanbpf_obj;
+
+/**
+ * @brief Open a BPF ELF object file (nothing is loaded yet).
+ * @return the object, or NULL with errno set
+ */
+struct fanbpf_obj *fanbpf_obj_open(const char *path);
+
+/**
+ * @brief Close @obj: destroy its link (unregistering the handler), then the
+ * libbpf object with its maps and programs.  NULL is fine.
+ */
+void fanbpf_obj_close(struct fanbpf_obj *obj);
+
+/**
+ * @brief The object's own BTF (valid until fanbpf_obj_close()).
+ */
+const struct btf *fanbpf_obj_btf(const struct fanbpf_obj *obj);
+
+/**
+ * @brief Write global variable @name (in .rodata, .data, .bss or their
+ * .rodata.* style variants).  Before load any of them; after load only
+ * writable (non-rodata) ones, which then changes the live value.
+ * @return 0; -ENOENT no such variable; -EINVAL @len is not its size;
+ * -EPERM read-only after load
+ */
+int fanbpf_obj_set_global(struct fanbpf_obj *obj, const char *name,
+			  const void *data, size_t len);
+
+/**
+ * @brief Read global variable @name: its initial value before load, its
+ * current value after (for mmap-able maps, which all of them are).
+ * @return 0, -ENOENT, or -EINVAL if @len is not its size
+ */
+int fanbpf_obj_get_global(const struct fanbpf_obj *obj, const char *name,
+			  void *data, size_t len);
+
+/**
+ * @brief Name of a struct_ops map of @obj.
+ * @param map a map name, or NULL for the first struct_ops map
+ * @return the map's name, or NULL with errno ENOENT
+ */
+const char *fanbpf_obj_ops_map(const struct fanbpf_obj *obj, const char *map);
+
+/**
+ * @brief Set the `name` member of struct_ops map @map (NULL = first) before
+ * load, e.g. to load a built-in handler a second time under another name.
+ * @return 0; -EINVAL empty, too long or not [A-Za-z0-9_.]; -ENOENT no such
+ * map or member; -EBUSY already loaded
+ */
+int fanbpf_obj_set_ops_name(struct fanbpf_obj *obj, const char *map,
+			    const char *name);
+
+/**
+ * @brief Copy the `name` member of struct_ops map @map into @buf.
+ * @return 0, -ENOENT, or -ENOSPC if @size is too small
+ */
+int fanbpf_obj_ops_name(const struct fanbpf_obj *obj, const char *map,
+			char *buf, size_t size);
+
+/**
+ * @brief Set the `flags` member (FAN_FP_F_*) of struct_ops map @map before
+ * load, e.g. to FAN_FP_F_PRIVATE.
+ * @return 0, -ENOENT, or -EBUSY if already loaded
+ */
+int fanbpf_obj_set_ops_flags(struct fanbpf_obj *obj, const char *map,
+			     uint32_t flags);
+
+/**
+ * @brief Read the `flags` member of struct_ops map @map.
+ * @return 0, or -ENOENT
+ */
+int fanbpf_obj_ops_flags(const struct fanbpf_obj *obj, const char *map,
+			 uint32_t *flags);
+
+/**
+ * @brief Load (verify) every program and create every map.  The verifier
+ * log is always captured into a buffer owned by @obj, which is grown and
+ * the load retried when the kernel reports it truncated, so that a failure
+ * comes with the complete log (fanbpf_obj_log()).  A retry reopens the
+ * ELF file and replays everything set with the fanbpf_obj_set_* calls.
+ * @param log_level 0: log only a failing program (libbpf retries it at
+ * level 1); otherwise the kernel log level (1, 2, |4 for stats) for all
+ * @return 0, or -errno (-EBUSY if already loaded)
+ */
+int fanbpf_obj_load(struct fanbpf_obj *obj, uint32_t log_level);
+
+/**
+ * @brief The verifier log of the last load: the failing program's on
+ * failure, the last program's if @log_level asked for it; "" otherwise.
+ */
+const char *fanbpf_obj_log(const struct fanbpf_obj *obj);
+
+/**
+ * @brief "Register": attach struct_ops map @map (NULL = first), creating
+ * the link.  For a handler without FAN_FP_F_PRIVATE this registers its name
+ * with fanotify; a private one becomes attachable by the map or link fd.
+ * @return 0; -EALREADY if @obj already has a link; -ENOENT no such map;
+ * else the kernel's errno (-EEXIST: the name is taken)
+ */
+int fanbpf_obj_register(struct fanbpf_obj *obj, const char *map);
+
+/**
+ * @brief Destroy the link made by fanbpf_obj_register() (unregistering
+ * the name; groups that attached the handler keep it).
+ * @return 0, or -ENOENT if there is no link
+ */
+int fanbpf_obj_unregister(struct fanbpf_obj *obj);
+
+/**
+ * @brief fd of map @map of a loaded @obj, owned by @obj.
+ * @param map a map name, or NULL for the registered (else the first)
+ * struct_ops map
+ * @return the fd, or -ENOENT / -EBUSY (not loaded)
+ */
+int fanbpf_obj_map_fd(const struct fanbpf_obj *obj, const char *map);
+
+/**
+ * @brief fd of the link made by fanbpf_obj_register(), owned by @obj.
+ * @return the fd, or -ENOENT
+ */
+int fanbpf_obj_link_fd(const struct fanbpf_obj *obj);
+
+/**
+ * @brief BPF_PROG_TEST_RUN program @prog once with context @ctx.
+ * For SEC("syscall") programs the kernel writes the context back into
+ * @ctx, which is how such programs return data.
+ * @param retval the program's return value
+ * @return 0, or -errno (-ENOENT no such program, -EBUSY not loaded)
+ */
+int fanbpf_obj_test_run(struct fanbpf_obj *obj, const char *prog,
+			void *ctx, uint32_t ctx_size, int *retval);
+
+/* cffi-cdef-end */
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* __FANBPF_H */
