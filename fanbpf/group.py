@@ -1,0 +1,528 @@
+# SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+"""A fanotify group: the fd, its marks, reading events and answering permissions.
+
+:class:`Group` is the single owner of a fanotify fd and of every fd that
+reading it produces::
+
+    with Group() as group:
+        group.mark("/srv/data", EventMask.CREATE | EventMask.DELETE | EventMask.ONDIR)
+        for event in group:
+            print(event.mask, event.path)
+
+File descriptors and their lifetime:
+
+* the fanotify fd: closed by :meth:`Group.close` (or ``with``); closing it
+  also detaches any fastpath handler and lets the kernel allow every
+  permission event still waiting;
+* event fds and pidfds: owned by the :class:`~fanbpf.events.Event`; the
+  group closes them when it reads its next batch, unless you took them
+  (:meth:`Event.take_fd`), and you may close them sooner (:meth:`Event.close`).
+  A permission event's fd stays open until it is answered;
+* one directory fd per filesystem marked by a FID group, used to open the
+  reported file handles (:attr:`Event.path`); closed with the group. Note
+  that it keeps the mount busy.
+
+A group is not thread-safe; use it from one thread (or one event loop).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import enum
+import errno as _errno
+import math
+import os
+import select
+import stat
+import struct
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from typing import Any, NoReturn, Union
+
+from .events import DirFidNameInfo, Event, FidInfo, _OwnedFds, parse_events
+from .flags import EventMask, InfoType, InitFlag, MarkFlag, Response
+
+__all__ = ["Group", "DEFAULT_FLAGS", "DEFAULT_EVENT_FLAGS"]
+
+PathArg = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
+
+#: FID mode with directory handles and names: every event type can be
+#: marked (create, delete and move need FID mode), events carry the entry
+#: names that name and subtree rules match on, and no fd is opened per event.
+DEFAULT_FLAGS = InitFlag.CLASS_NOTIF | InitFlag.REPORT_FID | InitFlag.REPORT_DFID_NAME
+#: How the kernel opens event fds for groups without FID reporting.
+DEFAULT_EVENT_FLAGS = os.O_RDONLY | os.O_CLOEXEC | os.O_LARGEFILE
+
+# Always added: the group polls before reading (and asyncio needs a read
+# that cannot block), and a fanotify fd leaking into children is a hazard.
+_FORCED_INIT_FLAGS = InitFlag.CLOEXEC | InitFlag.NONBLOCK
+_FID_FLAGS = InitFlag.REPORT_FID | InitFlag.REPORT_DIR_FID
+_MARK_ADD, _MARK_REMOVE, _MARK_FLUSH = 0x01, 0x02, 0x80
+_AT_FDCWD = -100
+_RESPONSE = struct.Struct("=iI")  # struct fanotify_response
+_DENY_ERRNO_SHIFT = 24  # FAN_DENY_ERRNO(err): the errno in the top byte (Linux 6.13+)
+# Reads are sized so that one batch cannot exhaust RLIMIT_NOFILE when
+# every event carries an fd; FID events carry none and are bigger.
+_READ_SIZE_FDS, _READ_SIZE_FID = 4096, 65536
+
+
+class Group:
+    """A fanotify group (``fanotify_init(2)``) and everything read from it.
+
+    ``flags`` are :class:`InitFlag` bits (``CLOEXEC`` and ``NONBLOCK`` are
+    always added); the default, :data:`DEFAULT_FLAGS`, is a notification
+    group in FID mode with names. Permission events need
+    ``InitFlag.CLASS_CONTENT`` without FID flags, e.g.
+    ``Group(InitFlag.CLASS_CONTENT)``. ``event_flags`` are the ``open(2)``
+    flags of event fds. With ``resolve_paths`` (default) each event's
+    :attr:`~Event.path` is looked up when it is read; turn it off to save a
+    ``readlink`` (and for FID groups an ``open_by_handle_at``) per event.
+
+    Raises OSError (``PermissionError`` without ``CAP_SYS_ADMIN`` for most
+    flags, ``OSError(EINVAL)`` for combinations the kernel refuses).
+    """
+
+    def __init__(
+        self,
+        flags: int = DEFAULT_FLAGS,
+        event_flags: int = DEFAULT_EVENT_FLAGS,
+        *,
+        resolve_paths: bool = True,
+    ) -> None:
+        self._fd = -1  # first, so close() and __del__ work if __init__ fails
+        flags = InitFlag(_check_uint(flags, "flags", 32)) | _FORCED_INIT_FLAGS
+        event_flags = _check_uint(event_flags, "event_flags", 32)
+        from ._binding import lib
+
+        self._lib = lib
+        fd = lib.fanbpf_fanotify_init(flags, event_flags)
+        if fd < 0:
+            _raise(-fd, f"fanotify_init {_names(flags)}", hints=_INIT_HINTS)
+        self._fd = fd
+        self._flags = flags
+        self._fid_mode = bool(flags & _FID_FLAGS)
+        self._read_size = (
+            _READ_SIZE_FID if self._fid_mode and not flags & InitFlag.REPORT_PIDFD else _READ_SIZE_FDS
+        )
+        self._resolve_paths = resolve_paths
+        self._open_by_handle = _open_by_handle_at()
+        self._mount_fds: dict[int, int] = {}  # fsid -> a directory fd on that filesystem
+        self._batch: list[_OwnedFds] = []  # fds of the last batch, closed on the next read
+        self._unanswered: dict[int, _OwnedFds] = {}  # event fd -> permission event's fds
+        self._backlog: collections.deque[Event] = collections.deque()  # read, not yet iterated
+        self._waiter: tuple[asyncio.AbstractEventLoop, asyncio.Future[None]] | None = None
+        self._overflows = 0
+
+    # --- the fd ----------------------------------------------------------
+
+    def fileno(self) -> int:
+        """The fanotify fd (for ``select``, or to attach a handler by hand)."""
+        self._check_open()
+        return self._fd
+
+    @property
+    def closed(self) -> bool:
+        return self._fd < 0
+
+    @property
+    def flags(self) -> InitFlag:
+        """The ``fanotify_init`` flags in effect (with the forced ones)."""
+        return self._flags
+
+    @property
+    def overflows(self) -> int:
+        """How many queue-overflow events were read: each means events were lost."""
+        return self._overflows
+
+    def close(self) -> None:
+        """Close the group and every fd it still owns. Idempotent.
+
+        The kernel allows all permission events still waiting and detaches
+        any fastpath handler. Events already handed out lose their fds.
+        """
+        if self._fd < 0:
+            return
+        fd, self._fd = self._fd, -1
+        if self._waiter is not None:  # wake an `async for` before its fd goes away
+            loop, future = self._waiter
+            loop.remove_reader(fd)
+            if not future.done():
+                future.set_result(None)
+        owned = [*self._batch, *self._unanswered.values(), *(e._fds for e in self._backlog if e._fds)]
+        self._batch, self._unanswered = [], {}
+        self._backlog.clear()
+        for box in owned:
+            box.release()
+        os.close(fd)  # first: closing the mount fds must not queue events
+        for mount_fd in self._mount_fds.values():
+            os.close(mount_fd)
+        self._mount_fds.clear()
+
+    def __enter__(self) -> Group:
+        self._check_open()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        if getattr(self, "_fd", -1) >= 0:
+            warnings.warn(f"unclosed {self!r}", ResourceWarning, source=self, stacklevel=2)
+            self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else f"fd={self._fd}"
+        return f"<{type(self).__name__} {state} flags={getattr(self, '_flags', None)!r}>"
+
+    def _check_open(self) -> None:
+        if self._fd < 0:
+            raise ValueError("fanotify group is closed")
+
+    # --- marks -------------------------------------------------------------
+
+    def mark(self, path: PathArg, mask: int, flags: int = MarkFlag.INODE) -> None:
+        """Add ``mask`` (:class:`EventMask`) to the mark on ``path``.
+
+        ``flags`` (:class:`MarkFlag`) choose what is marked: the inode
+        (default), ``MOUNT`` or ``FILESYSTEM``, plus modifiers such as
+        ``ONLYDIR`` or ``IGNORE``. Directories report events on themselves
+        only with ``ONDIR`` and on their children only with
+        ``EVENT_ON_CHILD`` (or, for create/delete/move, always).
+        Raises FileNotFoundError (naming the path) and the other OSErrors of
+        ``fanotify_mark(2)``, TypeError/ValueError for bad arguments.
+        """
+        self._check_open()
+        mount = None
+        if self._fid_mode and self._resolve_paths and self._open_by_handle is not None:
+            # Opened before the mark exists, so that the open is not an event.
+            mount = self._open_mount_fd(os.fsencode(path), flags)
+        try:
+            self._modify_mark(_MARK_ADD, path, mask, flags)
+        except BaseException:
+            if mount:
+                os.close(mount[1])
+            raise
+        if mount:
+            self._mount_fds[mount[0]] = mount[1]
+
+    def unmark(self, path: PathArg, mask: int, flags: int = MarkFlag.INODE) -> None:
+        """Remove ``mask`` from the mark on ``path`` (the mark goes when its mask is empty)."""
+        self._modify_mark(_MARK_REMOVE, path, mask, flags)
+
+    def flush(self, flags: int = MarkFlag.INODE) -> None:
+        """Remove all marks of one type: ``MarkFlag.INODE``, ``MOUNT`` or ``FILESYSTEM``."""
+        self._check_open()
+        flags = _check_uint(flags, "flags", 32)
+        if flags & ~MarkFlag.MNTNS:
+            raise ValueError(f"flush() takes only a mark type, not {MarkFlag(flags)!r}")
+        from ._binding import ffi
+
+        rc = self._lib.fanbpf_fanotify_mark(self._fd, _MARK_FLUSH | flags, 0, _AT_FDCWD, ffi.NULL)
+        if rc < 0:
+            _raise(-rc, f"flush {_names(MarkFlag(flags))} marks")
+
+    def _modify_mark(self, op: int, path: PathArg, mask: int, flags: int) -> None:
+        self._check_open()
+        raw = os.fsencode(path)  # TypeError for anything that is not a path
+        if b"\0" in raw:
+            raise ValueError(f"embedded null byte in path {path!r}")
+        mask = _check_uint(mask, "mask", 64)
+        if not mask:
+            raise ValueError("mask is empty")
+        flags = _check_uint(flags, "flags", 32)
+        if flags & (_MARK_ADD | _MARK_REMOVE | _MARK_FLUSH):
+            raise ValueError("flags must not hold the add/remove/flush bits: use mark(), unmark(), flush()")
+        rc = self._lib.fanbpf_fanotify_mark(self._fd, op | flags, mask, _AT_FDCWD, raw)
+        if rc < 0:
+            verb = "mark" if op == _MARK_ADD else "unmark"
+            what = f"{verb} {_names(EventMask(mask))} with {_names(MarkFlag(flags))}"
+            _raise(-rc, what, os.fsdecode(raw), hints=_MARK_HINTS)
+
+    def _open_mount_fd(self, raw: bytes, flags: int) -> tuple[int, int] | None:
+        """An fd to decode handles of the filesystem ``raw`` is on, if it is a new one.
+
+        ``open_by_handle_at`` refuses ``O_PATH`` fds, so this is the marked
+        directory (or a file's parent) opened for reading. Returns
+        ``(fsid, fd)``; None if the filesystem is known or it cannot be
+        opened (its paths then stay None).
+        """
+        nofollow = os.O_NOFOLLOW if flags & MarkFlag.DONT_FOLLOW else 0
+        try:
+            probe = os.open(raw, os.O_PATH | os.O_CLOEXEC | nofollow)
+        except (OSError, ValueError):
+            return None  # the mark reports the error
+        try:
+            fsid = os.fstatvfs(probe).f_fsid
+            if fsid in self._mount_fds:
+                return None
+            readable = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+            if stat.S_ISDIR(os.fstat(probe).st_mode):
+                return fsid, os.open(f"/proc/self/fd/{probe}", readable)
+            fd = os.open(os.path.dirname(os.path.abspath(raw)), readable)
+            if os.fstatvfs(fd).f_fsid != fsid:  # a file mounted over another filesystem
+                os.close(fd)
+                return None
+            return fsid, fd
+        except OSError:
+            return None
+        finally:
+            os.close(probe)
+
+    # --- reading -------------------------------------------------------
+
+    def read_events(self, timeout: float | None = None) -> list[Event]:
+        """Wait up to ``timeout`` seconds (``None``: forever) and return the next batch.
+
+        Returns ``[]`` on timeout. Reading a batch closes the fds of the
+        previous one (see the module docstring). Events that iteration
+        has read but not yet yielded come first.
+        """
+        self._check_open()
+        if self._backlog:
+            events = list(self._backlog)
+            self._backlog.clear()
+            return events
+        deadline = None if timeout is None else time.monotonic() + max(timeout, 0)
+        while True:
+            remaining = None if deadline is None else max(deadline - time.monotonic(), 0)
+            if self._wait_readable(remaining):
+                events = self._read_batch()
+                if events:
+                    return events
+            if remaining == 0:
+                return []
+
+    def _wait_readable(self, timeout: float | None) -> bool:
+        poller = select.poll()
+        poller.register(self._fd, select.POLLIN)
+        return bool(poller.poll(None if timeout is None else math.ceil(timeout * 1000)))
+
+    def _read_batch(self) -> list[Event]:
+        for box in self._batch:
+            box.close()
+        self._batch = []
+        try:
+            data = os.read(self._fd, self._read_size)
+        except BlockingIOError:
+            return []
+        events = []
+        for event in parse_events(data):
+            if event.is_overflow:
+                self._overflows += 1
+            box = event._fds
+            if box is not None:
+                if event.is_permission and event.fd is not None:
+                    box.pinned = True
+                    self._unanswered[event.fd] = box
+                else:
+                    self._batch.append(box)
+            events.append(self._with_paths(event) if self._resolve_paths else event)
+        return events
+
+    def __iter__(self) -> Iterator[Event]:
+        """Blocking iteration; ends when the group is closed."""
+        self._check_open()
+        return self
+
+    def __next__(self) -> Event:
+        while not self._backlog:
+            if self.closed:
+                raise StopIteration
+            self._backlog.extend(self.read_events())
+        return self._backlog.popleft()
+
+    def __aiter__(self) -> Group:
+        """``async for``: waits with ``loop.add_reader``, no threads; ends when closed."""
+        self._check_open()
+        return self
+
+    async def __anext__(self) -> Event:
+        while not self._backlog:
+            if self.closed:
+                raise StopAsyncIteration
+            await self._readable()
+            if self.closed:
+                raise StopAsyncIteration
+            self._backlog.extend(self._read_batch())
+        return self._backlog.popleft()
+
+    async def _readable(self) -> None:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        fd = self._fd
+
+        def ready() -> None:
+            if not future.done():
+                future.set_result(None)
+
+        loop.add_reader(fd, ready)
+        self._waiter = (loop, future)
+        try:
+            await future
+        finally:
+            self._waiter = None
+            if not self.closed:  # close() already removed it
+                loop.remove_reader(fd)
+
+    # --- paths -------------------------------------------------------------
+
+    def _with_paths(self, event: Event) -> Event:
+        if event.fd is not None:
+            return replace(event, path=_readlink(event.fd))
+        if not event.info or not self._mount_fds:
+            return event
+        paths: dict[InfoType, str | None] = {}
+        for record in event.info:
+            if isinstance(record, DirFidNameInfo):
+                paths[record.info_type] = self._entry_path(record)
+            elif isinstance(record, FidInfo) and record.info_type == InfoType.FID:
+                paths[InfoType.FID] = self._handle_path(record)
+        new_path = paths.get(InfoType.NEW_DFID_NAME)
+        path = paths.get(InfoType.DFID_NAME) or paths.get(InfoType.FID) or new_path
+        return replace(event, path=path, old_path=paths.get(InfoType.OLD_DFID_NAME), new_path=new_path)
+
+    def _entry_path(self, record: DirFidNameInfo) -> str | None:
+        directory = self._handle_path(record)
+        if directory is None or record.name == ".":
+            return directory
+        return os.path.join(directory, record.name)
+
+    def _handle_path(self, record: FidInfo | DirFidNameInfo) -> str | None:
+        mount_fd = self._mount_fds.get(record.fsid)
+        if mount_fd is None or self._open_by_handle is None:
+            return None
+        fd = self._open_by_handle(mount_fd, record.file_handle, os.O_PATH | os.O_CLOEXEC)
+        if fd < 0:
+            return None  # ESTALE: gone already
+        try:
+            return _readlink(fd)
+        finally:
+            os.close(fd)
+
+    # --- permission events ---------------------------------------------
+
+    def respond(self, event: Event, allow: bool, *, errno: int = _errno.EPERM, audit: bool = False) -> None:
+        """Answer a permission event: let the access proceed or fail it with ``errno``.
+
+        Any errno but ``EPERM`` needs ``FAN_DENY_ERRNO`` (Linux 6.13+; the
+        kernel also limits it to pre-content groups and a few errnos): if
+        the kernel refuses, ValueError is raised and the event stays
+        unanswered, so it can be denied with ``EPERM`` instead. Answering a
+        non-permission event, an event twice or another group's event raises
+        ValueError. The event's fd is closed once answered (unless taken).
+        """
+        self._check_open()
+        if not isinstance(event, Event):
+            raise TypeError(f"respond() needs an Event, not {type(event).__name__}")
+        if not event.is_permission:
+            raise ValueError(f"{event.mask!r} is not a permission event")
+        box = self._unanswered.get(event.fd) if event.fd is not None else None
+        if box is None or box is not event._fds:
+            raise ValueError("event is already answered, or was not read from this group")
+        response = Response.ALLOW if allow else Response.DENY
+        if not allow and errno != _errno.EPERM:
+            if not _check_uint(errno, "errno", 8):
+                raise ValueError("errno must be a positive errno value, not 0")
+            response |= errno << _DENY_ERRNO_SHIFT
+        if audit:
+            response |= Response.AUDIT
+        try:
+            os.write(self._fd, _RESPONSE.pack(event.fd, response))
+        except OSError as err:
+            if err.errno == _errno.EINVAL and response >> _DENY_ERRNO_SHIFT:
+                raise ValueError(
+                    f"the kernel refused to deny with errno {errno} ({_errno.errorcode.get(errno, '?')}): "
+                    "errnos other than EPERM need Linux 6.13+ and a CLASS_PRE_CONTENT group, and only "
+                    "EIO, EPERM, EBUSY, ETXTBSY, EAGAIN, ENOSPC or EDQUOT; the event is still unanswered"
+                ) from None
+            raise
+        del self._unanswered[event.fd]
+        box.release()
+
+    def allow(self, event: Event, *, audit: bool = False) -> None:
+        """Let the access behind a permission event proceed."""
+        self.respond(event, True, audit=audit)
+
+    def deny(self, event: Event, errno: int = _errno.EPERM, *, audit: bool = False) -> None:
+        """Fail the access behind a permission event with ``errno`` (see :meth:`respond`)."""
+        self.respond(event, False, errno=errno, audit=audit)
+
+    # --- fastpath handlers -------------------------------------------------
+
+    def attach(self, target: Any, args: Any = None) -> Any:
+        """Attach a fastpath handler to this group: see :func:`fanbpf.handler.attach`."""
+        fd = self.fileno()
+        from . import handler
+
+        return handler.attach(fd, target, args)
+
+    def detach(self, name: str | None = None) -> Any:
+        """Detach the fastpath handler (``name``: only if it is that one): see :func:`fanbpf.handler.detach`."""
+        fd = self.fileno()
+        from . import handler
+
+        return handler.detach(fd, name)
+
+
+def _check_uint(value: object, what: str, bits: int) -> int:
+    """Flags and masks: ints (IntFlags included) that fit the C type, nothing else."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{what} must be an int or a flag, not {type(value).__name__}")
+    if not 0 <= value < 1 << bits:
+        raise ValueError(f"{what} {value:#x} does not fit an unsigned {bits}-bit field")
+    return int(value)
+
+
+def _open_by_handle_at() -> Callable[[int, bytes, int], int] | None:
+    """``open_by_handle_at(mount_fd, file_handle, flags)`` -> fd or -errno, if the shim has it.
+
+    The os module lacks it; without it FID events get no paths (their
+    names and handles are still there).
+    """
+    from ._binding import ffi, lib
+
+    shim = getattr(lib, "fanbpf_open_by_handle_at", None)
+    if shim is None:
+        return None
+    return lambda mount_fd, handle, flags: shim(mount_fd, ffi.from_buffer(handle), len(handle), flags)
+
+
+def _readlink(fd: int) -> str | None:
+    try:
+        return os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        return None
+
+
+def _names(flags: enum.IntFlag) -> str:
+    """``CREATE|ONDIR`` rather than ``<EventMask.CREATE|ONDIR: 1073742080>``."""
+    return flags.name or f"{flags.value:#x}"
+
+
+_INIT_HINTS = {
+    _errno.EINVAL: "unknown flags or a combination the kernel refuses, e.g. FID reporting with "
+    "a permission class, or REPORT_NAME without REPORT_DIR_FID",
+    _errno.EPERM: "fanotify needs CAP_SYS_ADMIN, except FID-mode notification groups on Linux 5.13+",
+    _errno.EMFILE: "too many fanotify groups (see /proc/sys/fs/fanotify/max_user_groups) or fds",
+}
+_MARK_HINTS = {
+    _errno.EINVAL: "the kernel refuses these events for this mark type or group, e.g. "
+    "create/delete/move events need a FID group and no mount mark, permission events a "
+    "CLASS_CONTENT group",
+    _errno.ENOSPC: "too many marks (see /proc/sys/fs/fanotify/max_user_marks)",
+    _errno.EXDEV: "the filesystem does not support FID reporting on this mark type",
+    _errno.EOPNOTSUPP: "the filesystem does not support file handles (needed by FID groups)",
+}
+
+
+def _raise(err: int, what: str, filename: str | None = None, hints: dict[int, str] | None = None) -> NoReturn:
+    """Raise the OSError subclass for ``err`` (FileNotFoundError, PermissionError, ...).
+
+    Built-in subclasses rather than fanbpf.errors' handler errors, so that
+    a missing path is a FileNotFoundError like everywhere else in Python.
+    """
+    hint = (hints or {}).get(err)
+    raise OSError(err, f"{os.strerror(err)} ({what}{'; ' + hint if hint else ''})", filename)
