@@ -13,5 +13,6 @@ setup(
     setup_requires=["cffi>=1.16"],
     install_requires=["cffi>=1.16"],
     cffi_modules=["fanbpf/_ffi_build.py:ffibuilder"],
+    entry_points={"console_scripts": ["fanbpf = fanbpf.cli:main"]},
     zip_safe=False,
 )
