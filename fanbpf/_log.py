@@ -14,6 +14,8 @@ from contextlib import contextmanager
 from fanbpf._binding import ffi, lib
 
 logger = logging.getLogger("fanbpf.libbpf")
+# a library does not print unless the application configures logging
+logger.addHandler(logging.NullHandler())
 
 # enum libbpf_print_level
 _LEVELS = {0: logging.WARNING, 1: logging.INFO, 2: logging.DEBUG}
@@ -26,7 +28,7 @@ def _fanbpf_print(level, msg):
     lines = getattr(_local, "lines", None)
     if lines is None and not logger.isEnabledFor(pylevel):
         return
-    text = ffi.string(msg).decode(errors="replace").rstrip("\n")
+    text = ffi.string(msg).decode(errors="replace").rstrip("\n").removeprefix("libbpf: ")
     if lines is not None and pylevel >= logging.WARNING:
         lines.append(text)
     logger.log(pylevel, "%s", text)

@@ -1,0 +1,417 @@
+# SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+"""Encode Python values into C structs, laid out by a BPF object's BTF.
+
+A handler's init args (and its global variables) are C types that the BPF
+object describes in its BTF.  :class:`Btf` reads a type once into a small
+tree of :class:`CType` objects, which then turn Python values into bytes
+(:meth:`CType.encode`) and back (:meth:`CType.decode`) without further C
+calls.  Values map as:
+
+- integers: ``int`` (``bool`` for C ``bool``), range-checked for the size
+  and signedness;
+- enums: ``int`` or a member name;
+- ``char`` arrays: ``str`` (UTF-8) or ``bytes``, leaving room for the NUL;
+  other byte arrays: ``bytes``; any array: a list, at most its length;
+- structs: a ``dict`` of field names (anonymous members' fields included);
+  missing fields are zero, unknown ones are an error naming the valid ones;
+- unions: a ``dict`` with at most one member.
+
+Padding is always zero.  Everything is validated before bytes are made;
+problems raise :class:`~fanbpf.errors.ArgsError` naming the field path.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import struct
+import sys
+from collections.abc import Mapping
+
+from fanbpf.errors import ARGS_MAX, ArgsError, HandlerNotFoundError
+
+__all__ = ["Btf", "CType", "IntType", "EnumType", "FloatType", "ArrayType",
+           "StructType", "UnsupportedType", "encode_args"]
+
+_BYTEORDER = sys.byteorder  # BTF of a BPF object is in the host's byte order
+
+
+def _join(path: str, name: str) -> str:
+    return f"{path}.{name}" if path else name
+
+
+def _describe(value) -> str:
+    text = repr(value)
+    if len(text) > 40:
+        text = text[:37] + "..."
+    return f"{type(value).__name__} {text}"
+
+
+class CType:
+    """A C type with a size that Python values can be encoded into."""
+
+    kind = "type"
+
+    def __init__(self, name: str, size: int):
+        self.name = name
+        self.size = size
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.c_name} ({self.size} bytes)>"
+
+    @property
+    def c_name(self) -> str:
+        return self.name or f"<anonymous {self.kind}>"
+
+    def encode(self, value) -> bytes:
+        """``value`` as ``self.size`` bytes; raises ArgsError if it does not fit."""
+        buf = bytearray(self.size)
+        self._encode(value, buf, 0, "")
+        return bytes(buf)
+
+    def decode(self, data: bytes):
+        """The Python value of ``data`` (exactly ``self.size`` bytes)."""
+        if len(data) != self.size:
+            raise ArgsError(f"{self.c_name} is {self.size} bytes, got {len(data)}")
+        return self._decode(bytes(data), 0)
+
+    def _encode(self, value, buf: bytearray, off: int, path: str) -> None:
+        raise NotImplementedError
+
+    def _decode(self, data: bytes, off: int):
+        raise NotImplementedError
+
+
+class IntType(CType):
+    kind = "int"
+
+    def __init__(self, name: str, size: int, signed: bool, char: bool = False,
+                 boolean: bool = False):
+        super().__init__(name, size)
+        self.signed = signed
+        self.char = char
+        self.boolean = boolean
+        bits = 8 * size
+        self.min = -(1 << (bits - 1)) if signed else 0
+        self.max = (1 << (bits - 1)) - 1 if signed else (1 << bits) - 1
+
+    def _encode(self, value, buf, off, path):
+        if not isinstance(value, int):
+            raise ArgsError(f"expected an int for {self.c_name}, got {_describe(value)}", path)
+        if self.boolean and value not in (0, 1):
+            raise ArgsError(f"expected a bool for {self.c_name}, got {value}", path)
+        if not self.min <= value <= self.max:
+            raise ArgsError(f"{value} is out of range for {self.c_name} "
+                            f"({self.min}..{self.max})", path)
+        buf[off:off + self.size] = value.to_bytes(self.size, _BYTEORDER, signed=self.signed)
+
+    def _decode(self, data, off):
+        value = int.from_bytes(data[off:off + self.size], _BYTEORDER, signed=self.signed)
+        return bool(value) if self.boolean else value
+
+
+class EnumType(IntType):
+    kind = "enum"
+
+    def __init__(self, name: str, size: int, signed: bool, members: dict):
+        super().__init__(name, size, signed)
+        self.members = members
+
+    @property
+    def c_name(self) -> str:
+        return f"enum {self.name}" if self.name else "<anonymous enum>"
+
+    def _encode(self, value, buf, off, path):
+        if isinstance(value, str):
+            if value not in self.members:
+                raise ArgsError(f"{value!r} is not a member of {self.c_name}; members: "
+                                f"{', '.join(self.members)}", path)
+            value = self.members[value]
+        super()._encode(value, buf, off, path)
+
+
+class FloatType(CType):
+    kind = "float"
+
+    _FORMATS = {4: "f", 8: "d"}
+
+    def _format(self, path=""):
+        fmt = self._FORMATS.get(self.size)
+        if fmt is None:
+            raise ArgsError(f"{self.size}-byte floats are not supported", path)
+        return ("<" if _BYTEORDER == "little" else ">") + fmt
+
+    def _encode(self, value, buf, off, path):
+        if not isinstance(value, (int, float)):
+            raise ArgsError(f"expected a number for {self.c_name}, got {_describe(value)}", path)
+        struct.pack_into(self._format(path), buf, off, value)
+
+    def _decode(self, data, off):
+        return struct.unpack_from(self._format(), data, off)[0]
+
+
+class ArrayType(CType):
+    kind = "array"
+
+    def __init__(self, elem: CType, nelems: int):
+        super().__init__("", elem.size * nelems)
+        self.elem = elem
+        self.nelems = nelems
+
+    @property
+    def c_name(self) -> str:
+        return f"{self.elem.c_name}[{self.nelems}]"
+
+    @property
+    def is_string(self) -> bool:
+        """A ``char[N]``: str or bytes, NUL-terminated."""
+        return isinstance(self.elem, IntType) and self.elem.char
+
+    @property
+    def is_bytes(self) -> bool:
+        """Any other array of 1-byte integers: bytes."""
+        elem = self.elem
+        return type(elem) is IntType and elem.size == 1 and not (elem.boolean or elem.char)
+
+    def _encode(self, value, buf, off, path):
+        if self.is_string and isinstance(value, str):
+            data = value.encode()
+            if b"\0" in data:
+                raise ArgsError(f"string for {self.c_name} contains a NUL", path)
+            value = data
+        if (self.is_string or self.is_bytes) and isinstance(value, (bytes, bytearray)):
+            room = self.nelems - 1 if self.is_string else self.nelems
+            if len(value) > room:
+                what = f"at most {room} bytes plus the NUL" if self.is_string else f"at most {room} bytes"
+                raise ArgsError(f"{len(value)} bytes do not fit {self.c_name} ({what})", path)
+            buf[off:off + len(value)] = value
+            return
+        if not isinstance(value, (list, tuple)):
+            want = "a str, bytes or a list" if self.is_string else (
+                "bytes or a list" if self.is_bytes else "a list")
+            raise ArgsError(f"expected {want} for {self.c_name}, got {_describe(value)}", path)
+        if len(value) > self.nelems:
+            raise ArgsError(f"{len(value)} items do not fit {self.c_name} "
+                            f"(at most {self.nelems})", path)
+        for i, item in enumerate(value):
+            self.elem._encode(item, buf, off + i * self.elem.size, f"{path}[{i}]")
+
+    def _decode(self, data, off):
+        raw = data[off:off + self.size]
+        if self.is_string:
+            return raw.split(b"\0", 1)[0].decode(errors="surrogateescape")
+        if self.is_bytes:
+            return raw
+        return [self.elem._decode(data, off + i * self.elem.size) for i in range(self.nelems)]
+
+
+class StructType(CType):
+    kind = "struct"
+
+    def __init__(self, name: str, size: int, union: bool = False):
+        super().__init__(name, size)
+        self.union = union
+        if union:
+            self.kind = "union"
+        #: field name -> (byte offset, CType), anonymous members flattened
+        self.fields: dict[str, tuple[int, CType]] = {}
+
+    @property
+    def c_name(self) -> str:
+        return f"{self.kind} {self.name}" if self.name else f"<anonymous {self.kind}>"
+
+    def _encode(self, value, buf, off, path):
+        if not isinstance(value, Mapping):
+            raise ArgsError(f"expected a dict for {self.c_name}, got {_describe(value)}", path)
+        unknown = [k for k in value if k not in self.fields]
+        if unknown:
+            raise ArgsError(f"unknown field {unknown[0]!r} for {self.c_name}; valid fields: "
+                            f"{', '.join(self.fields)}", path)
+        if self.union and len(value) > 1:
+            raise ArgsError(f"a {self.c_name} takes one member, got {', '.join(value)}", path)
+        for key, item in value.items():
+            field_off, ctype = self.fields[key]
+            ctype._encode(item, buf, off + field_off, _join(path, key))
+
+    def _decode(self, data, off):
+        return {key: ctype._decode(data, off + field_off)
+                for key, (field_off, ctype) in self.fields.items()}
+
+
+class UnsupportedType(CType):
+    """A type no Python value maps to (pointer, bitfield...): only zero is possible."""
+
+    def __init__(self, name: str, size: int, reason: str):
+        super().__init__(name, size)
+        self.reason = reason
+
+    def _encode(self, value, buf, off, path):
+        raise ArgsError(f"cannot set {self.reason}; leave the field out (it stays zero)", path)
+
+    def _decode(self, data, off):
+        return int.from_bytes(data[off:off + self.size], _BYTEORDER)
+
+
+def encode_args(ctype: CType, value) -> bytes:
+    """Encode fastpath init args, which may not exceed FAN_FP_ARGS_MAX bytes."""
+    if ctype.size > ARGS_MAX:
+        raise ArgsError(f"{ctype.c_name} is {ctype.size} bytes, but fastpath init args are "
+                        f"limited to FAN_FP_ARGS_MAX = {ARGS_MAX} bytes; make the struct "
+                        "smaller", errno=errno.E2BIG)
+    return ctype.encode(value)
+
+
+class Btf:
+    """Types from a BTF object (libbpf's ``struct btf``).
+
+    Either owned (:meth:`from_file`; :meth:`close` frees it) or borrowed
+    from an owner that keeps it alive (a BPF object, see ``handler.py``).
+    """
+
+    def __init__(self, ptr, owner=None):
+        from fanbpf._binding import lib
+        import fanbpf._log  # noqa: F401  (libbpf's messages go to logging)
+
+        self._lib = lib
+        self._ptr = ptr
+        self._owner = owner  # keeps a borrowed BTF's owner alive
+        self._owned = owner is None
+        self._types: dict[int, CType] = {}
+
+    @classmethod
+    def from_file(cls, path) -> Btf:
+        """Parse the BTF of an ELF object (or a raw BTF file)."""
+        from fanbpf._binding import ffi, lib
+        import fanbpf._log  # noqa: F401
+
+        ptr = lib.btf__parse(os.fsencode(path), ffi.NULL)
+        if ptr == ffi.NULL:
+            err = ffi.errno or errno.EINVAL
+            raise OSError(err, f"cannot read BTF from {path}: {os.strerror(err)}")
+        return cls(ptr)
+
+    def close(self) -> None:
+        if self._owned and self._ptr is not None:
+            self._lib.btf__free(self._ptr)
+        self._ptr = None
+        self._owner = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def _btf(self):
+        if self._ptr is None:
+            raise ValueError("BTF is closed")
+        return self._ptr
+
+    def _name(self, t) -> str:
+        from fanbpf._binding import ffi
+
+        return ffi.string(self._lib.btf__name_by_offset(self._btf(), t.name_off)).decode()
+
+    def struct(self, name: str) -> CType:
+        """``struct name`` (or ``union name``)."""
+        lib = self._lib
+        for kind in (lib.BTF_KIND_STRUCT, lib.BTF_KIND_UNION):
+            type_id = lib.btf__find_by_name_kind(self._btf(), name.encode(), kind)
+            if type_id > 0:
+                return self.type(type_id)
+        raise HandlerNotFoundError(errno.ENOENT, f"the BTF has no struct or union named {name!r}")
+
+    def globals(self) -> dict[str, int]:
+        """Global variables in data sections: name -> BTF type id."""
+        lib = self._lib
+        found = {}
+        for type_id in range(1, lib.btf__type_cnt(self._btf())):
+            t = lib.btf__type_by_id(self._btf(), type_id)
+            if lib.btf_kind(t) == lib.BTF_KIND_VAR:
+                found.setdefault(self._name(t), t.type)
+        return found
+
+    def global_type(self, name: str) -> CType:
+        """The type of global variable ``name``."""
+        variables = self.globals()
+        if name not in variables:
+            raise HandlerNotFoundError(
+                errno.ENOENT, f"no global variable {name!r}; globals: "
+                f"{', '.join(sorted(variables)) or 'none'}")
+        return self.type(variables[name])
+
+    def type(self, type_id: int) -> CType:
+        """The :class:`CType` for BTF type ``type_id`` (typedefs and qualifiers skipped)."""
+        ctype = self._types.get(type_id)
+        if ctype is None:
+            ctype = self._types[type_id] = self._build(type_id)
+        return ctype
+
+    def _build(self, type_id: int) -> CType:
+        lib, btf = self._lib, self._btf()
+        t = lib.btf__type_by_id(btf, type_id)
+        if not t:
+            raise ArgsError(f"BTF type id {type_id} does not exist")
+        kind, name = lib.btf_kind(t), self._name(t)
+
+        if kind in (lib.BTF_KIND_TYPEDEF, lib.BTF_KIND_CONST, lib.BTF_KIND_VOLATILE,
+                    lib.BTF_KIND_RESTRICT, lib.BTF_KIND_TYPE_TAG, lib.BTF_KIND_VAR):
+            return self.type(t.type)
+        if kind == lib.BTF_KIND_INT:
+            encoding = lib.btf_int_encoding(t)
+            if lib.btf_int_offset(t) or lib.btf_int_bits(t) != 8 * t.size:
+                return UnsupportedType(name, t.size, f"a {lib.btf_int_bits(t)}-bit {name}")
+            return IntType(name, t.size, signed=bool(encoding & lib.BTF_INT_SIGNED),
+                           char=bool(encoding & lib.BTF_INT_CHAR) or name == "char",
+                           boolean=bool(encoding & lib.BTF_INT_BOOL))
+        if kind in (lib.BTF_KIND_ENUM, lib.BTF_KIND_ENUM64):
+            return self._build_enum(t, name, kind == lib.BTF_KIND_ENUM64)
+        if kind == lib.BTF_KIND_FLOAT:
+            return FloatType(name, t.size)
+        if kind == lib.BTF_KIND_ARRAY:
+            arr = lib.btf_array(t)
+            return ArrayType(self.type(arr.type), arr.nelems)
+        if kind in (lib.BTF_KIND_STRUCT, lib.BTF_KIND_UNION):
+            return self._build_struct(t, name, kind == lib.BTF_KIND_UNION)
+        size = lib.btf__resolve_size(btf, type_id)
+        what = "a pointer" if kind == lib.BTF_KIND_PTR else f"BTF kind {kind}"
+        return UnsupportedType(name, max(size, 0), what)
+
+    def _build_enum(self, t, name: str, wide: bool) -> EnumType:
+        lib = self._lib
+        members = {}
+        if wide:
+            e = lib.btf_enum64(t)
+            for i in range(lib.btf_vlen(t)):
+                value = lib.btf_enum64_value(e + i)
+                if lib.btf_kflag(t) and value >= 1 << 63:
+                    value -= 1 << 64
+                members[self._name(e[i])] = value
+            signed = bool(lib.btf_kflag(t))
+        else:
+            e = lib.btf_enum(t)
+            values = [e[i].val for i in range(lib.btf_vlen(t))]
+            # kflag marks signed enums, but clang < 15 never sets it: then an
+            # enum is signed if a member is negative, as C would make it
+            signed = bool(lib.btf_kflag(t)) or any(v < 0 for v in values)
+            for i, value in enumerate(values):
+                members[self._name(e[i])] = value if signed or value >= 0 else value + (1 << 32)
+        return EnumType(name, t.size, signed=signed, members=members)
+
+    def _build_struct(self, t, name: str, union: bool) -> StructType:
+        lib = self._lib
+        st = StructType(name, t.size, union=union)
+        m = lib.btf_members(t)
+        for i in range(lib.btf_vlen(t)):
+            mname = self._name(m[i])
+            off_bits = lib.btf_member_bit_offset(t, i)
+            ctype = self.type(m[i].type)
+            if lib.btf_member_bitfield_size(t, i) or off_bits % 8:
+                ctype = UnsupportedType(mname, 0, f"bitfield {mname!r}")
+            if not mname and isinstance(ctype, StructType):
+                # C lets you name an anonymous member's fields directly
+                for key, (off, sub) in ctype.fields.items():
+                    st.fields[key] = (off_bits // 8 + off, sub)
+            elif mname:
+                st.fields[mname] = (off_bits // 8, ctype)
+        return st

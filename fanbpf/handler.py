@@ -1,0 +1,388 @@
+# SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+"""Loading BPF fastpath handlers and attaching them to fanotify groups.
+
+:class:`Handler` is the usual entry point: it opens a handler's BPF object,
+adjusts it (globals, registered name, private flag), loads it and registers
+it with fanotify.  :func:`attach` and :func:`detach` then connect a
+registered handler to a fanotify group's fd (the Group class uses them).
+:class:`BpfObject` is the layer below, also good for plain BPF objects
+(tests run SEC("syscall") programs with :meth:`BpfObject.test_run`).
+
+Ownership: a :class:`BpfObject` owns the libbpf object, its maps, programs
+and struct_ops link; a :class:`Handler` owns its BpfObject.  fds they hand
+out (``map_fd``, ``link_fd``) are borrowed and close with them.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import NamedTuple
+
+from fanbpf import _log
+from fanbpf._binding import ffi, lib
+from fanbpf.btfargs import Btf, CType, encode_args
+from fanbpf.errors import (ARGS_MAX, HandlerNotFoundError, InvalidArgumentsError,
+                           KernelSupportError, VerifierError, check)
+
+__all__ = ["BpfObject", "Handler", "TestRun", "attach", "detach", "builtin_path", "BPF_DIR"]
+
+#: Where the built-in handlers' BPF objects are installed.
+BPF_DIR = Path(__file__).resolve().with_name("bpf")
+
+FAN_FP_F_PRIVATE = lib.FAN_FP_F_PRIVATE
+_NAME_RE = re.compile(r"[A-Za-z0-9_.]{1,%d}" % (lib.FAN_FP_NAME_MAX - 1))
+
+
+class TestRun(NamedTuple):
+    """Result of :meth:`BpfObject.test_run`."""
+
+    __test__ = False  # not a pytest class
+
+    retval: int
+    #: The context after the run (SEC("syscall") programs write it back).
+    ctx: bytes
+
+
+def _cstr(value):
+    return ffi.NULL if value is None else value.encode()
+
+
+class BpfObject:
+    """A BPF ELF object: opened, adjusted, then loaded (once)."""
+
+    def __init__(self, path):
+        self.path = os.fspath(path)
+        self._ptr = None
+        with _log.capture_warnings() as warnings:
+            ptr = lib.fanbpf_obj_open(os.fsencode(self.path))
+        if ptr == ffi.NULL:
+            check(-(ffi.errno or errno.EINVAL), "open", path=self.path,
+                  detail=_detail(warnings))
+        self._ptr = ptr
+        self.btf = Btf(lib.fanbpf_obj_btf(ptr), owner=self)
+        self.loaded = False
+
+    def __repr__(self) -> str:
+        state = "closed" if self._ptr is None else "loaded" if self.loaded else "open"
+        return f"<BpfObject {self.path} ({state})>"
+
+    def _obj(self):
+        if self._ptr is None:
+            raise ValueError(f"{self.path}: the BPF object is closed")
+        return self._ptr
+
+    def close(self) -> None:
+        """Unregister (destroy the link), then free the object; idempotent."""
+        ptr, self._ptr = self._ptr, None
+        if ptr is not None:
+            self.btf.close()
+            lib.fanbpf_obj_close(ptr)
+
+    def __del__(self):
+        self.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # -- globals --------------------------------------------------------
+
+    def set_global(self, name: str, value) -> None:
+        """Set global ``name``; bytes are taken as is, other values encoded by its BTF type.
+
+        Before load, any global (``const volatile`` ones included); after load,
+        only writable ones, which changes the value the programs see.
+        """
+        obj = self._obj()
+        data = value if isinstance(value, (bytes, bytearray)) else \
+            self.btf.global_type(name).encode(value)
+        check(lib.fanbpf_obj_set_global(obj, name.encode(), ffi.from_buffer(data), len(data)),
+              "global", name=name, path=self.path)
+
+    def get_global(self, name: str, raw: bool = False):
+        """The value of global ``name`` (the live one after load), decoded unless ``raw``."""
+        ctype = self.btf.global_type(name)
+        buf = ffi.new("char[]", ctype.size)
+        check(lib.fanbpf_obj_get_global(self._obj(), name.encode(), buf, ctype.size),
+              "global", name=name, path=self.path)
+        data = ffi.unpack(buf, ctype.size)
+        return data if raw else ctype.decode(data)
+
+    # -- the struct_ops map ------------------------------------------------
+
+    def ops_map(self, map: str | None = None) -> str:
+        """Name of struct_ops map ``map`` (default: the first one)."""
+        name = lib.fanbpf_obj_ops_map(self._obj(), _cstr(map))
+        if name == ffi.NULL:
+            which = f"a struct_ops map named {map!r}" if map else "a struct_ops map"
+            raise HandlerNotFoundError(
+                errno.ENOENT, f"{self.path} has no {which}: a fastpath handler publishes "
+                "its struct fanotify_fastpath_ops in SEC(\".struct_ops.link\")")
+        return ffi.string(name).decode()
+
+    def ops_name(self, map: str | None = None) -> str:
+        """The struct_ops map's ``name`` member: the handler's name."""
+        buf = ffi.new("char[]", lib.FAN_FP_NAME_MAX)
+        check(lib.fanbpf_obj_ops_name(self._obj(), _cstr(map), buf, len(buf)),
+              "ops", path=self.path)
+        return ffi.string(buf).decode()
+
+    def set_ops_name(self, name: str, map: str | None = None) -> None:
+        if not _NAME_RE.fullmatch(name):
+            raise InvalidArgumentsError(
+                errno.EINVAL, f"handler name {name!r} is invalid: use 1 to "
+                f"{lib.FAN_FP_NAME_MAX - 1} characters from A-Z a-z 0-9 _ .")
+        check(lib.fanbpf_obj_set_ops_name(self._obj(), _cstr(map), name.encode()),
+              "ops", path=self.path)
+
+    def ops_flags(self, map: str | None = None) -> int:
+        """The struct_ops map's ``flags`` member (FAN_FP_F_*)."""
+        flags = ffi.new("uint32_t *")
+        check(lib.fanbpf_obj_ops_flags(self._obj(), _cstr(map), flags), "ops", path=self.path)
+        return flags[0]
+
+    def set_ops_flags(self, flags: int, map: str | None = None) -> None:
+        check(lib.fanbpf_obj_set_ops_flags(self._obj(), _cstr(map), flags),
+              "ops", path=self.path)
+
+    # -- load, register ----------------------------------------------------
+
+    def load(self, log_level: int = 0) -> None:
+        """Verify and load every program, create every map.
+
+        ``log_level`` 0 keeps the verifier log of a failing program only;
+        1 or 2 (optionally ``| 4`` for statistics) log every program.
+        Raises :class:`VerifierError` (with the full log),
+        :class:`KernelSupportError`, or another :class:`FanbpfError`.
+        """
+        obj = self._obj()
+        with _log.capture_warnings() as warnings:
+            ret = lib.fanbpf_obj_load(obj, log_level)
+        if ret >= 0:
+            self.loaded = True
+            return
+        log = self.log
+        if log:
+            raise VerifierError(-ret, f"the kernel refused to load {self.path}"
+                                f"{_detail(warnings)}", log)
+        if self._has_ops_map():
+            from fanbpf.support import kernel_support
+
+            support = kernel_support()
+            if not support.fastpath_btf:
+                raise KernelSupportError(support.missing, -ret, context=f"loading {self.path}")
+        check(ret, "load", path=self.path, detail=_detail(warnings))
+
+    @property
+    def log(self) -> str:
+        """The verifier log of the last load (see :meth:`load`)."""
+        return ffi.string(lib.fanbpf_obj_log(self._obj())).decode(errors="replace")
+
+    def _has_ops_map(self) -> bool:
+        return lib.fanbpf_obj_ops_map(self._obj(), ffi.NULL) != ffi.NULL
+
+    def register(self, map: str | None = None) -> None:
+        """Attach struct_ops map ``map`` (default: the first), creating the link."""
+        name = self.ops_name(map)
+        with _log.capture_warnings() as warnings:
+            ret = lib.fanbpf_obj_register(self._obj(), _cstr(map))
+        check(ret, "register", name=name, path=self.path, detail=_detail(warnings))
+
+    def unregister(self) -> None:
+        """Destroy the link made by :meth:`register`."""
+        check(lib.fanbpf_obj_unregister(self._obj()), "unregister", path=self.path)
+
+    def map_fd(self, map: str | None = None) -> int:
+        """fd of map ``map`` (default: the registered struct_ops map); borrowed."""
+        return check(lib.fanbpf_obj_map_fd(self._obj(), _cstr(map)), "map_fd", path=self.path)
+
+    @property
+    def link_fd(self) -> int:
+        """fd of the struct_ops link (after :meth:`register`); borrowed."""
+        return check(lib.fanbpf_obj_link_fd(self._obj()), "link_fd", path=self.path)
+
+    def test_run(self, prog: str, ctx: bytes = b"") -> TestRun:
+        """BPF_PROG_TEST_RUN program ``prog`` once with context ``ctx``."""
+        size = len(ctx)
+        buf = ffi.new("char[]", bytes(ctx)) if size else ffi.NULL
+        retval = ffi.new("int *")
+        check(lib.fanbpf_obj_test_run(self._obj(), prog.encode(), buf, size, retval),
+              "test_run", name=prog, path=self.path)
+        return TestRun(retval[0], ffi.unpack(buf, size) if size else b"")
+
+
+def _detail(warnings: list[str]) -> str:
+    """libbpf's first warnings, to end an error message with."""
+    if not warnings:
+        return ""
+    return " (libbpf: " + "; ".join(w.strip() for w in warnings[:2]) + ")"
+
+
+def builtin_path(name: str) -> Path:
+    """The BPF object of built-in handler ``name`` (e.g. "rules")."""
+    path = BPF_DIR / f"fanbpf_{name}.bpf.o"
+    if not path.exists():
+        found = sorted(p.name[len("fanbpf_"):-len(".bpf.o")] for p in BPF_DIR.glob("fanbpf_*.bpf.o"))
+        raise HandlerNotFoundError(
+            errno.ENOENT, f"no built-in handler {name!r} (no {path}); built-ins: "
+            f"{', '.join(found) or 'none, run make build'}")
+    return path
+
+
+class Handler:
+    """A loaded and registered fastpath handler.
+
+    Create one with :meth:`load`; close it (or use it as a context manager)
+    to unregister it and free the BPF object.  Groups it was attached to
+    keep working with it until they detach.
+    """
+
+    def __init__(self, obj: BpfObject, ops_map: str, args_type: CType | None):
+        self.obj = obj
+        self.ops_map = ops_map
+        self.args_type = args_type
+        self.name = obj.ops_name(ops_map)
+        self.flags = obj.ops_flags(ops_map)
+
+    @classmethod
+    def load(cls, source, *, name: str | None = None, private: bool | None = None,
+             globals: Mapping | None = None, args_type: str | None = None,
+             ops_map: str | None = None, log_level: int = 0) -> Handler:
+        """Load and register a handler.
+
+        ``source`` is a built-in's short name ("rules": fanbpf/bpf/fanbpf_rules.bpf.o)
+        or the path of a BPF object.  ``name`` registers it under another name;
+        ``private`` True sets FAN_FP_F_PRIVATE (never listed, attached by fd),
+        False clears it, None keeps what was compiled.  ``globals`` sets global
+        variables before load (values encoded by their BTF types).  The
+        init-args struct is ``struct <compiled name>_args`` unless ``args_type``
+        names another.  ``ops_map`` picks a struct_ops map if there are several.
+        """
+        path = Path(source) if isinstance(source, os.PathLike) or os.sep in str(source) \
+            or str(source).endswith(".o") else builtin_path(source)
+        obj = BpfObject(path)
+        try:
+            ops_map = obj.ops_map(ops_map)
+            compiled = obj.ops_name(ops_map)
+            if args_type is not None:
+                ctype = obj.btf.struct(args_type)
+            else:
+                try:
+                    ctype = obj.btf.struct(f"{compiled}_args")
+                except HandlerNotFoundError:
+                    ctype = None  # a handler without init args
+            for key, value in (globals or {}).items():
+                obj.set_global(key, value)
+            if name is not None:
+                obj.set_ops_name(name, ops_map)
+            if private is not None:
+                flags = obj.ops_flags(ops_map)
+                flags = flags | FAN_FP_F_PRIVATE if private else flags & ~FAN_FP_F_PRIVATE
+                obj.set_ops_flags(flags, ops_map)
+            obj.load(log_level)
+            obj.register(ops_map)
+            return cls(obj, ops_map, ctype)
+        except BaseException:
+            obj.close()
+            raise
+
+    def __repr__(self) -> str:
+        kind = "private " if self.private else ""
+        return f"<Handler {kind}{self.name!r} from {self.obj.path}>"
+
+    @property
+    def private(self) -> bool:
+        """Attached by fd only (FAN_FP_F_PRIVATE), never listed in sysfs."""
+        return bool(self.flags & FAN_FP_F_PRIVATE)
+
+    @property
+    def map_fd(self) -> int:
+        return self.obj.map_fd(self.ops_map)
+
+    @property
+    def link_fd(self) -> int:
+        return self.obj.link_fd
+
+    def encode_args(self, args: Mapping) -> bytes:
+        """Init args from a dict, laid out as this handler's args struct."""
+        if self.args_type is None:
+            raise InvalidArgumentsError(
+                errno.EINVAL, f"handler {self.name!r} has no init-args struct "
+                f"(no struct {self.name}_args in its BTF); pass args_type= to "
+                "Handler.load, or bytes")
+        return encode_args(self.args_type, args)
+
+    def close(self) -> None:
+        """Unregister and free; idempotent."""
+        self.obj.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def _fileno(fan_fd) -> int:
+    return fan_fd if isinstance(fan_fd, int) else fan_fd.fileno()
+
+
+def _check_name(name: str) -> None:
+    if not name or len(name.encode()) >= lib.FAN_FP_NAME_MAX or "\0" in name:
+        raise InvalidArgumentsError(
+            errno.EINVAL, f"handler name {name!r} is invalid: 1 to "
+            f"{lib.FAN_FP_NAME_MAX - 1} bytes, no NUL")
+
+
+def attach(fan_fd, target, args=None) -> None:
+    """Attach a handler to the fanotify group behind ``fan_fd`` (an fd or has fileno()).
+
+    ``target`` is a :class:`Handler` (attached by link fd if private, else by
+    name; a dict ``args`` is encoded with its BTF) or a registered handler's
+    name (then ``args`` must be bytes or None).
+    """
+    fd = _fileno(fan_fd)
+    if isinstance(target, Handler):
+        name = target.name
+        blob = target.encode_args(args) if isinstance(args, Mapping) else args
+    elif isinstance(target, str):
+        name = target
+        _check_name(name)
+        if isinstance(args, Mapping):
+            raise TypeError(f"dict args for {name!r} need the handler's BTF: attach the "
+                            "Handler object, or encode the args with Handler.encode_args()")
+        blob = args
+    else:
+        raise TypeError(f"attach a Handler or a handler name, not {type(target).__name__}")
+    if blob is None:
+        blob = b""
+    if not isinstance(blob, (bytes, bytearray, memoryview)):
+        raise TypeError(f"init args must be a dict or bytes, not {type(blob).__name__}")
+    blob = bytes(blob)
+    if len(blob) > ARGS_MAX:
+        raise InvalidArgumentsError(
+            errno.E2BIG, f"init args of {len(blob)} bytes for {name!r}: the kernel accepts "
+            f"at most FAN_FP_ARGS_MAX = {ARGS_MAX} bytes")
+
+    buf = ffi.from_buffer(blob) if blob else ffi.NULL
+    if isinstance(target, Handler) and target.private:
+        ret = lib.fanbpf_fp_attach_fd(fd, target.link_fd, buf, len(blob))
+    else:
+        ret = lib.fanbpf_fp_attach_name(fd, name.encode(), buf, len(blob))
+    check(ret, "attach", name=name, args_len=len(blob))
+
+
+def detach(fan_fd, name=None) -> None:
+    """Detach the handler of the group behind ``fan_fd``; only if it is ``name``, if given."""
+    if isinstance(name, Handler):
+        name = name.name
+    if name is not None:
+        _check_name(name)
+    check(lib.fanbpf_fp_detach(_fileno(fan_fd), _cstr(name)), "detach", name=name)
+
