@@ -1,0 +1,310 @@
+# SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+"""``fanbpf`` / ``python -m fanbpf``: watch paths, list handlers, probe the kernel.
+
+``watch`` is a small fsnotifywait: it marks paths in a FID group and prints
+one line per event, as text or JSON lines. Its filter options attach a
+fastpath handler, so the filtering happens in the kernel; on a kernel
+without fastpath support they fail with a message saying what is missing
+rather than quietly filtering in user space.
+
+Exit status: 0 success; 1 an error (message on stderr); 2 ``--timeout``
+expired before ``--count`` events arrived, or bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Iterable, Sequence
+from contextlib import ExitStack
+from typing import Any
+
+from .events import Event
+from .flags import EventMask, MarkFlag
+from .group import Group
+
+__all__ = ["main", "build_parser", "event_to_dict", "format_event", "parse_event_names"]
+
+M = EventMask
+#: Events ``watch`` asks for by default, per mark type. Mount marks cannot
+#: carry directory-entry or inode events, so they get content events only.
+DEFAULT_EVENTS = {
+    MarkFlag.INODE: M.CREATE | M.DELETE | M.MODIFY | M.CLOSE_WRITE | M.MOVE | M.ATTRIB
+    | M.DELETE_SELF | M.MOVE_SELF,
+    MarkFlag.FILESYSTEM: M.CREATE | M.DELETE | M.MODIFY | M.CLOSE_WRITE | M.MOVE | M.ATTRIB
+    | M.DELETE_SELF | M.MOVE_SELF,
+    MarkFlag.MOUNT: M.OPEN | M.MODIFY | M.CLOSE,
+}
+# Never asked for explicitly: modifiers, the overflow marker, permission events
+# (watch does not answer them).
+_NOT_SELECTABLE = {"ONDIR", "EVENT_ON_CHILD", "Q_OVERFLOW", "OPEN_PERM", "ACCESS_PERM",
+                   "OPEN_EXEC_PERM", "PRE_ACCESS"}
+_SELECTABLE = {name.lower(): member for name, member in M.__members__.items() if name not in _NOT_SELECTABLE}
+
+
+def parse_event_names(text: str) -> EventMask:
+    """``"create,delete"`` -> ``CREATE|DELETE`` (case-insensitive, ``all`` = the default set)."""
+    mask = M(0)
+    for word in filter(None, (w.strip().lower() for w in text.split(","))):
+        if word == "all":
+            mask |= DEFAULT_EVENTS[MarkFlag.INODE]
+        elif word in _SELECTABLE:
+            mask |= _SELECTABLE[word]
+        else:
+            raise argparse.ArgumentTypeError(
+                f"unknown event {word!r}; choose from: all, {', '.join(sorted(_SELECTABLE))}")
+    if not mask:
+        raise argparse.ArgumentTypeError("no events given")
+    return mask
+
+
+def _key_value(text: str) -> tuple[str, Any]:
+    """``--arg key=value``: the value as JSON if it parses (numbers, lists), else a string."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected key=value, got {text!r}")
+    try:
+        return key, json.loads(value)
+    except ValueError:
+        return key, value
+
+
+def _nest(pairs: Iterable[tuple[str, Any]]) -> dict:
+    """``[("names.mode", 1)]`` -> ``{"names": {"mode": 1}}``: dotted keys reach into structs."""
+    result: dict = {}
+    for key, value in pairs:
+        *parents, leaf = key.split(".")
+        node = result
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ValueError(f"--arg {key}: {part!r} is given both as a value and as a struct")
+        node[leaf] = value
+    return result
+
+
+# --- output ----------------------------------------------------------------
+
+
+def event_to_dict(event: Event) -> dict:
+    """The JSON form of an event: what a consumer needs, no handles or fds."""
+    out: dict[str, Any] = {
+        "events": [m.name for m in event.mask],
+        "path": event.path,
+        "pid": event.pid,
+        "dir": event.is_dir,
+    }
+    for key in ("name", "old_name", "new_name", "old_path", "new_path"):
+        value = getattr(event, key)
+        if value is not None:
+            out[key] = value
+    if event.error is not None:
+        out["error"] = event.error.error
+        out["error_count"] = event.error.error_count
+    return out
+
+
+def format_event(event: Event) -> str:
+    """One text line: ``EVENT,EVENT path`` (``old -> new`` for renames)."""
+    kinds = ",".join(m.name for m in event.mask)
+    if event.is_overflow:
+        return f"{kinds} (events were lost)"
+    if event.old_name is not None or event.new_name is not None:
+        where = f"{event.old_path or event.old_name} -> {event.new_path or event.new_name}"
+    else:
+        where = event.path or event.name or "?"
+    return f"{kinds} {where}"
+
+
+# --- subcommands ---------------------------------------------------------------
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    mark_type = args.mark_type
+    mask = args.events or DEFAULT_EVENTS[mark_type]
+    mask |= M.ONDIR  # directories too, as fsnotifywait does
+    if mark_type == MarkFlag.INODE:
+        mask |= M.EVENT_ON_CHILD  # a marked directory reports its files
+    deadline = None if args.timeout is None else time.monotonic() + args.timeout
+    seen = 0
+    with ExitStack() as stack:
+        group = stack.enter_context(Group())
+        _attach_handler(group, args, stack)
+        for path in args.paths:
+            group.mark(path, mask, mark_type)
+        print("Watches established.", file=sys.stderr, flush=True)  # as fsnotifywait says it
+        while args.count is None or seen < args.count:
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                return 2 if args.count is not None else 0
+            for event in group.read_events(timeout=remaining):
+                line = json.dumps(event_to_dict(event)) if args.json else format_event(event)
+                print(line, flush=True)
+                seen += 1
+                if seen == args.count:
+                    break
+    return 0
+
+
+def _attach_handler(group: Group, args: argparse.Namespace, stack: ExitStack) -> None:
+    """Attach what the filter options ask for; the handler lives as long as the group."""
+    from . import handler
+
+    rule_options = args.subtree or args.name or args.exclude_name or args.exclude_self
+    if args.arg and not (args.handler or args.handler_object):
+        raise _UsageError("--arg is for --handler/--handler-object")
+    if rule_options:
+        if args.handler or args.handler_object:
+            raise _UsageError("--subtree/--name/--exclude-name/--exclude-self use the built-in "
+                              "rules handler; they cannot be combined with --handler")
+        from .rules import rules
+
+        rule_args = rules(  # checked here, before anything is loaded
+            subtree=args.subtree or None,
+            names=args.name or None,
+            exclude_names=args.exclude_name or None,
+            exclude_pid=True if args.exclude_self else None,
+        )
+        loaded = stack.enter_context(handler.Handler.load("rules", private=True))
+        group.attach(loaded, rule_args)
+    elif args.handler_object:
+        loaded = stack.enter_context(handler.Handler.load(os.path.abspath(args.handler_object), private=True))
+        group.attach(loaded, _nest(args.arg))
+    elif args.handler:
+        from .support import available_handlers
+
+        if any(h.name == args.handler for h in available_handlers()):
+            if args.arg:
+                raise _UsageError(f"--arg needs the handler's BTF, which a registered handler "
+                                  f"({args.handler!r}) does not give; use --handler-object FILE")
+            group.attach(args.handler)
+        else:  # a built-in handler: load a private copy
+            loaded = stack.enter_context(handler.Handler.load(args.handler, private=True))
+            group.attach(loaded, _nest(args.arg))
+
+
+def cmd_handlers(args: argparse.Namespace) -> int:
+    from .support import available_handlers
+
+    handlers = available_handlers()
+    for info in handlers:
+        if args.json:
+            print(json.dumps({"name": info.name, "owner": info.owner, "flags": sorted(info.flags),
+                              "description": info.description}))
+        else:
+            flags = f" [{','.join(sorted(info.flags))}]" if info.flags else ""
+            print(f"{info.name}\t{info.owner}{flags}\t{info.description}")
+    if not handlers and not args.json:
+        print("no handlers registered", file=sys.stderr)
+    return 0
+
+
+def cmd_probe(args: argparse.Namespace) -> int:
+    from .support import kernel_support
+
+    support = kernel_support()
+    report = {
+        "kernel": os.uname().release,
+        "fastpath": support.fastpath,
+        "vmlinux_btf": support.vmlinux_btf,
+        "fastpath_btf": support.fastpath_btf,
+        "struct_ops_maps": support.struct_ops_maps,
+        "fastpath_ioctl": support.fastpath_ioctl,
+        "fanotify_error": os.strerror(support.fanotify_errno) if support.fanotify_errno else None,
+        "missing": list(support.missing),
+    }
+    if args.json:
+        print(json.dumps(report))
+    else:
+        print(f"kernel {report['kernel']}: fastpath handlers "
+              f"{'supported' if support.fastpath else 'NOT supported'}")
+        for key in ("vmlinux_btf", "fastpath_btf", "struct_ops_maps", "fastpath_ioctl"):
+            print(f"  {key:16} {'yes' if report[key] else 'no'}")
+        for what in support.missing:
+            print(f"  missing: {what}")
+    return 0 if support.fastpath else 1
+
+
+# --- argument parsing ---------------------------------------------------------
+
+
+class _UsageError(Exception):
+    """A combination of options argparse cannot express; reported like its errors."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fanbpf", description="In-kernel fanotify filters (BPF fastpath handlers).")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    watch = sub.add_parser("watch", help="print filesystem events under PATHs",
+                           description="Print filesystem events (like fsnotifywait). Filter options "
+                           "attach a fastpath handler: the filtering runs in the kernel.")
+    watch.add_argument("paths", nargs="+", metavar="PATH")
+    watch.add_argument("-e", "--events", type=parse_event_names, metavar="LIST",
+                       help="comma-separated events (create,delete,modify,close_write,moved_from,"
+                       "moved_to,attrib,open,access,...; default: all changes)")
+    kind = watch.add_mutually_exclusive_group()
+    kind.add_argument("--inode", dest="mark_type", action="store_const", const=MarkFlag.INODE,
+                      help="mark the PATHs themselves (default; a directory reports its entries)")
+    kind.add_argument("--mount", dest="mark_type", action="store_const", const=MarkFlag.MOUNT,
+                      help="mark the mounts of the PATHs (content events only)")
+    kind.add_argument("--filesystem", dest="mark_type", action="store_const", const=MarkFlag.FILESYSTEM,
+                      help="mark the whole filesystems of the PATHs")
+    watch.set_defaults(mark_type=MarkFlag.INODE)
+    watch.add_argument("--json", action="store_true", help="print JSON lines")
+    watch.add_argument("-c", "--count", type=_positive_int, metavar="N", help="exit after N events")
+    watch.add_argument("-t", "--timeout", type=float, metavar="SECONDS",
+                       help="exit after SECONDS (status 2 if --count events had not arrived)")
+    rules = watch.add_argument_group("in-kernel filters (built-in rules handler)")
+    rules.add_argument("--subtree", action="append", default=[], metavar="DIR",
+                       help="only events under DIR (repeatable)")
+    rules.add_argument("--name", action="append", default=[], metavar="PATTERN",
+                       help="only entries whose name matches PATTERN (* and ?; repeatable)")
+    rules.add_argument("--exclude-name", action="append", default=[], metavar="PATTERN",
+                       help="drop entries whose name matches PATTERN (repeatable)")
+    rules.add_argument("--exclude-self", action="store_true", help="drop events caused by this process")
+    other = watch.add_argument_group("other handlers")
+    other.add_argument("--handler", metavar="NAME", help="attach a registered or built-in handler")
+    other.add_argument("--handler-object", metavar="FILE", help="load and attach the handler in FILE.bpf.o")
+    other.add_argument("--arg", action="append", default=[], type=_key_value, metavar="KEY=VALUE",
+                       help="an init-args field (dotted keys reach into structs; JSON values)")
+    watch.set_defaults(func=cmd_watch)
+
+    handlers = sub.add_parser("handlers", help="list the registered fastpath handlers")
+    handlers.add_argument("--json", action="store_true", help="print JSON lines")
+    handlers.set_defaults(func=cmd_handlers)
+
+    probe = sub.add_parser("probe", help="report the kernel's fastpath support (status 1 if missing)")
+    probe.add_argument("--json", action="store_true", help="print one JSON object")
+    probe.set_defaults(func=cmd_probe)
+    return parser
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except _UsageError as err:
+        parser.error(str(err))  # exits with status 2
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:  # `fanbpf watch ... | head`: the reader is gone, which is fine
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so the flush at exit does not fail again
+        os.close(devnull)
+        return 0
+    except (OSError, ValueError) as err:
+        print(f"fanbpf {args.command}: {err}", file=sys.stderr)
+        return 1
+    return 0

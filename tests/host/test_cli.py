@@ -1,0 +1,205 @@
+"""The command line, run as a subprocess on the host kernel (needs root)."""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from fanbpf.cli import _nest, event_to_dict, format_event, parse_event_names
+from fanbpf.events import parse_events
+from fanbpf.flags import EventMask
+
+import fanfix
+
+ROOT = Path(__file__).resolve().parents[2]
+M = EventMask
+root_only = pytest.mark.skipif(os.geteuid() != 0, reason="fanotify groups need root")
+
+
+def fanbpf(*args: str, timeout: float = 20) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "fanbpf", *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+class Watcher:
+    """``fanbpf watch`` in the background, started once its marks are in place."""
+
+    def __init__(self, *args: str):
+        self.proc = subprocess.Popen([sys.executable, "-m", "fanbpf", "watch", *args], cwd=ROOT,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        banner = self.proc.stderr.readline()
+        assert banner == "Watches established.\n", banner + self.proc.stderr.read()
+
+    def finish(self, timeout: float = 10) -> tuple[int, list[str]]:
+        out, err = self.proc.communicate(timeout=timeout)
+        return self.proc.returncode, out.splitlines()
+
+
+# --- the pure parts ------------------------------------------------------------
+
+
+def test_parse_event_names():
+    assert parse_event_names("create, DELETE,moved_to") == M.CREATE | M.DELETE | M.MOVED_TO
+    assert parse_event_names("close,move") == M.CLOSE | M.MOVE
+    assert M.CREATE in parse_event_names("all")
+    for bad in ["bogus", "", "onDir", "open_perm"]:
+        with pytest.raises(argparse.ArgumentTypeError):
+            parse_event_names(bad)
+
+
+def test_nest_dotted_args():
+    assert _nest([("a", 1), ("b.c", "x"), ("b.d", [1, 2])]) == {"a": 1, "b": {"c": "x", "d": [1, 2]}}
+    with pytest.raises(ValueError):
+        _nest([("a", 1), ("a.b", 2)])
+
+
+def test_output_formats():
+    [create, rename, overflow] = parse_events(
+        fanfix.event(M.CREATE | M.ONDIR, fanfix.fid(2, name=b"d"), pid=7)
+        + fanfix.event(M.RENAME, fanfix.fid(10, name=b"a"), fanfix.fid(12, name=b"b"))
+        + fanfix.event(M.Q_OVERFLOW)
+    )
+    assert format_event(create) == "CREATE,ONDIR d"
+    assert event_to_dict(create) == {"events": ["CREATE", "ONDIR"], "path": None, "pid": 7, "dir": True,
+                                     "name": "d"}
+    assert format_event(rename) == "RENAME a -> b"
+    assert event_to_dict(rename)["old_name"] == "a" and event_to_dict(rename)["new_name"] == "b"
+    assert format_event(overflow) == "Q_OVERFLOW (events were lost)"
+
+
+# --- watch ------------------------------------------------------------------------
+
+
+@root_only
+def test_watch_json_lines(tmp_path):
+    (tmp_path / "old").write_text("")
+    watcher = Watcher(str(tmp_path), "--json", "-e", "create,delete", "--count", "3", "--timeout", "10")
+    (tmp_path / "f").write_text("x")
+    (tmp_path / "d").mkdir()
+    (tmp_path / "old").unlink()
+    status, lines = watcher.finish()
+    assert status == 0
+    events = [json.loads(line) for line in lines]
+    assert events[0] == {"events": ["CREATE"], "path": events[0]["path"], "pid": os.getpid(), "dir": False,
+                         "name": "f"}
+    assert events[0]["path"] in (None, str(tmp_path / "f"))  # None until the shim decodes handles
+    assert [(e["name"], e["events"]) for e in events[1:]] == [("d", ["CREATE", "ONDIR"]), ("old", ["DELETE"])]
+
+
+@root_only
+def test_watch_text_and_event_selection(tmp_path):
+    watcher = Watcher(str(tmp_path), "--events", "create", "-c", "2", "-t", "10")
+    (tmp_path / "a").write_text("changed")  # CREATE, and MODIFY/CLOSE_WRITE not asked for
+    (tmp_path / "b").mkdir()
+    status, lines = watcher.finish()
+    assert status == 0
+    assert [line.split()[0] for line in lines] == ["CREATE", "CREATE,ONDIR"]
+    assert [line.split()[1].rsplit("/", 1)[-1] for line in lines] == ["a", "b"]
+
+
+@root_only
+def test_watch_rename_pairs(tmp_path):
+    (tmp_path / "old").write_text("")
+    watcher = Watcher(str(tmp_path), "-e", "rename", "--count", "1", "--timeout", "10")
+    (tmp_path / "old").rename(tmp_path / "new")
+    status, lines = watcher.finish()
+    assert status == 0 and lines[0].startswith("RENAME ") and " -> " in lines[0]
+    assert lines[0].endswith("new") and "old ->" in lines[0]
+
+
+@root_only
+def test_watch_filesystem_and_mount_marks(tmp_path):
+    watcher = Watcher(str(tmp_path), "--filesystem", "--json", "-e", "create", "-c", "1", "-t", "10")
+    (tmp_path / "fs").write_text("")
+    status, lines = watcher.finish()
+    assert status == 0 and json.loads(lines[0])["events"] == ["CREATE"]
+    target = tmp_path / "m"
+    target.write_text("")
+    watcher = Watcher(str(tmp_path), "--mount", "--json", "-e", "open", "-t", "1.5")
+    deadline = time.monotonic() + 1
+    while time.monotonic() < deadline:
+        target.read_text()
+        time.sleep(0.05)
+    status, lines = watcher.finish()
+    assert status == 0
+    assert any(json.loads(line)["events"] == ["OPEN"] and json.loads(line)["pid"] == os.getpid()
+               for line in lines)
+
+
+@root_only
+def test_watch_timeout(tmp_path):
+    start = time.monotonic()
+    assert fanbpf("watch", str(tmp_path), "--timeout", "0.3").returncode == 0
+    result = fanbpf("watch", str(tmp_path), "--timeout", "0.3", "--count", "1")
+    assert result.returncode == 2 and result.stdout == ""
+    assert time.monotonic() - start < 15
+
+
+@root_only
+def test_watch_errors(tmp_path):
+    result = fanbpf("watch", str(tmp_path / "missing"))
+    assert result.returncode == 1
+    assert "No such file or directory" in result.stderr and "missing" in result.stderr
+    assert "Traceback" not in result.stderr
+    result = fanbpf("watch", str(tmp_path), "--events", "bogus")
+    assert result.returncode == 2 and "unknown event 'bogus'" in result.stderr
+    result = fanbpf("watch", str(tmp_path), "--arg", "x=1")
+    assert result.returncode == 2 and "--arg is for --handler" in result.stderr
+    result = fanbpf("watch", str(tmp_path), "--subtree", str(tmp_path), "--handler", "x")
+    assert result.returncode == 2 and "cannot be combined" in result.stderr
+    result = fanbpf("watch", str(tmp_path), "--count", "0")
+    assert result.returncode == 2
+
+
+@root_only
+def test_filter_options_are_checked_before_loading(tmp_path):
+    result = fanbpf("watch", str(tmp_path), "--name", "*.c", "--exclude-name", "*.o")
+    assert result.returncode == 1 and "cannot be combined" in result.stderr
+    result = fanbpf("watch", str(tmp_path), "--name", "a/b")
+    assert result.returncode == 1 and "'/'" in result.stderr
+    result = fanbpf("watch", str(tmp_path), "--subtree", str(tmp_path / "missing"))
+    assert result.returncode == 1 and "missing" in result.stderr and "Traceback" not in result.stderr
+
+
+@root_only
+def test_filters_need_a_fastpath_kernel(tmp_path):
+    if os.path.isdir("/sys/kernel/fanotify_fastpath"):
+        pytest.skip("a fastpath kernel: the VM tests cover filtering")
+    for option in (["--subtree", str(tmp_path)], ["--exclude-self"], ["--handler", "rules"]):
+        result = fanbpf("watch", str(tmp_path), *option, "--timeout", "0.2")
+        assert result.returncode == 1, option
+        assert "fastpath" in result.stderr and "Traceback" not in result.stderr, result.stderr
+
+
+# --- handlers, probe ------------------------------------------------------------------
+
+
+def test_probe_json():
+    result = fanbpf("probe", "--json")
+    report = json.loads(result.stdout)
+    assert report["kernel"] == os.uname().release
+    assert result.returncode == (0 if report["fastpath"] else 1)
+    assert report["fastpath"] == (report["missing"] == [])
+
+
+def test_probe_text():
+    result = fanbpf("probe")
+    assert result.stdout.startswith(f"kernel {os.uname().release}: fastpath handlers")
+
+
+def test_handlers_lists_sysfs():
+    result = fanbpf("handlers", "--json")
+    assert result.returncode == 0
+    listed = {json.loads(line)["name"] for line in result.stdout.splitlines()}
+    sysfs = Path("/sys/kernel/fanotify_fastpath")
+    assert listed == ({p.name for p in sysfs.iterdir()} if sysfs.is_dir() else set())
+
+
+def test_no_command_is_a_usage_error():
+    result = fanbpf()
+    assert result.returncode == 2 and "usage:" in result.stderr
