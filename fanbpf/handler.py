@@ -313,9 +313,9 @@ class Handler:
         """Init args from a dict, laid out as this handler's args struct."""
         if self.args_type is None:
             raise InvalidArgumentsError(
-                errno.EINVAL, f"handler {self.name!r} has no init-args struct "
-                f"(no struct {self.name}_args in its BTF); pass args_type= to "
-                "Handler.load, or bytes")
+                errno.EINVAL, f"handler {self.name!r} has no init-args struct (by "
+                "convention struct <compiled ops name>_args in its BTF); pass args_type= "
+                "to Handler.load, or give the args as bytes")
         return encode_args(self.args_type, args)
 
     def close(self) -> None:
