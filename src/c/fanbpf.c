@@ -22,6 +22,9 @@
 #define LOG_SIZE_MIN	(256 * 1024)
 #define LOG_SIZE_MAX	(256 * 1024 * 1024)
 
+/* libbpf < 1.2 declares the initial value const; it is writable before load */
+#define initial_value(map, psize) ((unsigned char *)bpf_map__initial_value(map, psize))
+
 /* libbpf's convention: return -errno and leave errno set too. */
 static int fanbpf_err(int err)
 {
@@ -262,7 +265,7 @@ static int obj_edit(struct fanbpf_obj *obj, struct bpf_map *map, void *dst,
 {
 	const char *map_name = bpf_map__name(map);
 	size_t size;
-	unsigned char *base = bpf_map__initial_value(map, &size);
+	unsigned char *base = initial_value(map, &size);
 	struct fanbpf_edit *e;
 
 	e = malloc(sizeof(*e) + len);
@@ -293,7 +296,7 @@ static int obj_replay_edits(struct fanbpf_obj *obj)
 
 	for (e = obj->edits; e; e = e->next) {
 		map = bpf_object__find_map_by_name(obj->bpf, e->map);
-		base = map ? bpf_map__initial_value(map, &size) : NULL;
+		base = map ? initial_value(map, &size) : NULL;
 		if (!base || e->off + e->len > size)
 			return -ENOENT;
 		memcpy(base + e->off, e->data, e->len);
@@ -342,7 +345,7 @@ static void *find_global(const struct fanbpf_obj *obj, const char *name,
 		if (!bpf_map__is_internal(map))
 			continue;
 		sec = btf__type_by_id(btf, bpf_map__btf_value_type_id(map));
-		base = bpf_map__initial_value(map, &map_size);
+		base = initial_value(map, &map_size);
 		if (!sec || !btf_is_datasec(sec) || !base)
 			continue;
 		/* .kconfig is filled in by libbpf from the kernel config */
@@ -454,7 +457,7 @@ static void *ops_member(const struct fanbpf_obj *obj, const char *map_name,
 	if (!map || !btf)
 		return fanbpf_err_ptr(-ENOENT);
 	t = btf__type_by_id(btf, bpf_map__btf_value_type_id(map));
-	base = bpf_map__initial_value(map, &size);
+	base = initial_value(map, &size);
 	if (!t || !btf_is_struct(t) || !base)
 		return fanbpf_err_ptr(-ENOENT);
 
