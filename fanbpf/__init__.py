@@ -1,0 +1,34 @@
+"""fanbpf: filter fanotify events inside the kernel, from Python.
+
+A BPF struct_ops "fastpath handler" runs for every event a fanotify group's
+marks match and decides, in the kernel, whether user space sees it::
+
+    import fanbpf
+    from fanbpf import EventMask, MarkFlag
+
+    with fanbpf.Group() as group, fanbpf.Handler.load("rules", private=True) as rules:
+        group.mark("/srv", EventMask.CREATE | EventMask.ONDIR, MarkFlag.FILESYSTEM)
+        group.attach(rules, fanbpf.rules(subtree=["/srv/www"]))
+        for event in group:
+            print(event)
+
+The hook comes from a kernel patch series that fanbpf carries (see
+kernel/); `kernel_support()` says what the running kernel lacks.
+"""
+from .errors import (ArgsError, FanbpfError, HandlerBusyError, HandlerExistsError,
+                     HandlerNotFoundError, HandlerPermissionError, InvalidArgumentsError,
+                     KernelSupportError, VerifierError)
+from .events import Event, parse_events
+from .flags import EventMask, InitFlag, MarkFlag, Response
+from .group import Group
+from .handler import BpfObject, Handler
+from .rules import rules
+from .support import available_handlers, kernel_support
+
+__all__ = [
+    "ArgsError", "BpfObject", "Event", "EventMask", "FanbpfError", "Group", "Handler",
+    "HandlerBusyError", "HandlerExistsError", "HandlerNotFoundError",
+    "HandlerPermissionError", "InitFlag", "InvalidArgumentsError", "KernelSupportError",
+    "MarkFlag", "Response", "VerifierError", "available_handlers", "kernel_support",
+    "parse_events", "rules",
+]
