@@ -303,8 +303,12 @@ class Btf:
         self.close()
 
     def _btf(self):
+        from fanbpf._binding import ffi
+
         if self._ptr is None:
             raise ValueError("BTF is closed")
+        if self._ptr == ffi.NULL:
+            raise HandlerNotFoundError(errno.ENOENT, "the BPF object has no BTF; compile it with -g")
         return self._ptr
 
     def _name(self, t) -> str:
