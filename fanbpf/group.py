@@ -108,7 +108,6 @@ class Group:
             _READ_SIZE_FID if self._fid_mode and not flags & InitFlag.REPORT_PIDFD else _READ_SIZE_FDS
         )
         self._resolve_paths = resolve_paths
-        self._open_by_handle = _open_by_handle_at()
         self._mount_fds: dict[int, int] = {}  # fsid -> a directory fd on that filesystem
         self._batch: list[_OwnedFds] = []  # fds of the last batch, closed on the next read
         self._unanswered: dict[int, _OwnedFds] = {}  # event fd -> permission event's fds
@@ -196,7 +195,7 @@ class Group:
         """
         self._check_open()
         mount = None
-        if self._fid_mode and self._resolve_paths and self._open_by_handle is not None:
+        if self._fid_mode and self._resolve_paths:
             # Opened before the mark exists, so that the open is not an event.
             mount = self._open_mount_fd(os.fsencode(path), flags)
         try:
@@ -392,9 +391,9 @@ class Group:
 
     def _handle_path(self, record: FidInfo | DirFidNameInfo) -> str | None:
         mount_fd = self._mount_fds.get(record.fsid)
-        if mount_fd is None or self._open_by_handle is None:
+        if mount_fd is None:
             return None
-        fd = self._open_by_handle(mount_fd, record.file_handle, os.O_PATH | os.O_CLOEXEC)
+        fd = _open_by_handle_at(mount_fd, record.file_handle, os.O_PATH | os.O_CLOEXEC)
         if fd < 0:
             return None  # ESTALE: gone already
         try:
@@ -476,18 +475,11 @@ def _check_uint(value: object, what: str, bits: int) -> int:
     return int(value)
 
 
-def _open_by_handle_at() -> Callable[[int, bytes, int], int] | None:
-    """``open_by_handle_at(mount_fd, file_handle, flags)`` -> fd or -errno, if the shim has it.
-
-    The os module lacks it; without it FID events get no paths (their
-    names and handles are still there).
-    """
+def _open_by_handle_at(mount_fd: int, handle: bytes, flags: int) -> int:
+    """``open_by_handle_at(2)`` on a FID record's handle: fd or -errno."""
     from ._binding import ffi, lib
 
-    shim = getattr(lib, "fanbpf_open_by_handle_at", None)
-    if shim is None:
-        return None
-    return lambda mount_fd, handle, flags: shim(mount_fd, ffi.from_buffer(handle), len(handle), flags)
+    return lib.fanbpf_open_by_handle_at(mount_fd, ffi.from_buffer(handle), len(handle), flags)
 
 
 def _readlink(fd: int) -> str | None:

@@ -56,6 +56,27 @@ int fanbpf_fanotify_mark(int fan_fd, unsigned int flags, uint64_t mask,
 	return 0;
 }
 
+int fanbpf_open_by_handle_at(int mount_fd, const void *handle, size_t len,
+			     int flags)
+{
+	struct file_handle *fh;
+	int fd;
+
+	if (len < sizeof(*fh) || len > sizeof(*fh) + MAX_HANDLE_SZ)
+		return fanbpf_err(-EINVAL);
+	/* The record's handle is unaligned; the syscall wants a real struct. */
+	fh = malloc(len);
+	if (!fh)
+		return fanbpf_err(-ENOMEM);
+	memcpy(fh, handle, len);
+	if (fh->handle_bytes != len - sizeof(*fh))
+		fd = -EINVAL;
+	else if ((fd = open_by_handle_at(mount_fd, fh, flags)) < 0)
+		fd = -errno;
+	free(fh);
+	return fd < 0 ? fanbpf_err(fd) : fd;
+}
+
 /* ---- fastpath ioctls ------------------------------------------------ */
 
 static int fp_add(int fan_fd, struct fanotify_fastpath_args *fp,

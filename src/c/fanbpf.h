@@ -48,6 +48,15 @@ int fanbpf_fanotify_init(unsigned int flags, unsigned int event_f_flags);
 int fanbpf_fanotify_mark(int fan_fd, unsigned int flags, uint64_t mask,
 			 int dirfd, const char *path);
 
+/**
+ * @brief open_by_handle_at(2) on the file handle of a FID info record.
+ * @param handle a struct file_handle as the record carries it (handle_bytes,
+ *        handle_type, f_handle), @len bytes, any alignment
+ * @return the new fd, or -errno (-EINVAL for a malformed handle)
+ */
+int fanbpf_open_by_handle_at(int mount_fd, const void *handle, size_t len,
+			     int flags);
+
 /* ---- fastpath ioctls ------------------------------------------------ */
 
 /**

@@ -120,27 +120,10 @@ def test_pidfd_records_are_owned(tmp_path):
         assert ev.pidfd is None and ev.closed
 
 
-def _abi_open_by_handle_at():
-    """open_by_handle_at(2) through cffi's ABI mode, until the shim has one."""
-    import cffi
-
-    ffi = cffi.FFI()
-    ffi.cdef("int open_by_handle_at(int, void *, int);")
-    libc = ffi.dlopen(None)
-
-    def open_by_handle_at(mount_fd, handle, flags):
-        fd = libc.open_by_handle_at(mount_fd, ffi.from_buffer(handle), flags)
-        return fd if fd >= 0 else -ffi.errno
-
-    return open_by_handle_at
-
-
 @pytest.fixture
 def resolving_group():
-    """A group that can decode file handles (the shim's, or a libc stand-in)."""
+    """A group whose FID events carry paths (file handles decoded)."""
     with Group(InitFlag.REPORT_DFID_NAME_TARGET) as g:
-        if g._open_by_handle is None:
-            g._open_by_handle = _abi_open_by_handle_at()
         yield g
 
 
@@ -166,9 +149,8 @@ def test_fid_paths_are_resolved(resolving_group, tmp_path):
     )
 
 
-def test_fid_paths_without_a_decoder_stay_none(tmp_path):
-    with Group() as group:
-        group._open_by_handle = None
+def test_fid_paths_not_resolved_when_not_asked(tmp_path):
+    with Group(resolve_paths=False) as group:
         group.mark(tmp_path, M.CREATE)
         (tmp_path / "x").write_text("")
         [ev] = collect(group, bool)
