@@ -34,6 +34,7 @@ __all__ = ["BpfObject", "Handler", "TestRun", "attach", "detach", "builtin_path"
 BPF_DIR = Path(__file__).resolve().with_name("bpf")
 
 FAN_FP_F_PRIVATE = lib.FAN_FP_F_PRIVATE
+FAN_FP_F_SYS_ADMIN_ONLY = lib.FAN_FP_F_SYS_ADMIN_ONLY
 _NAME_RE = re.compile(r"[A-Za-z0-9_.]{1,%d}" % (lib.FAN_FP_NAME_MAX - 1))
 
 
@@ -252,14 +253,16 @@ class Handler:
 
     @classmethod
     def load(cls, source, *, name: str | None = None, private: bool | None = None,
-             globals: Mapping | None = None, args_type: str | None = None,
+             sys_admin_only: bool | None = None, globals: Mapping | None = None, args_type: str | None = None,
              ops_map: str | None = None, log_level: int = 0) -> Handler:
         """Load and register a handler.
 
         ``source`` is a built-in's short name ("rules": fanbpf/bpf/fanbpf_rules.bpf.o)
         or the path of a BPF object.  ``name`` registers it under another name;
         ``private`` True sets FAN_FP_F_PRIVATE (never listed, attached by fd),
-        False clears it, None keeps what was compiled.  ``globals`` sets global
+        False clears it, None keeps what was compiled; ``sys_admin_only``
+        does the same for FAN_FP_F_SYS_ADMIN_ONLY (attach needs
+        CAP_SYS_ADMIN).  ``globals`` sets global
         variables before load (values encoded by their BTF types).  The
         init-args struct is ``struct <compiled name>_args`` unless ``args_type``
         names another.  ``ops_map`` picks a struct_ops map if there are several.
@@ -281,10 +284,12 @@ class Handler:
                 obj.set_global(key, value)
             if name is not None:
                 obj.set_ops_name(name, ops_map)
-            if private is not None:
-                flags = obj.ops_flags(ops_map)
-                flags = flags | FAN_FP_F_PRIVATE if private else flags & ~FAN_FP_F_PRIVATE
-                obj.set_ops_flags(flags, ops_map)
+            flags = obj.ops_flags(ops_map)
+            for bit, wanted in ((FAN_FP_F_PRIVATE, private),
+                                (FAN_FP_F_SYS_ADMIN_ONLY, sys_admin_only)):
+                if wanted is not None:
+                    flags = flags | bit if wanted else flags & ~bit
+            obj.set_ops_flags(flags, ops_map)
             obj.load(log_level)
             obj.register(ops_map)
             return cls(obj, ops_map, ctype)
