@@ -1,0 +1,246 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * fanotify_fastpath.bpf.h - write a fanotify fastpath handler in BPF.
+ *
+ * A fastpath handler is a BPF struct_ops map of type fanotify_fastpath_ops.
+ * The kernel calls its fp_handler for every event the fanotify group's marks
+ * matched, before the event is queued (and, for permission events, before
+ * user space is asked), in the context of the task that caused the event.
+ * The handler decides:
+ *
+ *	FAN_FP_RET_SEND_TO_USERSPACE (0)	deliver the event
+ *	FAN_FP_RET_SKIP_EVENT (1)		drop it; a permission event is
+ *						allowed without asking user space
+ *	-errno (-4095..-1)			permission events only: deny the
+ *						access with that errno
+ *
+ * A minimal handler:
+ *
+ *	#include "fanotify_fastpath.bpf.h"
+ *
+ *	char LICENSE[] SEC("license") = "GPL";
+ *
+ *	SEC("struct_ops/fp_handler")
+ *	int BPF_PROG(only_dirs, struct fanotify_fastpath_hook *hook, __u32 mask,
+ *		     struct inode *inode, struct dentry *dentry, struct inode *dir,
+ *		     const struct qstr *name)
+ *	{
+ *		return mask & FAN_ONDIR ? FAN_FP_RET_SEND_TO_USERSPACE
+ *					: FAN_FP_RET_SKIP_EVENT;
+ *	}
+ *
+ *	SEC(".struct_ops.link")
+ *	struct fanotify_fastpath_ops only_dirs_ops = {
+ *		.fp_handler = (void *)only_dirs,
+ *		.name = "only_dirs",
+ *	};
+ *
+ * Rules the kernel (6.12 + the fanbpf series) enforces on handlers:
+ *
+ *  - License GPL; loading needs CAP_BPF and CAP_PERFMON (root).
+ *  - fp_handler may not sleep.  It runs under RCU and fsnotify_mark_srcu,
+ *    preemptible but not migratable: do not share per-CPU scratch buffers
+ *    between handler invocations without disabling preemption.
+ *  - Handlers read kernel memory and never write it; their state lives in
+ *    BPF maps.  One handler may be attached to many groups at once: keep
+ *    per-attachment state in a map keyed by hook->id (FANBPF_HOOK_MAP below),
+ *    filled in fp_init, read in fp_handler, deleted in fp_free.
+ *  - inode, dentry, dir and name may be NULL (which ones depends on the
+ *    event, see fp_handler below); the verifier insists on NULL checks.
+ *    They are trusted pointers: loads through them are plain loads.
+ *    Pointers reached from them (dentry->d_parent, ...) are "plain"
+ *    pointers: loads through them are fault-handled (a bad pointer reads
+ *    as 0) and they cannot be passed to the kfuncs.
+ *  - Names are not readable through d_name.name (a scalar to the
+ *    verifier): use bpf_fanotify_read_name()/bpf_fanotify_dentry_name().
+ *  - Helpers: the base set (maps, bpf_loop, ktime, ...) plus
+ *    bpf_get_current_{pid_tgid,uid_gid,comm,cgroup_id}().
+ *  - Stack is 512 bytes; loops must be bounded (or use bpf_loop()).
+ *
+ * The fastpath types are not in a vmlinux.h generated from a kernel without
+ * the series, so they are declared here with preserve_access_index: CO-RE
+ * relocates every field access against the running kernel's BTF at load
+ * time.  If your vmlinux.h already has them (generated from a kernel with
+ * the series), define FANBPF_VMLINUX_HAS_FASTPATH before including this
+ * header.  Define FANBPF_NO_VMLINUX_H to include your own vmlinux.h (or
+ * equivalent) yourself.
+ */
+#ifndef __FANOTIFY_FASTPATH_BPF_H
+#define __FANOTIFY_FASTPATH_BPF_H
+
+#ifndef FANBPF_NO_VMLINUX_H
+#include "vmlinux.h"
+#endif
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+
+/* --- uapi constants (include/uapi/linux/fanotify.h) ------------------- */
+
+#define FAN_FP_NAME_MAX			64
+#define FAN_FP_DESC_MAX			128
+#define FAN_FP_ARGS_MAX			1024
+
+/* fanotify_fastpath_ops.flags */
+#define FAN_FP_F_SYS_ADMIN_ONLY		0x1	/* attaching needs CAP_SYS_ADMIN */
+#define FAN_FP_F_PRIVATE		0x2	/* not registered by name; attach by fd */
+
+/* fp_handler return values */
+#define FAN_FP_RET_SEND_TO_USERSPACE	0
+#define FAN_FP_RET_SKIP_EVENT		1
+
+#ifndef FAN_ACCESS
+/* Event bits of fp_handler's mask (FAN_* == FS_* in the kernel). */
+#define FAN_ACCESS		0x00000001
+#define FAN_MODIFY		0x00000002
+#define FAN_ATTRIB		0x00000004
+#define FAN_CLOSE_WRITE		0x00000008
+#define FAN_CLOSE_NOWRITE	0x00000010
+#define FAN_OPEN		0x00000020
+#define FAN_MOVED_FROM		0x00000040
+#define FAN_MOVED_TO		0x00000080
+#define FAN_CREATE		0x00000100
+#define FAN_DELETE		0x00000200
+#define FAN_DELETE_SELF		0x00000400
+#define FAN_MOVE_SELF		0x00000800
+#define FAN_OPEN_EXEC		0x00001000
+#define FAN_Q_OVERFLOW		0x00004000
+#define FAN_FS_ERROR		0x00008000
+#define FAN_OPEN_PERM		0x00010000
+#define FAN_ACCESS_PERM		0x00020000
+#define FAN_OPEN_EXEC_PERM	0x00040000
+#define FAN_EVENT_ON_CHILD	0x08000000
+#define FAN_RENAME		0x10000000
+#define FAN_ONDIR		0x40000000
+#define FAN_CLOSE		(FAN_CLOSE_WRITE | FAN_CLOSE_NOWRITE)
+#define FAN_MOVE		(FAN_MOVED_FROM | FAN_MOVED_TO)
+#endif
+
+/* Events a handler may deny by returning -errno. */
+#define FANBPF_PERM_EVENTS	(FAN_OPEN_PERM | FAN_ACCESS_PERM | FAN_OPEN_EXEC_PERM)
+
+/* --- kernel types (include/linux/fanotify.h of the series) ------------ */
+
+#ifndef FANBPF_VMLINUX_HAS_FASTPATH
+
+struct fanotify_fastpath_hook;
+
+/* fp_init's arguments: the blob user space attached with, zero past len. */
+struct fanotify_fastpath_init_args {
+	__u32 len;
+	__u32 reserved;
+	__u8 data[FAN_FP_ARGS_MAX];
+} __attribute__((preserve_access_index));
+
+/*
+ * The handler.  Which pointers fp_handler gets, by event:
+ *
+ *	open, access, modify, close, *_PERM	inode, dentry (+ dir, name when
+ *						the group wants parent/name info)
+ *	create, attrib, FAN_RENAME		dentry (+ dir, name); for
+ *						FAN_RENAME the dentry is already
+ *						at its new place and dir/name
+ *						are the old ones
+ *	delete, moved_from, moved_to,		inode, dir, name (no dentry)
+ *	hard-link create
+ *	*_SELF, link-count attrib		inode only
+ */
+struct fanotify_fastpath_ops {
+	int (*fp_handler)(struct fanotify_fastpath_hook *hook, __u32 mask,
+			  struct inode *inode, struct dentry *dentry,
+			  struct inode *dir, const struct qstr *name);
+	int (*fp_init)(struct fanotify_fastpath_hook *hook,
+		       const struct fanotify_fastpath_init_args *args);
+	void (*fp_free)(struct fanotify_fastpath_hook *hook);
+	char name[FAN_FP_NAME_MAX];		/* [A-Za-z0-9_.] */
+	char desc[FAN_FP_DESC_MAX];
+	__u32 flags;				/* FAN_FP_F_* */
+	struct module *owner;			/* leave NULL */
+} __attribute__((preserve_access_index));
+
+/* One attachment of a handler to a group. */
+struct fanotify_fastpath_hook {
+	struct fanotify_fastpath_ops *ops;
+	struct fsnotify_group *group;
+	__u64 id;				/* unique per attachment */
+	void *data;				/* kernel-module handlers only */
+} __attribute__((preserve_access_index));
+
+#endif /* FANBPF_VMLINUX_HAS_FASTPATH */
+
+/* --- kfuncs (fanotify_fastpath_ops programs only) ---------------------- */
+
+/*
+ * Copy the name an event carries (fp_handler's @name) into @dst, always
+ * NUL-terminated.  Returns its length, or -E2BIG if only a prefix fitted.
+ */
+extern int bpf_fanotify_read_name(const struct qstr *name, char *dst,
+				  __u32 dst__sz) __ksym;
+
+/*
+ * Copy the current name of fp_handler's @dentry (a trusted dentry: not one
+ * reached through d_parent) into @dst.  Returns the length or -E2BIG.
+ */
+extern int bpf_fanotify_dentry_name(struct dentry *dentry, char *dst,
+				    __u32 dst__sz) __ksym;
+
+/*
+ * A dentry of fp_handler's @inode or @dir, without a reference, for events
+ * that carry none; NULL when the inode has no dentry left (it was
+ * unlinked).  The result is a plain pointer, valid until the handler
+ * returns: walk up from it, but it cannot be passed to the kfuncs above.
+ */
+extern struct dentry *bpf_fanotify_inode_dentry(struct inode *inode) __ksym;
+
+/* --- helpers ----------------------------------------------------------- */
+
+#define FANBPF_EINVAL	22
+
+/* A hash map for per-attachment state, keyed by hook->id. */
+#define FANBPF_HOOK_MAP(_name, _value_type, _max_entries)		\
+	struct {							\
+		__uint(type, BPF_MAP_TYPE_HASH);			\
+		__uint(map_flags, BPF_F_NO_PREALLOC);			\
+		__uint(max_entries, _max_entries);			\
+		__type(key, __u64);					\
+		__type(value, _value_type);				\
+	} _name SEC(".maps")
+
+static __always_inline int fanbpf_is_perm_event(__u32 mask)
+{
+	return (mask & FANBPF_PERM_EVENTS) != 0;
+}
+
+/*
+ * Copy fp_init's arguments into *dst (a map value, or the stack if small),
+ * after checking that user space passed exactly sizeof(*dst) bytes.
+ * Evaluates to 0 or -EINVAL.
+ *
+ * Verifier: args->data is a byte array in a BTF-typed struct, which may be
+ * read in wider loads as long as every offset is a constant; hence the
+ * fully unrolled word copy instead of a loop with a variable index (and
+ * instead of memcpy, which clang only inlines up to 128 stores).
+ */
+#define fanbpf_copy_init_args(dst, args)					\
+({										\
+	int __fb_ret = 0;							\
+	_Static_assert(sizeof(*(dst)) <= FAN_FP_ARGS_MAX,			\
+		       "init args larger than FAN_FP_ARGS_MAX");		\
+	if ((args)->len != sizeof(*(dst))) {					\
+		__fb_ret = -FANBPF_EINVAL;					\
+	} else {								\
+		__u64 *__fb_d = (__u64 *)(dst);					\
+		const __u64 *__fb_s = (const __u64 *)(args)->data;		\
+		__u8 *__fb_db = (__u8 *)(dst);					\
+		const __u8 *__fb_sb = (const __u8 *)(args)->data;		\
+		_Pragma("unroll")						\
+		for (int __fb_i = 0; __fb_i < (int)(sizeof(*(dst)) / 8); __fb_i++) \
+			__fb_d[__fb_i] = __fb_s[__fb_i];			\
+		_Pragma("unroll")						\
+		for (int __fb_i = sizeof(*(dst)) & ~7; __fb_i < (int)sizeof(*(dst)); __fb_i++) \
+			__fb_db[__fb_i] = __fb_sb[__fb_i];			\
+	}									\
+	__fb_ret;								\
+})
+
+#endif /* __FANOTIFY_FASTPATH_BPF_H */
