@@ -13,6 +13,7 @@ setup(
     setup_requires=["cffi>=1.16"],
     install_requires=["cffi>=1.16"],
     cffi_modules=["fanbpf/_ffi_build.py:ffibuilder"],
-    entry_points={"console_scripts": ["fanbpf = fanbpf.cli:main"]},
+    entry_points={"console_scripts": ["fanbpf = fanbpf.cli:main"],
+                  "pytest11": ["fanbpf = fanbpf.testing"]},
     zip_safe=False,
 )

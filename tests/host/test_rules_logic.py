@@ -1,0 +1,237 @@
+"""The compiled fanbpf_rules logic against the Python model, on the host kernel.
+
+src/bpf/fanbpf_rules_test.bpf.c runs the same fanbpf_rules_logic.h code as
+the struct_ops handler in a SEC("syscall") program, which BPF_PROG_TEST_RUN
+can run on any kernel; hypothesis draws facts and args and every property
+compares the BPF answer with fanbpf/model.py.
+
+Example counts: every property runs FANBPF_EXAMPLES examples (default 500),
+derandomized (the same examples on every run, no example database), so a
+failure reproduces exactly.  Set FANBPF_EXAMPLES higher for a longer hunt.
+"""
+
+import os
+
+import pytest
+from hypothesis import HealthCheck, event, example, given, settings
+from hypothesis import strategies as st
+
+from fanbpf import model
+from fanbpf.model import Facts, Pattern, PatternKind, RulesArgs, Section
+from fanbpf.rules import RulesError, exact, glob, prefix, rules, suffix
+from fanbpf.testing import (FsOp, Workers, facts, fanbpf_rules_logic, file_names,  # noqa: F401
+                            fs_ops, patterns, rules_args)
+
+EXAMPLES = int(os.environ.get("FANBPF_EXAMPLES", "500"))
+PROPERTY = settings(max_examples=EXAMPLES, derandomize=True, database=None, deadline=None,
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+
+
+def bpf_decide(logic, f, a):
+    check, decision = logic.decide(f, a)
+    assert check == 0, f"the BPF check refused args the model accepts: {a!r}"
+    return decision
+
+
+# --- properties ---------------------------------------------------------------------
+
+@PROPERTY
+@given(args=st.one_of(rules_args(valid=False), rules_args()))
+def test_check_matches_model(fanbpf_rules_logic, args):  # noqa: F811
+    """fp_init accepts exactly the args the model accepts."""
+    want = model.check(args)
+    event(f"check {want}")
+    assert fanbpf_rules_logic.check(args) == want
+
+
+@PROPERTY
+@given(args=rules_args(), f=facts())
+def test_decision_matches_model(fanbpf_rules_logic, args, f):  # noqa: F811
+    """The whole decision, all sections drawn."""
+    assert model.check(args) == 0
+    want = model.decide(f, args)
+    event(f"decision {'deny' if want < 0 else want}")
+    assert bpf_decide(fanbpf_rules_logic, f, args) == want
+
+
+@PROPERTY
+@given(pattern=patterns(), name=file_names())
+@example(Pattern(PatternKind.GLOB, b"*a*a*a*a*a*a*a*a*a*a*a*a*a*a*b"), b"a" * 255)
+@example(Pattern(PatternKind.GLOB, b"*" * 31), b"x" * 255)
+@example(Pattern(PatternKind.GLOB, b"?" * 31), b"x" * 31)
+@example(Pattern(PatternKind.SUFFIX, b"a" * 30 + b"b"), b"a" * 255)
+@example(Pattern(PatternKind.PREFIX, b"*"), b"*x")
+@example(Pattern(PatternKind.EXACT, b"a?"), b"ab")
+@example(Pattern(PatternKind.GLOB, b""), b"a")
+def test_pattern_matches_model(fanbpf_rules_logic, pattern, name):  # noqa: F811
+    """One pattern against one name, names section only, both modes."""
+    f = Facts(mask=0x100, name=name)
+    for mode in (model.NamesMode.INCLUDE, model.NamesMode.EXCLUDE):
+        args = RulesArgs(sections=Section.NAMES, names_mode=mode, patterns=(pattern,))
+        hit = model.pattern_matches(pattern, name)
+        event(f"{pattern.kind.name} {'hit' if hit else 'miss'}")
+        want = model.SKIP if hit == bool(mode) else model.SEND
+        assert model.decide(f, args) == want
+        assert bpf_decide(fanbpf_rules_logic, f, args) == want
+
+
+@PROPERTY
+@given(roots=st.lists(st.sampled_from([(5, 2), (5, 3), (9, 7), (0, 0)]), max_size=16),
+       depth=st.integers(0, model.CHAIN_MAX), at=st.integers(0, model.CHAIN_MAX - 1),
+       which=st.sampled_from([0, 1]))
+def test_subtree_depth(fanbpf_rules_logic, roots, depth, at, which):  # noqa: F811
+    """A root is found anywhere on a chain of up to CHAIN_MAX dentries, on either chain."""
+    chain = [(1, 1000 + i) for i in range(depth)]
+    if at < depth:
+        chain[at] = (9, 7)
+    chains = (tuple(chain), ()) if which == 0 else ((), tuple(chain))
+    f = Facts(mask=0x20, chains=chains)
+    args = RulesArgs(sections=Section.SUBTREE, roots=tuple(roots))
+    want = model.decide(f, args)
+    assert want == (model.SEND if at < depth and (9, 7) in roots else model.SKIP)
+    assert bpf_decide(fanbpf_rules_logic, f, args) == want
+
+
+@PROPERTY
+@given(args=rules_args(), f=facts())
+def test_process_section_matches_model(fanbpf_rules_logic, args, f):  # noqa: F811
+    """The process section on its own (facts and args drawn from shared pools)."""
+    args = RulesArgs(**{**args.__dict__, "sections": Section.PROCESS})
+    want = model.decide(f, args)
+    event(f"decision {'deny' if want < 0 else want}")
+    assert bpf_decide(fanbpf_rules_logic, f, args) == want
+
+
+# --- fixed cases: the documented semantics ------------------------------------------
+
+def _names_args(*pats, mode=0, events=0):
+    return RulesArgs(sections=Section.NAMES, names_mode=mode, patterns=tuple(pats), events=events)
+
+
+@pytest.mark.parametrize("f,args,want", [
+    # a missing name matches no pattern: include skips, exclude delivers
+    (Facts(mask=0x400), _names_args(Pattern(PatternKind.GLOB, b"*")), model.SKIP),
+    (Facts(mask=0x400), _names_args(Pattern(PatternKind.GLOB, b"*"), mode=1), model.SEND),
+    # names.events limits the rule; other events pass
+    (Facts(mask=0x20, name=b"x"), _names_args(Pattern(PatternKind.EXACT, b"y"), events=0x100), model.SEND),
+    (Facts(mask=0x100, name=b"x"), _names_args(Pattern(PatternKind.EXACT, b"y"), events=0x100), model.SKIP),
+    # '*' is literal outside GLOB
+    (Facts(mask=0x20, name=b"a*"), _names_args(Pattern(PatternKind.EXACT, b"a*")), model.SEND),
+    (Facts(mask=0x20, name=b"ab"), _names_args(Pattern(PatternKind.EXACT, b"a*")), model.SKIP),
+    # permission events that match are denied with deny_errno, others skipped
+    (Facts(mask=0x10000, chains=(((5, 2),), ())),
+     RulesArgs(sections=Section.SUBTREE, roots=((5, 2),), deny_errno=13), -13),
+    (Facts(mask=0x10000, chains=(((5, 3),), ())),
+     RulesArgs(sections=Section.SUBTREE, roots=((5, 2),), deny_errno=13), model.SKIP),
+    (Facts(mask=0x20, chains=(((5, 2),), ())),
+     RulesArgs(sections=Section.SUBTREE, roots=((5, 2),), deny_errno=13), model.SEND),
+    # no section: everything matches
+    (Facts(mask=0x20), RulesArgs(), model.SEND),
+    # unused root slots never match a (0, 0) node
+    (Facts(mask=0x20, chains=(((0, 0),), ())), RulesArgs(sections=Section.SUBTREE), model.SKIP),
+    # a root's dev wider than a dev_t never matches
+    (Facts(mask=0x20, chains=(((5, 2),), ())),
+     RulesArgs(sections=Section.SUBTREE, roots=(((1 << 32) | 5, 2),)), model.SKIP),
+    # exclude the watcher
+    (Facts(mask=0x20, tgid=7), RulesArgs(sections=Section.PROCESS, process_flags=2, not_tgid=7), model.SKIP),
+    (Facts(mask=0x20, tgid=8), RulesArgs(sections=Section.PROCESS, process_flags=2, not_tgid=7), model.SEND),
+    # comm compares as C strings
+    (Facts(mask=0x20, comm=b"bash"), RulesArgs(sections=Section.PROCESS, process_flags=16, comm=b"bash"), model.SEND),
+    (Facts(mask=0x20, comm=b"bash"), RulesArgs(sections=Section.PROCESS, process_flags=16, comm=b"bas"), model.SKIP),
+])
+def test_semantics(fanbpf_rules_logic, f, args, want):  # noqa: F811
+    assert model.decide(f, args) == want
+    assert bpf_decide(fanbpf_rules_logic, f, args) == want
+
+
+@pytest.mark.parametrize("args", [
+    RulesArgs(sections=8),
+    RulesArgs(deny_errno=-1),
+    RulesArgs(deny_errno=4096),
+    RulesArgs(nr_roots=17),
+    RulesArgs(subtree_reserved=1),
+    RulesArgs(names_mode=2),
+    RulesArgs(nr_patterns=9),
+    RulesArgs(patterns=(Pattern(0, b"x"),)),
+    RulesArgs(patterns=(Pattern(5, b"x"),)),
+    RulesArgs(patterns=(Pattern(1, b"x", 32),)),
+    RulesArgs(nr_patterns=1),  # a zeroed pattern slot has kind 0
+    RulesArgs(process_flags=32),
+])
+def test_check_refuses(fanbpf_rules_logic, args):  # noqa: F811
+    assert model.check(args) == -22
+    assert fanbpf_rules_logic.check(args) == -22
+
+
+# --- the args builder -----------------------------------------------------------------
+
+def test_rules_builds_valid_args(fanbpf_rules_logic, tmp_path):  # noqa: F811
+    (tmp_path / "d").mkdir()
+    built = rules(subtree=[tmp_path, tmp_path / "d", tmp_path], names=["*.log", "core", prefix("a*"),
+                  suffix(".x"), glob("?"), exact("*")], events=["create", 0x8],
+                  tgid=1, exclude_pid=True, uid=0, cgroup=5, comm="bash", deny_errno="EPERM")
+    args = RulesArgs.from_dict(built)
+    assert model.check(args) == 0
+    assert fanbpf_rules_logic.check(args) == 0
+    st_dev = os.stat(tmp_path).st_dev
+    assert args.roots[0] == (os.major(st_dev) << 20 | os.minor(st_dev), os.stat(tmp_path).st_ino)
+    assert len(args.roots) == 2  # duplicates dropped
+    kinds = [(p.kind, p.text) for p in args.patterns]
+    assert kinds == [(PatternKind.SUFFIX, b".log"), (PatternKind.EXACT, b"core"),
+                     (PatternKind.PREFIX, b"a*"), (PatternKind.SUFFIX, b".x"),
+                     (PatternKind.GLOB, b"?"), (PatternKind.EXACT, b"*")]
+    assert args.events == 0x108 and args.not_tgid == os.getpid() and args.deny_errno == 1
+
+
+@PROPERTY
+@given(text=st.text(alphabet="ab*?.", min_size=1, max_size=31), name=file_names())
+def test_plain_patterns_are_globs(text, name):
+    """A str pattern means the glob, whichever cheaper kind rules() stores it as."""
+    args = RulesArgs.from_dict(rules(names=[text]))
+    assert model.pattern_matches(args.patterns[0], name) == \
+        model.pattern_matches(Pattern(PatternKind.GLOB, text.encode()), name)
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    (dict(subtree=["/etc/hostname"]), "not a directory"),
+    (dict(subtree=[(1, i) for i in range(17)]), "at most 16"),
+    (dict(subtree=[]), "no roots"),
+    (dict(names=["x" * 32]), "at most 31"),
+    (dict(names=["a/b"]), "'/'"),
+    (dict(names=[""]), "empty"),
+    (dict(names=["a"] * 9), "at most 8"),
+    (dict(names=["a"], exclude_names=["b"]), "cannot be combined"),
+    (dict(events=["create"]), "only restricts the name rule"),
+    (dict(names=["a"], events=["nonsense"]), "no event named"),
+    (dict(comm="x" * 16), "task name"),
+    (dict(uid=-1), "out of range"),
+    (dict(deny_errno=5000), "not an errno"),
+    (dict(deny_errno="ENOSUCH"), "unknown errno"),
+])
+def test_rules_errors(kwargs, message):
+    with pytest.raises(RulesError, match=message):
+        rules(**kwargs)
+
+
+def test_missing_root():
+    with pytest.raises(FileNotFoundError):
+        rules(subtree=["/no/such/dir"])
+
+
+# --- the fs-operation strategy (used by the VM tests) ------------------------------
+
+@settings(max_examples=100, derandomize=True, database=None, deadline=None)
+@given(ops=fs_ops())
+def test_fs_ops_apply_in_sequence(ops, tmp_path_factory):
+    """Every drawn sequence applies cleanly, from this process and from workers."""
+    base = tmp_path_factory.mktemp("ops")
+    for d in ("in", "out"):
+        (base / d).mkdir()
+    with Workers(2) as workers:
+        for op in ops:
+            workers.apply(base, op)
+
+
+def test_fs_op_repr_reads_like_a_call():
+    assert repr([FsOp("rename", "in/a", "out/b", proc=2), FsOp("mkdir", "in/c")]) == \
+        "[rename('in/a', 'out/b', proc=2), mkdir('in/c')]"
