@@ -1,0 +1,163 @@
+"""The user-space fallback (fanbpf.fallback) on the host kernel, which has no
+fastpath hook: RulesGroup filters in user space, and the events it delivers
+are compared with what the model says the kernel handler would deliver.
+
+The oracle (fanbpf.testing.FsTree) explains each event from its own record
+of the tree, not from the file system, and decides with fanbpf.model; a
+reference group without filtering sees every event.  The fallback must
+deliver exactly the oracle's events, except that it may deliver more where
+it said it could not know (fail open): those are checked to be the ones it
+counted as uncertain.
+
+Example counts: the property runs FANBPF_EXAMPLES examples (default 500),
+derandomized; each mounts a tmpfs and runs up to 12 operations from this
+process and two workers.
+"""
+
+import os
+
+import pytest
+from hypothesis import HealthCheck, event, given, settings
+
+from fanbpf import EventMask, Group, MarkFlag
+from fanbpf.events import DirFidNameInfo, Event, FidInfo
+from fanbpf.fallback import RulesFilter, RulesGroup, kernel_pieces, walk_path
+from fanbpf.flags import InfoType
+from fanbpf.model import SEND, SKIP
+from fanbpf.rules import kernel_dev, rules
+from fanbpf.testing import (FsTree, Workers, event_keys, expected_keys, fs_ops, rules_specs,
+                            tmpfs_mount)
+
+EXAMPLES = int(os.environ.get("FANBPF_EXAMPLES", "500"))
+DIRS = ("in", "out", "in/sub")
+MASK = (EventMask.CREATE | EventMask.DELETE | EventMask.MOVED_FROM | EventMask.MOVED_TO
+        | EventMask.RENAME | EventMask.DELETE_SELF | EventMask.MOVE_SELF | EventMask.OPEN
+        | EventMask.ACCESS | EventMask.MODIFY | EventMask.CLOSE_WRITE | EventMask.CLOSE_NOWRITE
+        | EventMask.ATTRIB | EventMask.ONDIR)
+
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="fanotify and mount need root")
+
+
+def drain(group):
+    events = []
+    while True:
+        batch = group.read_events(timeout=0)
+        if not batch:
+            return events
+        events.extend(batch)
+
+
+@needs_root
+@settings(max_examples=EXAMPLES, derandomize=True, database=None, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(ops=fs_ops(dirs=DIRS), spec=rules_specs(dirs=DIRS))
+def test_fallback_delivers_what_the_model_does(ops, spec):
+    with tmpfs_mount() as base, Workers(2) as workers:
+        for d in DIRS:
+            os.mkdir(os.path.join(base, d))
+        tree = FsTree(base)
+        args = spec.build(base, workers.pids)
+        with RulesGroup(Group(), args, mode="userspace") as sut, \
+                Group(resolve_paths=False) as ref:
+            # sut first: marking opens the directory to resolve handles with,
+            # which would be an event for a group marked before
+            sut.group.mark(base, MASK, MarkFlag.FILESYSTEM)
+            ref.mark(base, MASK, MarkFlag.FILESYSTEM)
+            sut.filter.uncertain_log = uncertain = []
+            for step, op in enumerate(ops):
+                workers.apply(base, op)
+                tree.after(op)
+                seen = drain(ref)
+                want = expected_keys(tree, seen, args)
+                got = event_keys(drain(sut))
+                extra = got - want
+                allowed = event_keys(e for e, _ in uncertain)
+                assert want <= got, f"step {step} {op!r}: missing {want - got}"
+                assert extra <= allowed, f"step {step} {op!r}: delivered {extra - allowed}"
+                event(f"{len(want)} kept, {len(event_keys(seen)) - len(want)} dropped"
+                      if len(want) < 3 else "3+ kept")
+                uncertain.clear()
+            assert ref.overflows == 0 and sut.group.overflows == 0
+
+
+# --- the pieces and facts, on synthetic events ----------------------------------------
+
+def dfid_name(name, info_type=InfoType.DFID_NAME):
+    return DirFidNameInfo(info_type, 0, 1, b"h", name)
+
+
+def test_kernel_pieces_table():
+    fid = FidInfo(InfoType.FID, 0, 1, b"f")
+    e = Event(EventMask.OPEN, info=(dfid_name("a"), fid), path="/t/d/a")
+    p = kernel_pieces(e, EventMask.OPEN)
+    assert (p.dentry, p.dir, p.name) == ("/t/d/a", "/t/d", b"a")
+    assert kernel_pieces(e, EventMask.OPEN, dir_fid=False).dir is None
+    e = Event(EventMask.OPEN | EventMask.ONDIR, info=(dfid_name("."),), path="/t/d")
+    assert kernel_pieces(e, EventMask.OPEN) == kernel_pieces(e, EventMask.OPEN).__class__(dentry="/t/d")
+    e = Event(EventMask.DELETE, info=(dfid_name("a"),), path="/t/d/a")
+    p = kernel_pieces(e, EventMask.DELETE)
+    assert (p.dentry, p.dir, p.name) == (None, "/t/d", b"a")
+    e = Event(EventMask.RENAME, info=(dfid_name("a", InfoType.OLD_DFID_NAME),
+                                      dfid_name("b", InfoType.NEW_DFID_NAME)),
+              old_path="/t/x/a", new_path="/t/y/b")
+    p = kernel_pieces(e, EventMask.RENAME)
+    assert (p.dentry, p.dir, p.name) == ("/t/y/b", "/t/x", b"a")
+    e = Event(EventMask.MOVE_SELF, info=(fid,), path="/t/y/b")
+    assert kernel_pieces(e, EventMask.MOVE_SELF).inode == "/t/y/b"
+    assert kernel_pieces(Event(EventMask.DELETE_SELF, info=(fid,)), EventMask.DELETE_SELF) == \
+        kernel_pieces(Event(EventMask.DELETE_SELF), EventMask.DELETE_SELF)
+    e = Event(EventMask.ATTRIB, info=(fid,), path="/t/d/a")  # link count: inode only
+    assert kernel_pieces(e, EventMask.ATTRIB).inode == "/t/d/a"
+
+
+def test_walk_path_stops_at_the_filesystem_root(tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("mount needs root")
+    with tmpfs_mount() as base:
+        os.makedirs(os.path.join(base, "a", "b"))
+        chain = walk_path(os.path.join(base, "a", "b"))
+        st = os.stat(base)
+        assert len(chain) == 3 and chain[-1] == (kernel_dev(st.st_dev), st.st_ino)
+
+
+def test_walk_path_depth_limit(tmp_path):
+    deep = tmp_path
+    for i in range(70):
+        deep = deep / "d"
+    os.makedirs(deep)
+    assert len(walk_path(deep)) == 65
+
+
+def test_filter_splits_merged_events(tmp_path):
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.log").touch()
+    f = RulesFilter(rules(names=["*.log"], events=["create"]))
+    e = Event(EventMask.CREATE | EventMask.OPEN, pid=os.getpid(), info=(dfid_name("a.log"),),
+              path=str(tmp_path / "in" / "a.log"))
+    assert f.filter(e) is e
+    e = Event(EventMask.CREATE | EventMask.OPEN, pid=os.getpid(), info=(dfid_name("b"),),
+              path=str(tmp_path / "in" / "b"))
+    assert f.filter(e).mask == EventMask.OPEN  # the name rule applies to CREATE only
+    assert f.decide(e) == SEND
+
+
+def test_unresolvable_event_fails_open(tmp_path):
+    f = RulesFilter(rules(subtree=[tmp_path]))
+    e = Event(EventMask.CREATE, info=(dfid_name("x"),), path=None)
+    assert f.filter(e) is e and f.uncertain == 1
+    e = Event(EventMask.DELETE_SELF, info=(FidInfo(InfoType.FID, 0, 1, b"f"),))
+    assert f.filter(e) is None and f.decide(e) == SKIP  # known: no dentry left
+
+
+def test_rules_group_reports_userspace_mode_without_the_hook():
+    if os.geteuid() != 0:
+        pytest.skip("fanotify needs root")
+    from fanbpf.support import kernel_support
+
+    if kernel_support().fastpath:
+        pytest.skip("this kernel has the fastpath hook")
+    with tmpfs_mount() as base, RulesGroup(Group(), rules(subtree=[base])) as watcher:
+        assert watcher.mode == "userspace"
+        watcher.group.mark(base, EventMask.CREATE | EventMask.ONDIR, MarkFlag.FILESYSTEM)
+        os.mkdir(os.path.join(base, "x"))
+        assert [e.name for e in watcher.read_events(timeout=1)] == ["x"]
