@@ -68,7 +68,7 @@ from typing import Optional
 
 from fanbpf import model
 from fanbpf.events import Event
-from fanbpf.flags import EventMask, InfoType, InitFlag
+from fanbpf.flags import EventMask, InitFlag
 from fanbpf.model import Facts, RulesArgs, Section
 from fanbpf.rules import kernel_dev
 

@@ -78,7 +78,9 @@ except ImportError:  # the strategies need hypothesis; the rest does not
 
 __all__ = [
     "LogicProgram", "RulesLogic", "rules_test_ctx", "FsOp", "apply_op", "Workers",
-    "FsTree", "RulesSpec", "event_keys", "expected_keys", "file_handle", "tmpfs_mount",
+    "FsTree", "OpsRun", "RulesSpec", "describe_keys", "drain", "event_keys", "expected_keys",
+    "file_handle", "OPS_DIRS", "OPS_MASK", "property_settings",
+    "tmpfs_mount",
     "file_names", "patterns", "rules_args", "facts", "fs_ops", "rules_specs", "NODE_POOL",
     "fanbpf_rules_logic", "fanbpf_rules_handler", "fanbpf_tmpfs",
 ]
@@ -445,6 +447,22 @@ class FsTree:
                      chains=(self.chain(first or None), self.chain(pieces.dir or None)))
 
 
+def describe_keys(tree: FsTree, keys) -> list:
+    """Keys of :func:`event_keys`, readable: ``"MOVED_TO|ONDIR out/a (pid 42)"``."""
+    from fanbpf.flags import EventMask
+
+    out = []
+    for bit, flags, pid, records in sorted(keys, key=repr):
+        where = []
+        for _, handle, name in records:
+            node = tree.by_handle.get(handle)
+            rel = "?" if node is None else (node.path if node.path is not None else f"{node.last} (gone)")
+            where.append(rel if name in (None, ".") else os.path.join(rel, name))
+        what = EventMask(bit | flags).name or hex(bit | flags)
+        out.append(f"{what} {' '.join(where)} (pid {pid})")
+    return out
+
+
 def _event_bits(mask: int):
     events = int(mask) & ~_FLAG_BITS
     return [1 << i for i in range(32) if events >> i & 1]
@@ -492,6 +510,85 @@ def tmpfs_mount():
             subprocess.run(["umount", "-l", path], check=True)
     finally:
         os.rmdir(path)
+
+
+#: The directories :class:`OpsRun` creates (and :func:`fs_ops` leaves alone).
+OPS_DIRS = ("in", "out", "in/sub")
+#: Every event the operations of :class:`FsOp` cause (FAN_* bits and FAN_ONDIR).
+OPS_MASK = (0x100 | 0x200 | 0x40 | 0x80 | 0x10000000 | 0x400 | 0x800 | 0x20 | 0x1 | 0x2 | 0x8
+            | 0x10 | 0x4 | 0x40000000)
+
+
+def property_settings(**overrides):
+    """hypothesis settings for fanbpf's property tests: ``FANBPF_EXAMPLES``
+    examples (default 500), derandomized and without an example database,
+    so that every run tries the same examples; no deadline (BPF loads and
+    tmpfs mounts vary)."""
+    _require_hypothesis()
+    from hypothesis import HealthCheck, settings
+
+    options = dict(max_examples=int(os.environ.get("FANBPF_EXAMPLES", "500")),
+                   derandomize=True, database=None, deadline=None,
+                   suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    options.update(overrides)
+    return settings(**options)
+
+
+def drain(group) -> list:
+    """Every event queued in ``group`` now (a Group or RulesGroup), without waiting."""
+    events = []
+    while True:
+        batch = group.read_events(timeout=0)
+        if not batch:
+            return events
+        events.extend(batch)
+
+
+class OpsRun:
+    """Apply :class:`FsOp` s on a fresh tmpfs, with a reference group watching.
+
+    ``dirs`` are created first (and never touched by :func:`fs_ops`);
+    ``procs`` :class:`Workers` are started.  Mark the groups under test on
+    :attr:`base`, then call :meth:`start`, which marks the reference group
+    (a group without a handler that sees every event) *last*: marking a
+    group that resolves paths opens the directory, an event for groups
+    marked before.  :meth:`step` applies one op, updates :attr:`tree` and
+    returns the reference group's events for it.
+    """
+
+    def __init__(self, dirs=OPS_DIRS, procs: int = 2):
+        self._dirs = dirs
+        self._procs = procs
+        self._stack = contextlib.ExitStack()
+        self.ref = None
+
+    def __enter__(self) -> OpsRun:
+        try:
+            self.base = self._stack.enter_context(tmpfs_mount())
+            for d in self._dirs:
+                os.mkdir(os.path.join(self.base, d))
+            self.workers = self._stack.enter_context(Workers(self._procs))
+            self.pids = self.workers.pids
+            self.tree = FsTree(self.base)
+        except BaseException:
+            self._stack.close()
+            raise
+        return self
+
+    def start(self, mask: int) -> None:
+        from fanbpf.flags import MarkFlag
+        from fanbpf.group import Group
+
+        self.ref = self._stack.enter_context(Group(resolve_paths=False))
+        self.ref.mark(self.base, mask, MarkFlag.FILESYSTEM)
+
+    def step(self, op: FsOp) -> list:
+        self.workers.apply(self.base, op)
+        self.tree.after(op)
+        return drain(self.ref)
+
+    def __exit__(self, *exc) -> None:
+        self._stack.close()
 
 
 @dataclass(frozen=True)
@@ -712,7 +809,7 @@ def fs_ops(dirs=("in", "out"), max_ops: int = 12, procs: int = 2, names=_FS_NAME
     return build()
 
 
-def rules_specs(dirs=("in", "out", "in/sub"), procs: int = 2):
+def rules_specs(dirs=OPS_DIRS, procs: int = 2):
     """:class:`RulesSpec` s over a test tree: subtree roots among ``dirs`` (``""``
     is the tree's root), name patterns over the names :func:`fs_ops` uses,
     and process conditions on the test process and ``procs`` workers."""
@@ -748,14 +845,14 @@ def fanbpf_rules_logic():
 
 @pytest.fixture(scope="session")
 def fanbpf_rules_handler():
-    """The built-in rules handler, loaded and registered; skips without the fastpath kernel."""
+    """The built-in rules handler, loaded (private); skips without the fastpath kernel."""
     from fanbpf.errors import KernelSupportError
     from fanbpf.handler import Handler
 
     if os.geteuid() != 0:
         pytest.skip("loading a fastpath handler needs root")
     try:
-        handler = Handler.load("rules")
+        handler = Handler.load("rules", private=True)  # attached by fd: no name to clash
     except KernelSupportError as err:
         pytest.skip(f"no fastpath support in this kernel: {err}")
     yield handler

@@ -17,7 +17,7 @@ process and two workers.
 import os
 
 import pytest
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import event, given
 
 from fanbpf import EventMask, Group, MarkFlag
 from fanbpf.events import DirFidNameInfo, Event, FidInfo
@@ -25,50 +25,25 @@ from fanbpf.fallback import RulesFilter, RulesGroup, kernel_pieces, walk_path
 from fanbpf.flags import InfoType
 from fanbpf.model import SEND, SKIP
 from fanbpf.rules import kernel_dev, rules
-from fanbpf.testing import (FsTree, Workers, event_keys, expected_keys, fs_ops, rules_specs,
-                            tmpfs_mount)
-
-EXAMPLES = int(os.environ.get("FANBPF_EXAMPLES", "500"))
-DIRS = ("in", "out", "in/sub")
-MASK = (EventMask.CREATE | EventMask.DELETE | EventMask.MOVED_FROM | EventMask.MOVED_TO
-        | EventMask.RENAME | EventMask.DELETE_SELF | EventMask.MOVE_SELF | EventMask.OPEN
-        | EventMask.ACCESS | EventMask.MODIFY | EventMask.CLOSE_WRITE | EventMask.CLOSE_NOWRITE
-        | EventMask.ATTRIB | EventMask.ONDIR)
+from fanbpf.testing import (OPS_DIRS, OPS_MASK, OpsRun, drain, event_keys, expected_keys,
+                            fs_ops, property_settings, rules_specs, tmpfs_mount)
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="fanotify and mount need root")
 
 
-def drain(group):
-    events = []
-    while True:
-        batch = group.read_events(timeout=0)
-        if not batch:
-            return events
-        events.extend(batch)
-
-
 @needs_root
-@settings(max_examples=EXAMPLES, derandomize=True, database=None, deadline=None,
-          suppress_health_check=[HealthCheck.too_slow])
-@given(ops=fs_ops(dirs=DIRS), spec=rules_specs(dirs=DIRS))
+@property_settings()
+@given(ops=fs_ops(dirs=OPS_DIRS), spec=rules_specs())
 def test_fallback_delivers_what_the_model_does(ops, spec):
-    with tmpfs_mount() as base, Workers(2) as workers:
-        for d in DIRS:
-            os.mkdir(os.path.join(base, d))
-        tree = FsTree(base)
-        args = spec.build(base, workers.pids)
-        with RulesGroup(Group(), args, mode="userspace") as sut, \
-                Group(resolve_paths=False) as ref:
-            # sut first: marking opens the directory to resolve handles with,
-            # which would be an event for a group marked before
-            sut.group.mark(base, MASK, MarkFlag.FILESYSTEM)
-            ref.mark(base, MASK, MarkFlag.FILESYSTEM)
+    with OpsRun() as run:
+        args = spec.build(run.base, run.pids)
+        with RulesGroup(Group(), args, mode="userspace") as sut:
+            sut.group.mark(run.base, OPS_MASK, MarkFlag.FILESYSTEM)
+            run.start(OPS_MASK)
             sut.filter.uncertain_log = uncertain = []
             for step, op in enumerate(ops):
-                workers.apply(base, op)
-                tree.after(op)
-                seen = drain(ref)
-                want = expected_keys(tree, seen, args)
+                seen = run.step(op)
+                want = expected_keys(run.tree, seen, args)
                 got = event_keys(drain(sut))
                 extra = got - want
                 allowed = event_keys(e for e, _ in uncertain)
@@ -77,7 +52,7 @@ def test_fallback_delivers_what_the_model_does(ops, spec):
                 event(f"{len(want)} kept, {len(event_keys(seen)) - len(want)} dropped"
                       if len(want) < 3 else "3+ kept")
                 uncertain.clear()
-            assert ref.overflows == 0 and sut.group.overflows == 0
+            assert run.ref.overflows == 0 and sut.group.overflows == 0
 
 
 # --- the pieces and facts, on synthetic events ----------------------------------------

@@ -13,18 +13,16 @@ failure reproduces exactly.  Set FANBPF_EXAMPLES higher for a longer hunt.
 import os
 
 import pytest
-from hypothesis import HealthCheck, event, example, given, settings
+from hypothesis import event, example, given
 from hypothesis import strategies as st
 
 from fanbpf import model
 from fanbpf.model import Facts, Pattern, PatternKind, RulesArgs, Section
 from fanbpf.rules import RulesError, exact, glob, prefix, rules, suffix
 from fanbpf.testing import (FsOp, Workers, facts, fanbpf_rules_logic, file_names,  # noqa: F401
-                            fs_ops, patterns, rules_args)
+                            fs_ops, patterns, property_settings, rules_args)
 
-EXAMPLES = int(os.environ.get("FANBPF_EXAMPLES", "500"))
-PROPERTY = settings(max_examples=EXAMPLES, derandomize=True, database=None, deadline=None,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+PROPERTY = property_settings()
 
 
 def bpf_decide(logic, f, a):
@@ -220,7 +218,7 @@ def test_missing_root():
 
 # --- the fs-operation strategy (used by the VM tests) ------------------------------
 
-@settings(max_examples=100, derandomize=True, database=None, deadline=None)
+@property_settings(max_examples=100)
 @given(ops=fs_ops())
 def test_fs_ops_apply_in_sequence(ops, tmp_path_factory):
     """Every drawn sequence applies cleanly, from this process and from workers."""
