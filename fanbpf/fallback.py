@@ -49,6 +49,12 @@ Limits of the user-space fallback (the kernel handler has none of these):
   matters only at the depth limit.
 - Permission events can only be denied with ``EPERM`` unless the kernel
   supports ``FAN_DENY_ERRNO``.
+- User space sees merged events (several bits) and judges each bit on
+  its own, as the kernel judged the separate events it merged.  A few
+  kernel events carry several bits at once (a setattr that changes both
+  size and mode: ``ATTRIB | MODIFY``), which the handler judged as one.
+  This differs only when ``names.events`` selects some of those bits and
+  not the others.
 - Matching ``ATTRIB`` events on non-directories: an event with a
   directory-and-name record is a setattr (dentry), one without is a
   link-count change (inode only).  Groups without ``REPORT_DIR_FID``
