@@ -233,3 +233,30 @@ def test_fs_ops_apply_in_sequence(ops, tmp_path_factory):
 def test_fs_op_repr_reads_like_a_call():
     assert repr([FsOp("rename", "in/a", "out/b", proc=2), FsOp("mkdir", "in/c")]) == \
         "[rename('in/a', 'out/b', proc=2), mkdir('in/c')]"
+
+
+# --- the objects and the constants ------------------------------------------------------
+
+def test_constants_match_the_c_header():
+    import re
+    from pathlib import Path
+
+    header = (Path(__file__).resolve().parents[2] / "src/bpf/fanbpf_rules.h").read_text()
+    defines = dict(re.findall(r"#define\s+(FANBPF_\w+)\s+(\d+)", header))
+    assert int(defines["FANBPF_MAX_ROOTS"]) == model.MAX_ROOTS
+    assert int(defines["FANBPF_MAX_PATTERNS"]) == model.MAX_PATTERNS
+    assert int(defines["FANBPF_PATTERN_MAX"]) == model.PATTERN_MAX
+    assert int(defines["FANBPF_NAME_MAX"]) == model.NAME_MAX
+    assert int(defines["FANBPF_MAX_DEPTH"]) == model.MAX_DEPTH
+    assert int(defines["FANBPF_COMM_LEN"]) == model.COMM_LEN
+
+
+def test_rules_object_shape():
+    from fanbpf.handler import BpfObject, builtin_path
+
+    with BpfObject(builtin_path("rules")) as obj:
+        assert obj.ops_name() == "fanbpf_rules"
+        args = obj.btf.struct("fanbpf_rules_args")
+        assert args.size <= 1024
+        encoded = args.encode(rules(subtree=[(5, 2)], names=["*.log"], uid=0))
+        assert RulesArgs.from_dict(args.decode(encoded)).active_roots() == ((5, 2),)
