@@ -14,7 +14,8 @@ TOP := $(CURDIR)
 BUILD := $(TOP)/build
 VENV := $(TOP)/.venv
 PY := $(VENV)/bin/python
-export FANBPF_CACHE ?= /var/cache/fanbpf
+# Outside the checkout, and visible in the guest (whose /var/cache is a tmpfs).
+export FANBPF_CACHE ?= $(HOME)/.cache/fanbpf
 
 APT_PACKAGES := clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev pkg-config \
 	qemu-system-x86 linux-source-6.12 build-essential flex bison bc \
@@ -65,10 +66,9 @@ $(LIBBPF_SRC)/Makefile: | $(BUILD)/.apt-done
 	@touch $@
 
 $(LIBBPF_A): $(LIBBPF_SRC)/Makefile
-	@mkdir -p $(LIBBPF_OUT)
-	$(MAKE) -s -C $(LIBBPF_SRC) BUILD_STATIC_ONLY=1 OBJDIR=$(LIBBPF_OUT)/obj \
-		DESTDIR=$(LIBBPF_OUT) PREFIX= LIBDIR=/ INCLUDEDIR=/include \
-		EXTRA_CFLAGS='-fPIC -O2' install >/dev/null
+	@mkdir -p $(LIBBPF_OUT)/obj
+	$(MAKE) -s -C $(LIBBPF_SRC) OUTPUT=$(LIBBPF_OUT)/obj/ DESTDIR=$(LIBBPF_OUT) \
+		prefix= libdir=/ EXTRA_CFLAGS='-fPIC -O2' install >/dev/null
 	@test -f $@
 
 # CO-RE: types come from the running kernel's BTF; the fastpath types,

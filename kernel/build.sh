@@ -10,7 +10,7 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(dirname "$here")
-cache=${FANBPF_CACHE:-/var/cache/fanbpf}
+cache=${FANBPF_CACHE:-$HOME/.cache/fanbpf}
 tarball=/usr/src/linux-source-6.12.tar.xz
 jobs=${JOBS:-$(nproc)}
 
