@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# make test: host tests, then the VM tests on the test kernel, then one
+# summary.  Fails if anything failed or if any VM test was skipped: the VM
+# tests are the point, a skipped one is a missing kernel feature.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+py=.venv/bin/python
+out=build/test
+mkdir -p "$out"
+rm -f "$out"/*.xml
+
+echo "== host tests (kernel $(uname -r))"
+$py -m pytest -q -p no:cacheprovider tests/host --junitxml="$out/host.xml"
+host_rc=$?
+
+echo "== VM tests (fanbpf test kernel)"
+kernel/vm.sh "$py" -m pytest -q -p no:cacheprovider tests/vm --junitxml="$out/vm.xml"
+vm_rc=$?
+
+exec $py - "$host_rc" "$vm_rc" <<'PY'
+import sys, xml.etree.ElementTree as ET
+host_rc, vm_rc = map(int, sys.argv[1:3])
+total = {"passed": 0, "failed": 0, "skipped": 0}
+ok = host_rc == 0 and vm_rc == 0
+for name in ("host", "vm"):
+    try:
+        suite = ET.parse(f"build/test/{name}.xml").getroot().find("testsuite")
+    except (OSError, ET.ParseError):
+        print(f"{name}: no results (pytest did not finish)")
+        ok = False
+        continue
+    n = int(suite.get("tests"))
+    failed = int(suite.get("failures")) + int(suite.get("errors"))
+    skipped = int(suite.get("skipped"))
+    total["passed"] += n - failed - skipped
+    total["failed"] += failed
+    total["skipped"] += skipped
+    print(f"{name}: {n - failed - skipped} passed, {failed} failed, {skipped} skipped")
+    if name == "vm" and (skipped or n == 0):
+        print("vm: VM tests must run, not skip")
+        ok = False
+print(f"{total['passed']} passed, {total['failed']} failed, {total['skipped']} skipped")
+sys.exit(0 if ok and total["failed"] == 0 else 1)
+PY
