@@ -1,0 +1,107 @@
+"""The fastpath ABI spoken raw (ctypes + fcntl), independent of fanbpf.
+
+The kernel tests use this so that they check the kernel itself; the library
+is tested against the same kernel in its own files.
+"""
+import ctypes
+import errno
+import fcntl
+import os
+import struct
+
+libc = ctypes.CDLL(None, use_errno=True)
+libc.fanotify_mark.argtypes = [ctypes.c_int, ctypes.c_uint, ctypes.c_uint64,
+                               ctypes.c_int, ctypes.c_char_p]
+
+FAN_CLASS_NOTIF = 0x0
+FAN_CLASS_CONTENT = 0x4
+FAN_CLOEXEC = 0x1
+FAN_NONBLOCK = 0x2
+FAN_REPORT_FID = 0x200
+FAN_MARK_ADD = 0x1
+FAN_MARK_FILESYSTEM = 0x100
+FAN_OPEN = 0x20
+FAN_CLOSE_WRITE = 0x8
+FAN_OPEN_PERM = 0x10000
+FAN_ONDIR = 0x40000000
+FAN_EVENT_ON_CHILD = 0x08000000
+FAN_ALLOW = 1
+AT_FDCWD = -100
+
+FAN_IOC_ADD_FP = 0x40584600
+FAN_IOC_DEL_FP = 0x40404601
+FAN_FP_ADD_BPF_FD = 0x1
+FAN_FP_ARGS_MAX = 1024
+ARGS = struct.Struct("<64sIIQIi")
+METADATA = struct.Struct("<IBBHQii")
+SYSFS = "/sys/kernel/fanotify_fastpath"
+KMOD = "fanbpf_subtree_kmod"
+
+
+def check(ret):
+    if ret < 0:
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e))
+    return ret
+
+
+def fan_init(flags=FAN_CLASS_NOTIF, event_flags=os.O_RDONLY):
+    return check(libc.fanotify_init(flags | FAN_CLOEXEC | FAN_NONBLOCK, event_flags))
+
+
+def fan_mark(fd, mask, path, flags=FAN_MARK_ADD | FAN_MARK_FILESYSTEM):
+    check(libc.fanotify_mark(fd, flags, mask, AT_FDCWD, os.fsencode(path)))
+
+
+def add_fp(fd, name=b"", args=b"", *, version=1, flags=0, bpf_fd=-1, args_len=None):
+    """FAN_IOC_ADD_FP; args_len may lie about len(args) to test the limit."""
+    blob = ctypes.create_string_buffer(args, max(len(args), 1))
+    length = len(args) if args_len is None else args_len
+    req = ARGS.pack(name, version, flags, ctypes.addressof(blob) if args else 0,
+                    length, bpf_fd)
+    fcntl.ioctl(fd, FAN_IOC_ADD_FP, req)
+
+
+def del_fp(fd, name=None):
+    if name is None:
+        fcntl.ioctl(fd, FAN_IOC_DEL_FP, 0)
+    else:
+        fcntl.ioctl(fd, FAN_IOC_DEL_FP, name.ljust(64, b"\0"))
+
+
+def subtree_args(*roots):
+    """struct fanbpf_subtree_args for directories `roots`."""
+    body = b""
+    for path in roots:
+        st = os.stat(path)
+        body += struct.pack("<QQ", os.major(st.st_dev) << 20 | os.minor(st.st_dev),
+                            st.st_ino)
+    return struct.pack("<II", len(roots), 0) + body.ljust(16 * 16, b"\0")
+
+
+def read_paths(fd):
+    """Drain the queue of an fd-reporting group: [(mask, path)], fds closed."""
+    out = []
+    while True:
+        try:
+            buf = os.read(fd, 65536)
+        except BlockingIOError:
+            return out
+        off = 0
+        while off < len(buf):
+            ev_len, _, _, _, mask, evfd, _ = METADATA.unpack_from(buf, off)
+            path = None
+            if evfd >= 0:
+                path = os.readlink(f"/proc/self/fd/{evfd}")
+                os.close(evfd)
+            out.append((mask, path))
+            off += ev_len
+
+
+def raises_errno(code, fn, *args, **kw):
+    try:
+        fn(*args, **kw)
+    except OSError as e:
+        assert e.errno == code, f"expected {errno.errorcode[code]}, got {e!r}"
+        return
+    raise AssertionError(f"expected {errno.errorcode[code]}, call succeeded")
