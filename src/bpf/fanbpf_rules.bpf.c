@@ -85,11 +85,19 @@ static __always_inline bool subtree_inside(const struct fanbpf_subtree_args *sa,
 {
 	if (dentry && walk_inside(sa, dentry))
 		return true;
-	if (dir && walk_inside(sa, bpf_fanotify_inode_dentry(dir)))
-		return true;
-	if (!dentry && !dir && inode)
-		return walk_inside(sa, bpf_fanotify_inode_dentry(inode));
-	return false;
+	if (dir)
+		return walk_inside(sa, bpf_fanotify_inode_dentry(dir));
+	if (dentry)
+		return false;
+	/*
+	 * Verifier: without the barrier clang merges the two NULL tests that
+	 * lead to "return false" into one OR of the pointers, which the
+	 * verifier rejects ("pointer |= pointer prohibited").
+	 */
+	barrier_var(inode);
+	if (!inode)
+		return false;
+	return walk_inside(sa, bpf_fanotify_inode_dentry(inode));
 }
 
 SEC("struct_ops/fp_handler")
