@@ -280,7 +280,21 @@ def build_parser() -> argparse.ArgumentParser:
     probe = sub.add_parser("probe", help="report the kernel's fastpath support (status 1 if missing)")
     probe.add_argument("--json", action="store_true", help="print one JSON object")
     probe.set_defaults(func=cmd_probe)
+
+    demo = sub.add_parser("demo", help="subtree monitoring with the filter in the kernel "
+                          "(make run)")
+    demo.add_argument("--ops", type=_positive_int, default=400,
+                      help="workload operations (default 400)")
+    demo.add_argument("--seed", type=int, default=1, help="workload seed")
+    demo.add_argument("--quiet", action="store_true", help="print only the summary")
+    demo.set_defaults(func=cmd_demo)
     return parser
+
+
+def cmd_demo(args) -> int:
+    from .demo import run
+
+    return run(args.ops, args.seed, args.quiet)
 
 
 def _positive_int(text: str) -> int:
