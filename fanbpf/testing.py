@@ -60,7 +60,6 @@ import multiprocessing
 import os
 import stat
 import struct
-import subprocess
 import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -82,7 +81,7 @@ __all__ = [
     "file_handle", "OPS_DIRS", "OPS_MASK", "property_settings",
     "tmpfs_mount",
     "file_names", "patterns", "rules_args", "facts", "fs_ops", "rules_specs", "NODE_POOL",
-    "fanbpf_rules_logic", "fanbpf_rules_handler", "fanbpf_tmpfs",
+    "fanbpf_rules_logic", "fanbpf_rules_handler", "fanbpf_tmpfs", "fanbpf_workers",
 ]
 
 BPF_DIR = Path(__file__).resolve().with_name("bpf")
@@ -301,7 +300,22 @@ class Workers:
 
 _AT_FDCWD = -100
 _MAX_HANDLE_SZ = 128
+_MNT_DETACH = 2
 _FLAG_BITS = 0x40000000 | 0x08000000  # FAN_ONDIR | FAN_EVENT_ON_CHILD
+_libc = None
+
+
+def _c():
+    global _libc
+    if _libc is None:
+        _libc = ctypes.CDLL(None, use_errno=True)
+    return _libc
+
+
+def _check_c(ret: int, what: str, path) -> None:
+    if ret:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}", os.fspath(path))
 
 
 def file_handle(path) -> bytes:
@@ -310,13 +324,11 @@ def file_handle(path) -> bytes:
     The bytes are those fanotify reports in FID records for the same
     object (same filesystem export operations).
     """
-    libc = ctypes.CDLL(None, use_errno=True)
     buf = ctypes.create_string_buffer(8 + _MAX_HANDLE_SZ)
     struct.pack_into("=Ii", buf, 0, _MAX_HANDLE_SZ, 0)
     mount_id = ctypes.c_int()
-    if libc.name_to_handle_at(_AT_FDCWD, os.fsencode(path), buf, ctypes.byref(mount_id), 0):
-        err = ctypes.get_errno()
-        raise OSError(err, os.strerror(err), os.fspath(path))
+    _check_c(_c().name_to_handle_at(_AT_FDCWD, os.fsencode(path), buf, ctypes.byref(mount_id), 0),
+             "name_to_handle_at", path)
     size, _ = struct.unpack_from("=Ii", buf)
     return buf.raw[8:8 + size]
 
@@ -500,14 +512,19 @@ def expected_keys(tree: FsTree, events, args, dir_fid: bool = True) -> set:
 
 @contextlib.contextmanager
 def tmpfs_mount():
-    """Mount a fresh tmpfs on a new directory, yield its path, unmount it."""
+    """Mount a fresh tmpfs on a new directory, yield its path, unmount it.
+
+    Straight syscalls rather than mount(8): property tests mount one per
+    example, and fork+exec is slow in an emulated test VM.
+    """
     path = tempfile.mkdtemp(prefix="fanbpf-")
+    raw = os.fsencode(path)
     try:
-        subprocess.run(["mount", "-t", "tmpfs", "fanbpf-test", path], check=True)
+        _check_c(_c().mount(b"fanbpf-test", raw, b"tmpfs", 0, None), "mount tmpfs", path)
         try:
             yield path
         finally:
-            subprocess.run(["umount", "-l", path], check=True)
+            _check_c(_c().umount2(raw, _MNT_DETACH), "umount", path)
     finally:
         os.rmdir(path)
 
@@ -548,7 +565,7 @@ class OpsRun:
     """Apply :class:`FsOp` s on a fresh tmpfs, with a reference group watching.
 
     ``dirs`` are created first (and never touched by :func:`fs_ops`);
-    ``procs`` :class:`Workers` are started.  Mark the groups under test on
+    ``procs`` :class:`Workers` are started, unless ``workers`` are given.  Mark the groups under test on
     :attr:`base`, then call :meth:`start`, which marks the reference group
     (a group without a handler that sees every event) *last*: marking a
     group that resolves paths opens the directory, an event for groups
@@ -556,18 +573,20 @@ class OpsRun:
     returns the reference group's events for it.
     """
 
-    def __init__(self, dirs=OPS_DIRS, procs: int = 2):
+    def __init__(self, dirs=OPS_DIRS, procs: int = 2, workers: Optional[Workers] = None):
         self._dirs = dirs
         self._procs = procs
         self._stack = contextlib.ExitStack()
         self.ref = None
+        self.workers = workers  # shared across runs: forking is slow in an emulated VM
 
     def __enter__(self) -> OpsRun:
         try:
             self.base = self._stack.enter_context(tmpfs_mount())
             for d in self._dirs:
                 os.mkdir(os.path.join(self.base, d))
-            self.workers = self._stack.enter_context(Workers(self._procs))
+            if self.workers is None:
+                self.workers = self._stack.enter_context(Workers(self._procs))
             self.pids = self.workers.pids
             self.tree = FsTree(self.base)
         except BaseException:
@@ -857,6 +876,13 @@ def fanbpf_rules_handler():
         pytest.skip(f"no fastpath support in this kernel: {err}")
     yield handler
     handler.close()
+
+
+@pytest.fixture(scope="module")
+def fanbpf_workers():
+    """Two :class:`Workers`, shared by a module's tests (pass to :class:`OpsRun`)."""
+    with Workers(2) as workers:
+        yield workers
 
 
 @pytest.fixture

@@ -25,8 +25,9 @@ from fanbpf.fallback import RulesFilter, RulesGroup, kernel_pieces, walk_path
 from fanbpf.flags import InfoType
 from fanbpf.model import SEND, SKIP
 from fanbpf.rules import kernel_dev, rules
-from fanbpf.testing import (OPS_DIRS, OPS_MASK, OpsRun, drain, event_keys, expected_keys,
-                            fs_ops, property_settings, rules_specs, tmpfs_mount)
+from fanbpf.testing import (OPS_DIRS, OPS_MASK, OpsRun, drain, event_keys,  # noqa: F401
+                            expected_keys, fanbpf_workers, fs_ops, property_settings,
+                            rules_specs, tmpfs_mount)
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="fanotify and mount need root")
 
@@ -34,8 +35,8 @@ needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="fanotify and mount ne
 @needs_root
 @property_settings()
 @given(ops=fs_ops(dirs=OPS_DIRS), spec=rules_specs())
-def test_fallback_delivers_what_the_model_does(ops, spec):
-    with OpsRun() as run:
+def test_fallback_delivers_what_the_model_does(fanbpf_workers, ops, spec):  # noqa: F811
+    with OpsRun(workers=fanbpf_workers) as run:
         args = spec.build(run.base, run.pids)
         with RulesGroup(Group(), args, mode="userspace") as sut:
             sut.group.mark(run.base, OPS_MASK, MarkFlag.FILESYSTEM)

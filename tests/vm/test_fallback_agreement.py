@@ -20,15 +20,16 @@ from fanbpf import EventMask, Group, MarkFlag
 from fanbpf.fallback import RulesGroup
 from fanbpf.model import RulesArgs
 from fanbpf.testing import (OPS_DIRS, OPS_MASK, OpsRun, describe_keys, drain,  # noqa: F401
-                            event_keys, fanbpf_rules_handler, fs_ops, property_settings,
-                            rules_specs, tmpfs_mount)
+                            event_keys, fanbpf_rules_handler, fanbpf_workers, fs_ops,
+                            property_settings, rules_specs, tmpfs_mount)
 
 
 
 @property_settings()
 @given(ops=fs_ops(dirs=OPS_DIRS), spec=rules_specs())
-def test_fallback_agrees_with_the_kernel(fanbpf_rules_handler, ops, spec):  # noqa: F811
-    with OpsRun() as run:
+def test_fallback_agrees_with_the_kernel(fanbpf_rules_handler, fanbpf_workers, ops,  # noqa: F811
+                                         spec):
+    with OpsRun(workers=fanbpf_workers) as run:
         args = spec.build(run.base, run.pids)
         note(f"args: {RulesArgs.from_dict(args)!r}")
         # the fallback's group resolves paths, so it is marked first (see OpsRun)

@@ -29,14 +29,15 @@ from fanbpf import EventMask, Group, MarkFlag
 from fanbpf.model import RulesArgs
 from fanbpf.testing import (OPS_DIRS, OPS_MASK, FsOp, OpsRun, Workers,  # noqa: F401
                             describe_keys, drain, event_keys, expected_keys, fanbpf_rules_handler,
-                            fs_ops, property_settings, rules_specs, tmpfs_mount)
+                            fanbpf_workers, fs_ops, property_settings, rules_specs, tmpfs_mount)
 
 
 
 @property_settings()
 @given(ops=fs_ops(dirs=OPS_DIRS), spec=rules_specs())
-def test_handler_delivers_what_the_model_does(fanbpf_rules_handler, ops, spec):  # noqa: F811
-    with OpsRun() as run, Group(resolve_paths=False) as sut:
+def test_handler_delivers_what_the_model_does(fanbpf_rules_handler, fanbpf_workers, ops,  # noqa: F811
+                                              spec):
+    with OpsRun(workers=fanbpf_workers) as run, Group(resolve_paths=False) as sut:
         args = spec.build(run.base, run.pids)
         note(f"args: {RulesArgs.from_dict(args)!r}")
         sut.mark(run.base, OPS_MASK, MarkFlag.FILESYSTEM)
