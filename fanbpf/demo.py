@@ -1,7 +1,8 @@
 """``fanbpf demo``: subtree monitoring with the filter in the kernel.
 
 Two fanotify groups watch the same filesystem.  One has the built-in rules
-handler attached with a subtree root and prints what reaches it; the other
+handler attached with a subtree root (on a kernel without the hook, the
+same rules applied in user space) and prints what reaches it; the other
 has no handler and only counts, so the summary can say how many events the
 kernel kept away from user space.  A child process runs a generated
 workload of creates, writes, renames and deletes inside and outside the
@@ -19,9 +20,8 @@ from pathlib import Path
 
 from .flags import EventMask, InitFlag, MarkFlag
 from .group import Group
-from .handler import Handler
+from .fallback import RulesGroup
 from .rules import rules
-from .support import kernel_support
 
 EVENTS = (EventMask.CREATE | EventMask.DELETE | EventMask.MODIFY | EventMask.CLOSE_WRITE
           | EventMask.MOVED_FROM | EventMask.MOVED_TO | EventMask.ONDIR)
@@ -71,6 +71,7 @@ def workload(root: Path, ops: int, seed: int) -> None:
 
 
 def describe(event, root: Path) -> str:
+    """One line per event; the path is where the object is now (read time)."""
     names = "|".join(m.name for m in EventMask if m & event.mask and m.name
                      and m not in (EventMask.CLOSE, EventMask.MOVE))
     where = event.path or event.name or "?"
@@ -87,23 +88,17 @@ def drain(group: Group) -> list:
 
 
 def run(ops: int, seed: int, quiet: bool) -> int:
-    support = kernel_support()
-    if not support.fastpath:
-        print("fanbpf demo: this kernel has no fastpath hook (missing: "
-              + "; ".join(support.missing) + ").  Run it with `make run`, "
-              "which boots the bundled test kernel.", file=sys.stderr)
-        return 1
     with scratch_filesystem() as root:
         for d in DIRS:
             (root / d).mkdir(parents=True, exist_ok=True)
         flags = InitFlag.REPORT_DFID_NAME | InitFlag.REPORT_FID
-        with Group(flags) as watcher, Group(flags, resolve_paths=False) as everything, \
-                Handler.load("rules", private=True) as handler:
-            for g in (watcher, everything):
+        with RulesGroup(Group(flags), rules(subtree=[root / SUBTREE])) as watcher, \
+                Group(flags, resolve_paths=False) as everything:
+            for g in (watcher.group, everything):
                 g.mark(root, EVENTS, MarkFlag.FILESYSTEM)
-            watcher.attach(handler, rules(subtree=[root / SUBTREE]))
-            print(f"watching {root} (a tmpfs), filter in the kernel: only {SUBTREE}/ "
-                  f"(handler {handler.name}, private)")
+            where = "the kernel" if watcher.mode == "kernel" else \
+                "user space (this kernel has no fastpath hook; `make run` boots one)"
+            print(f"watching {root}: only {SUBTREE}/ reaches the watcher, filtered in {where}")
             print(f"workload: {ops} operations across {', '.join(DIRS)}\n")
             subprocess.run([sys.executable, "-c",
                             "import sys; from fanbpf.demo import workload; from pathlib import Path; "
@@ -111,17 +106,11 @@ def run(ops: int, seed: int, quiet: bool) -> int:
                             str(root), str(ops), str(seed)], check=True)
             delivered = drain(watcher)
             total = len(drain(everything))
-            outside = [e for e in delivered
-                       if e.path and not Path(e.path).is_relative_to(root / SUBTREE)]
             if not quiet:
                 for event in delivered:
                     print(describe(event, root))
             filtered = total - len(delivered)
-            print(f"\n{total} events happened on the filesystem; the kernel filtered out "
-                  f"{filtered} ({100 * filtered / max(total, 1):.0f}%) and "
-                  f"{len(delivered)} reached user space.")
-            if outside:
-                print(f"ERROR: {len(outside)} delivered events lie outside {SUBTREE}/",
-                      file=sys.stderr)
-                return 1
+            print(f"\n{total} events happened on the filesystem; {where.split(' (')[0]} "
+                  f"filtered out {filtered} ({100 * filtered / max(total, 1):.0f}%) and "
+                  f"{len(delivered)} reached the watcher.")
     return 0
