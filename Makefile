@@ -31,6 +31,7 @@ VMLINUX_H := $(BUILD)/vmlinux.h
 BPF_SRCS := $(wildcard src/bpf/*.bpf.c)
 BPF_OBJS := $(patsubst src/bpf/%.bpf.c,fanbpf/bpf/%.bpf.o,$(BPF_SRCS))
 EXAMPLE_OBJS := $(patsubst examples/%.bpf.c,$(BUILD)/examples/%.bpf.o,$(wildcard examples/*.bpf.c))
+TEST_BPF_OBJS := $(patsubst tests/host/bpf/%.bpf.c,$(BUILD)/test-bpf/%.bpf.o,$(wildcard tests/host/bpf/*.bpf.c))
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_x86 -Wall -Werror \
 	-I$(BUILD) -I$(LIBBPF_OUT)/include -Isrc/bpf
 
@@ -85,12 +86,17 @@ $(BUILD)/examples/%.bpf.o: examples/%.bpf.c $(wildcard src/bpf/*.h) $(VMLINUX_H)
 	@mkdir -p $(dir $@)
 	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
 
+# Small objects the tests load (built here once, not by each test run).
+$(BUILD)/test-bpf/%.bpf.o: tests/host/bpf/%.bpf.c $(wildcard src/bpf/*.h) $(VMLINUX_H) $(LIBBPF_A)
+	@mkdir -p $(dir $@)
+	$(CLANG) $(subst -Werror,,$(BPF_CFLAGS)) -c $< -o $@
+
 EXT_STAMP := $(BUILD)/.ext-done
 $(EXT_STAMP): $(LIBBPF_A) $(wildcard src/c/*.c src/c/*.h src/bpf/*.h) fanbpf/_ffi_build.py setup.py $(VENV)/.pip-done
 	FANBPF_LIBBPF_DIR=$(LIBBPF_OUT) $(PY) setup.py -q build_ext --inplace
 	@touch $@
 
-build: deps $(BPF_OBJS) $(EXAMPLE_OBJS) $(EXT_STAMP)
+build: deps $(BPF_OBJS) $(EXAMPLE_OBJS) $(TEST_BPF_OBJS) $(EXT_STAMP)
 
 # --- kernel and VM -------------------------------------------------------
 
