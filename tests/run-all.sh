@@ -15,7 +15,7 @@ host_rc=$?
 
 echo "== VM tests (fanbpf test kernel)"
 # Property tests in the VM run fewer examples than on the host: TCG is slow.
-kernel/vm.sh env FANBPF_EXAMPLES="${FANBPF_VM_EXAMPLES:-100}" "$py" -m pytest -q \
+kernel/vm.sh env FANBPF_EXAMPLES="${FANBPF_VM_EXAMPLES:-300}" "$py" -m pytest -q \
 	-p no:cacheprovider tests/vm --junitxml="$out/vm.xml"
 vm_rc=$?
 
