@@ -105,3 +105,16 @@ def raises_errno(code, fn, *args, **kw):
         assert e.errno == code, f"expected {errno.errorcode[code]}, got {e!r}"
         return
     raise AssertionError(f"expected {errno.errorcode[code]}, call succeeded")
+
+
+def churn(root, worker, stop):
+    """Create and unlink files in root/in and root/out until stop is set
+    (a multiprocessing target: events while handlers come and go)."""
+    i = 0
+    while not stop.is_set():
+        for d in ("in", "out"):
+            path = f"{root}/{d}/w{worker}-{i % 50}"
+            with open(path, "w") as f:
+                f.write("x")
+            os.unlink(path)
+        i += 1

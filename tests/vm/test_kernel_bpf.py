@@ -9,7 +9,7 @@ import pytest
 import fanbpf
 from fanbpf import EventMask, Group, Handler, InitFlag, MarkFlag
 
-from kabi import SYSFS
+from kabi import SYSFS, churn
 
 
 def touch(path):
@@ -154,19 +154,9 @@ def test_sys_admin_only_handler_refuses_unprivileged_attach(tree):
         assert run_unprivileged(tree, "t_anyone") == errno.EINVAL
 
 
-def _churn(root, worker, stop):
-    i = 0
-    while not stop.is_set():
-        for d in ("in", "out"):
-            p = f"{root}/{d}/w{worker}-{i % 50}"
-            touch(p)
-            os.unlink(p)
-        i += 1
-
-
 def test_bpf_attach_detach_loop_under_load(tree):
     stop = multiprocessing.Event()
-    workers = [multiprocessing.Process(target=_churn, args=(tree, n, stop)) for n in range(2)]
+    workers = [multiprocessing.Process(target=churn, args=(tree, n, stop)) for n in range(2)]
     for w in workers:
         w.start()
     try:

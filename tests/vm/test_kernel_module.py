@@ -10,7 +10,7 @@ import subprocess
 import pytest
 
 from kabi import (FAN_CLOSE_WRITE, FAN_FP_ARGS_MAX, FAN_OPEN, KMOD, SYSFS,
-                  add_fp, del_fp, fan_init, fan_mark, raises_errno,
+                  add_fp, churn, del_fp, fan_init, fan_mark, raises_errno,
                   read_paths, subtree_args)
 
 MASK = FAN_OPEN | FAN_CLOSE_WRITE
@@ -147,19 +147,9 @@ def test_attachment_pins_the_module_and_close_releases_it(tree, kmod_path):
     assert os.path.exists(os.path.join(SYSFS, KMOD))
 
 
-def _churn(root, worker, stop):
-    i = 0
-    while not stop.is_set():
-        for d in ("in", "out"):
-            p = f"{root}/{d}/w{worker}-{i % 50}"
-            touch(p)
-            os.unlink(p)
-        i += 1
-
-
 def test_attach_detach_loop_under_load(tree, group):
     stop = multiprocessing.Event()
-    workers = [multiprocessing.Process(target=_churn, args=(tree, n, stop)) for n in range(2)]
+    workers = [multiprocessing.Process(target=churn, args=(tree, n, stop)) for n in range(2)]
     for w in workers:
         w.start()
     try:
