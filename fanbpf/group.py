@@ -38,7 +38,7 @@ import stat
 import struct
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any, NoReturn, Union
 

@@ -3,6 +3,7 @@
 Outside the VM these tests skip; `make test` runs them in the VM and fails
 if any of them skipped there.
 """
+import contextlib
 import os
 import subprocess
 import tempfile
@@ -21,11 +22,11 @@ def pytest_collection_modifyitems(config, items):
         item.add_marker(skip)
 
 
-@pytest.fixture
-def tmpfs():
-    """A fresh tmpfs, so events come only from the test and marks are cheap."""
-    path = tempfile.mkdtemp(prefix="fanbpf-")
-    subprocess.run(["mount", "-t", "tmpfs", "fanbpf-test", path], check=True)
+@contextlib.contextmanager
+def mounted(prefix, *mount_args):
+    """`mount *mount_args` on a fresh directory, unmounted and removed after."""
+    path = tempfile.mkdtemp(prefix=prefix)
+    subprocess.run(["mount", *mount_args, path], check=True)
     try:
         yield path
     finally:
@@ -34,19 +35,10 @@ def tmpfs():
 
 
 @pytest.fixture
-def ext4(tmp_path):
-    """A small ext4 filesystem on a loop device."""
-    image = tmp_path / "fs.img"
-    mnt = tempfile.mkdtemp(prefix="fanbpf-ext4-")
-    with open(image, "wb") as f:
-        f.truncate(16 << 20)
-    subprocess.run(["mkfs.ext4", "-q", "-F", str(image)], check=True)
-    subprocess.run(["mount", "-o", "loop", str(image), mnt], check=True)
-    try:
-        yield mnt
-    finally:
-        subprocess.run(["umount", "-l", mnt], check=True)
-        os.rmdir(mnt)
+def tmpfs():
+    """A fresh tmpfs, so events come only from the test and marks are cheap."""
+    with mounted("fanbpf-", "-t", "tmpfs", "fanbpf-test") as path:
+        yield path
 
 
 @pytest.fixture
