@@ -37,6 +37,14 @@ src=$cache/src
 obj=$cache/obj
 mkdir -p "$cache"
 
+# One build at a time: the source and object trees are shared by every key.
+exec 9>"$cache/.build-lock"
+flock 9
+if [ -f "$out/.done" ]; then
+	echo "$out"
+	exit 0
+fi
+
 # A pristine tree under git, so that applying a new series rewrites only
 # the files that differ and the incremental build stays small.
 if [ ! -f "$src/.fanbpf-version" ] || [ "$(cat "$src/.fanbpf-version")" != "$version" ]; then
