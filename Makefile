@@ -14,6 +14,8 @@ TOP := $(CURDIR)
 BUILD := $(TOP)/build
 VENV := $(TOP)/.venv
 PY := $(VENV)/bin/python
+# make test installs fanbpf into a fresh venv of this interpreter.
+TEST_PYTHON ?= /usr/bin/python3
 # Outside the checkout, and visible in the guest (whose /var/cache is a tmpfs).
 export FANBPF_CACHE ?= $(HOME)/.cache/fanbpf
 
@@ -22,20 +24,11 @@ APT_PACKAGES := clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev pkg-config \
 	libssl-dev dwarves udev busybox-static cpio kmod rsync xz-utils \
 	python3-venv e2fsprogs
 
-CLANG ?= clang
-BPFTOOL ?= bpftool
-LIBBPF_SRC := $(BUILD)/linux-tools/tools/lib/bpf
 LIBBPF_OUT := $(BUILD)/libbpf
 LIBBPF_A := $(LIBBPF_OUT)/libbpf.a
-VMLINUX_H := $(BUILD)/vmlinux.h
-BPF_SRCS := $(wildcard src/bpf/*.bpf.c)
-BPF_OBJS := $(patsubst src/bpf/%.bpf.c,fanbpf/bpf/%.bpf.o,$(BPF_SRCS))
-EXAMPLE_OBJS := $(patsubst examples/%.bpf.c,$(BUILD)/examples/%.bpf.o,$(wildcard examples/*.bpf.c))
 TEST_BPF_OBJS := $(patsubst tests/host/bpf/%.bpf.c,$(BUILD)/test-bpf/%.bpf.o,$(wildcard tests/host/bpf/*.bpf.c))
-BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_x86 -Wall -Werror \
-	-I$(BUILD) -I$(LIBBPF_OUT)/include -Isrc/bpf
 
-.PHONY: deps build kernel test test-host test-vm run bench vm clean
+.PHONY: deps build dist kernel test test-host test-vm run bench vm clean
 
 # --- dependencies --------------------------------------------------------
 
@@ -56,47 +49,43 @@ $(VENV)/.pip-done: requirements-dev.txt | $(BUILD)/.apt-done
 	@touch $@
 
 # --- user-space build ----------------------------------------------------
+# The same steps as `pip install .` (setup.py), run in the checkout so that
+# the tests and the demo use it in place.
 
 # libbpf 1.5 from the kernel tree (bookworm's 1.1 predates .struct_ops.link),
 # static and position-independent so it links into the cffi extension.
-$(LIBBPF_SRC)/Makefile: | $(BUILD)/.apt-done
-	@mkdir -p $(BUILD)/linux-tools
-	tar -xf /usr/src/linux-source-6.12.tar.xz -C $(BUILD)/linux-tools \
-		--strip-components=1 linux-source-6.12/tools linux-source-6.12/include/uapi \
-		linux-source-6.12/scripts
+$(LIBBPF_A): | $(VENV)/.pip-done
+	$(PY) fanbpf/_ffi_build.py libbpf $(LIBBPF_OUT)
+
+# Built-in handlers -> fanbpf/bpf/, headers (vmlinux.h from the running
+# kernel's BTF, libbpf's) -> fanbpf/include/: setup.py build_bpf.
+BPF_STAMP := $(BUILD)/.bpf-done
+$(BPF_STAMP): $(LIBBPF_A) $(wildcard src/bpf/*) fanbpf/_bpfcc.py setup.py
+	FANBPF_LIBBPF_DIR=$(LIBBPF_OUT) $(PY) setup.py -q build_bpf --inplace
 	@touch $@
 
-$(LIBBPF_A): $(LIBBPF_SRC)/Makefile
-	@mkdir -p $(LIBBPF_OUT)/obj
-	$(MAKE) -s -C $(LIBBPF_SRC) OUTPUT=$(LIBBPF_OUT)/obj/ DESTDIR=$(LIBBPF_OUT) \
-		prefix= libdir=/ EXTRA_CFLAGS='-fPIC -O2' install >/dev/null
-	@test -f $@
-
-# CO-RE: types come from the running kernel's BTF; the fastpath types,
-# which only the test kernel has, are declared in src/bpf/fanotify_fastpath.bpf.h.
-$(VMLINUX_H): | $(BUILD)/.apt-done
-	@mkdir -p $(BUILD)
-	$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > $@.tmp && mv $@.tmp $@
-
-fanbpf/bpf/%.bpf.o: src/bpf/%.bpf.c $(wildcard src/bpf/*.h) $(VMLINUX_H) $(LIBBPF_A)
-	@mkdir -p $(dir $@)
-	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
-
-$(BUILD)/examples/%.bpf.o: examples/%.bpf.c $(wildcard src/bpf/*.h) $(VMLINUX_H) $(LIBBPF_A)
-	@mkdir -p $(dir $@)
-	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
-
 # Small objects the tests load (built here once, not by each test run).
-$(BUILD)/test-bpf/%.bpf.o: tests/host/bpf/%.bpf.c $(wildcard src/bpf/*.h) $(VMLINUX_H) $(LIBBPF_A)
-	@mkdir -p $(dir $@)
-	$(CLANG) $(subst -Werror,,$(BPF_CFLAGS)) -c $< -o $@
+$(BUILD)/test-bpf/%.bpf.o: tests/host/bpf/%.bpf.c $(BPF_STAMP)
+	$(PY) fanbpf/_bpfcc.py $< $@ fanbpf/include src/bpf
 
 EXT_STAMP := $(BUILD)/.ext-done
-$(EXT_STAMP): $(LIBBPF_A) $(wildcard src/c/*.c src/c/*.h src/bpf/*.h) fanbpf/_ffi_build.py setup.py $(VENV)/.pip-done
+$(EXT_STAMP): $(LIBBPF_A) $(wildcard src/c/*.c src/c/*.h src/bpf/*.h) fanbpf/_ffi_build.py setup.py pyproject.toml $(VENV)/.pip-done
 	FANBPF_LIBBPF_DIR=$(LIBBPF_OUT) $(PY) setup.py -q build_ext --inplace
 	@touch $@
 
-build: deps $(BPF_OBJS) $(EXAMPLE_OBJS) $(TEST_BPF_OBJS) $(EXT_STAMP)
+# The embedding example, built by fanbpf.build against this checkout.
+EXAMPLE_STAMP := $(BUILD)/.example-done
+$(EXAMPLE_STAMP): $(EXT_STAMP) $(BPF_STAMP) $(wildcard examples/suffixwatch/* examples/suffixwatch/*/*) fanbpf/build.py
+	PYTHONPATH=$(TOP) $(VENV)/bin/pip install -q --no-build-isolation --no-deps --force-reinstall examples/suffixwatch
+	@touch $@
+
+build: deps $(BPF_STAMP) $(TEST_BPF_OBJS) $(EXT_STAMP) $(EXAMPLE_STAMP)
+
+# sdist, then a wheel built from it (so the sdist is proven complete).
+dist: build
+	rm -rf $(BUILD)/dist
+	FANBPF_LIBBPF_DIR=$(LIBBPF_OUT) FANBPF_VMLINUX_H=$(TOP)/fanbpf/include/vmlinux.h \
+		$(PY) -m build -q --outdir $(BUILD)/dist . >/dev/null
 
 # --- kernel and VM -------------------------------------------------------
 
@@ -115,8 +104,10 @@ test-host: build
 test-vm: build kernel
 	kernel/vm.sh $(PY) -m pytest -q -p no:cacheprovider tests/vm
 
-test: build kernel
-	@tests/run-all.sh
+# Against the installed package: sdist -> wheel -> fresh venv (Debian's
+# python3), the example installed into it, then host and VM tests.
+test: dist kernel
+	@TEST_PYTHON=$(TEST_PYTHON) tests/run-all.sh
 
 run: build kernel
 	kernel/vm.sh $(PY) -m fanbpf demo
@@ -125,4 +116,5 @@ bench: build kernel
 	kernel/vm.sh $(PY) bench/run.py
 
 clean:
-	rm -rf $(BUILD) fanbpf/bpf/*.o fanbpf/_fanbpf*.so fanbpf/_fanbpf.c fanbpf/__pycache__
+	rm -rf $(BUILD) fanbpf/bpf/*.o fanbpf/include fanbpf/_fanbpf*.so fanbpf/_fanbpf.c \
+		fanbpf/__pycache__ examples/suffixwatch/build

@@ -15,6 +15,9 @@ marks match and decides, in the kernel, whether user space sees it::
 The hook comes from a kernel patch series that fanbpf carries (see
 kernel/); `kernel_support()` says what the running kernel lacks.
 """
+__version__ = "0.1.0"  # the one place: pyproject.toml reads it
+
+from ._bpfcc import get_include
 from .errors import (ArgsError, FanbpfError, HandlerBusyError, HandlerExistsError,
                      HandlerNotFoundError, HandlerPermissionError, InvalidArgumentsError,
                      KernelSupportError, VerifierError)
@@ -30,5 +33,5 @@ __all__ = [
     "HandlerBusyError", "HandlerExistsError", "HandlerNotFoundError",
     "HandlerPermissionError", "InitFlag", "InvalidArgumentsError", "KernelSupportError",
     "MarkFlag", "Response", "VerifierError", "available_handlers", "kernel_support",
-    "parse_events", "rules",
+    "get_include", "parse_events", "rules",
 ]

@@ -1,18 +1,18 @@
 # SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 """cffi build script (API mode, out of line) for the ``fanbpf._fanbpf`` module.
 
-The module wraps the C shim in src/c/fanbpf.c, linked with libbpf:
-
-- ``FANBPF_LIBBPF_DIR=DIR``: static ``DIR/libbpf.a`` and ``DIR/include``
-  (what ``make build`` produces: libbpf 1.5 built with -fPIC);
-- otherwise the system libbpf found by pkg-config.
+The module wraps the C shim in src/c/fanbpf.c, linked with libbpf >= 1.2;
+:func:`find_libbpf` says which one (setup.py asks it when build_ext runs).
 
 The shim's own declarations are read from src/c/fanbpf.h, between its
 ``cffi-cdef-begin``/``cffi-cdef-end`` markers, so they are written once.
 """
 
+import glob
 import os
 import re
+import shutil
+import subprocess
 
 from cffi import FFI
 
@@ -108,7 +108,13 @@ CALLBACK_CDEF = """
 extern "Python" void _fanbpf_print(int level, const char *msg);
 """
 
+# libbpf 1.1 (Debian bookworm) links fine and then cannot load a handler
+# ("has no a struct_ops map"): refuse it at build time, whatever the path.
 PREAMBLE = """
+#include <bpf/libbpf_version.h>
+#if LIBBPF_MAJOR_VERSION < 1 || (LIBBPF_MAJOR_VERSION == 1 && LIBBPF_MINOR_VERSION < 2)
+#error "fanbpf needs libbpf >= 1.2 (struct_ops.link sections)"
+#endif
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
 #include "fanotify_fastpath_uapi.h"
@@ -125,35 +131,142 @@ def shim_cdef():
     return m.group(1)
 
 
-def libbpf_kwargs():
-    """Compiler and linker arguments for the chosen libbpf."""
-    libbpf_dir = os.environ.get("FANBPF_LIBBPF_DIR")
-    if not libbpf_dir:
-        return None
-    archive = os.path.join(libbpf_dir, "libbpf.a")
-    if not os.path.exists(archive):
-        raise RuntimeError(f"FANBPF_LIBBPF_DIR={libbpf_dir}: no libbpf.a there (run make build)")
-    return {
-        "include_dirs": [os.path.join(libbpf_dir, "include"), SRC],
-        "extra_objects": [archive],
-        "libraries": ["elf", "z"],
-    }
-
-
 # Paths relative to the checkout: setuptools wants relative sources.
 SOURCES = [os.path.relpath(os.path.join(SRC, "fanbpf.c"))]
 
 ffibuilder = FFI()
 ffibuilder.cdef(BTF_CDEF + UAPI_CDEF + shim_cdef() + CALLBACK_CDEF)
+# libbpf's flags are added when build_ext runs (setup.py, find_libbpf()):
+# an sdist must not need libbpf, and setuptools runs this file for it too.
+ffibuilder.set_source("fanbpf._fanbpf", PREAMBLE, sources=SOURCES, include_dirs=[SRC])
 
-_kwargs = libbpf_kwargs()
-if _kwargs is not None:
-    ffibuilder.set_source("fanbpf._fanbpf", PREAMBLE, sources=SOURCES, **_kwargs)
-else:
-    ffibuilder.set_source_pkgconfig(
-        "fanbpf._fanbpf", ["libbpf"], PREAMBLE, sources=SOURCES,
-        include_dirs=[SRC], libraries=["elf", "z"],
-    )
+
+# --- which libbpf ------------------------------------------------------------
+
+MIN_LIBBPF = (1, 2)
+TARBALLS = "/usr/src/linux-source-*.tar.xz"
+INSTALL_HINT = (
+    "Install one of: libbpf-dev >= 1.2 with pkg-config (Debian trixie, Ubuntu 24.04), "
+    "or a kernel source tarball to build it from (Debian bookworm: apt install "
+    "linux-source-6.12 libelf-dev zlib1g-dev make), or point FANBPF_LIBBPF_SRC at a "
+    "kernel source tree (its tools/lib/bpf is built), or FANBPF_LIBBPF_DIR at a "
+    "built libbpf (DIR/libbpf.a, DIR/include)")
+
+
+class Libbpf:
+    """The libbpf to build against: its headers (``include_dir/bpf/*.h``,
+    BPF-side ones included) and the extension's compiler/linker arguments."""
+
+    def __init__(self, origin, include_dir, ext_kwargs):
+        self.origin = origin
+        self.include_dir = include_dir
+        self.ext_kwargs = ext_kwargs
+
+    @classmethod
+    def static(cls, origin, libbpf_dir):
+        archive = os.path.join(libbpf_dir, "libbpf.a")
+        if not os.path.exists(archive):
+            raise LibbpfNotFound(f"{origin}: no libbpf.a in {libbpf_dir}")
+        include = os.path.join(libbpf_dir, "include")
+        return cls(origin, include, {"include_dirs": [include], "extra_objects": [archive],
+                                     "libraries": ["elf", "z"]})
+
+
+class LibbpfNotFound(RuntimeError):
+    pass
+
+
+def _pkgconfig_version():
+    try:
+        out = subprocess.run(["pkg-config", "--modversion", "libbpf"], capture_output=True,
+                             text=True)
+    except FileNotFoundError:
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def _version_tuple(text):
+    return tuple(int(x) for x in re.findall(r"\d+", text)[:2])
+
+
+def find_libbpf(work_dir, tarballs=TARBALLS):
+    """The first of: ``$FANBPF_LIBBPF_DIR`` (built), ``$FANBPF_LIBBPF_SRC``
+    (a kernel tree, built into work_dir), pkg-config's libbpf if >= 1.2, the
+    newest ``/usr/src/linux-source-*.tar.xz`` (built into work_dir).  Never an
+    older libbpf: 1.1 cannot load ``SEC(".struct_ops.link")`` handlers."""
+    if os.environ.get("FANBPF_LIBBPF_DIR"):
+        return Libbpf.static("FANBPF_LIBBPF_DIR", os.environ["FANBPF_LIBBPF_DIR"])
+    if os.environ.get("FANBPF_LIBBPF_SRC"):
+        tree = os.environ["FANBPF_LIBBPF_SRC"]
+        return Libbpf.static(f"FANBPF_LIBBPF_SRC={tree}", build_libbpf(tree, work_dir))
+    version = _pkgconfig_version()
+    if version and _version_tuple(version) >= MIN_LIBBPF:
+        from cffi.pkgconfig import flags_from_pkgconfig
+        includedir = subprocess.run(["pkg-config", "--variable=includedir", "libbpf"],
+                                    capture_output=True, text=True, check=True).stdout.strip()
+        return Libbpf(f"pkg-config libbpf {version}", includedir,
+                      flags_from_pkgconfig(["libbpf"]))
+    tarball = newest_tarball(tarballs)
+    if tarball:
+        return Libbpf.static(tarball, build_libbpf(tarball, work_dir))
+    seen = f"pkg-config has libbpf {version}, too old" if version else "pkg-config has no libbpf"
+    raise LibbpfNotFound(f"fanbpf needs libbpf >= {'.'.join(map(str, MIN_LIBBPF))} "
+                         f"({seen}; no {tarballs}). {INSTALL_HINT}.")
+
+
+def newest_tarball(pattern=TARBALLS):
+    found = sorted(glob.glob(pattern), key=lambda p: _version_tuple(os.path.basename(p)))
+    return found[-1] if found else None
+
+
+def build_libbpf(source, out_dir):
+    """Build libbpf from a kernel tree or a ``linux-source-*.tar.xz`` into
+    out_dir (static, -fPIC: it is linked into the extension); return out_dir.
+    Kept across builds: rebuilt only when the source changes."""
+    out_dir = os.path.abspath(out_dir)
+    stamp = os.path.join(out_dir, ".source")
+    if os.path.exists(os.path.join(out_dir, "libbpf.a")) and os.path.exists(stamp):
+        with open(stamp) as f:
+            if f.read() == source:
+                return out_dir
+    os.makedirs(out_dir, exist_ok=True)
+    if source.endswith(".tar.xz"):
+        tree = os.path.join(out_dir, "linux-tools")
+        top = os.path.basename(source)[: -len(".tar.xz")]
+        shutil.rmtree(tree, ignore_errors=True)
+        os.makedirs(tree)
+        print(f"fanbpf: extracting libbpf's sources from {source}")
+        subprocess.run(["tar", "-xf", source, "-C", tree, "--strip-components=1",
+                        f"{top}/tools", f"{top}/include/uapi", f"{top}/scripts"], check=True)
+    else:
+        tree = source
+    makefile_dir = os.path.join(tree, "tools", "lib", "bpf")
+    if not os.path.exists(os.path.join(makefile_dir, "Makefile")):
+        raise LibbpfNotFound(f"{source}: not a kernel source tree (no tools/lib/bpf/Makefile)")
+    print(f"fanbpf: building libbpf from {makefile_dir}")
+    os.makedirs(os.path.join(out_dir, "obj"), exist_ok=True)
+    # Our own -j: pip may run us inside a make whose jobserver we cannot use.
+    proc = subprocess.run(["make", "-s", f"-j{os.cpu_count() or 1}", "-C", makefile_dir,
+                           f"OUTPUT={out_dir}/obj/", f"DESTDIR={out_dir}", "prefix=",
+                           "libdir=/", "EXTRA_CFLAGS=-fPIC -O2", "install"],
+                          stdout=subprocess.DEVNULL)
+    if proc.returncode != 0 or not os.path.exists(os.path.join(out_dir, "libbpf.a")):
+        raise LibbpfNotFound(f"building libbpf from {makefile_dir} failed (make exit "
+                             f"{proc.returncode}); libbpf needs libelf-dev and zlib1g-dev")
+    with open(stamp, "w") as f:
+        f.write(source)
+    return out_dir
+
 
 if __name__ == "__main__":
-    ffibuilder.compile(verbose=True)
+    # make build: python fanbpf/_ffi_build.py libbpf OUT_DIR (the libbpf it links)
+    import sys
+    if sys.argv[1:2] != ["libbpf"] or len(sys.argv) != 3:
+        sys.exit("usage: _ffi_build.py libbpf OUT_DIR")
+    try:
+        source = os.environ.get("FANBPF_LIBBPF_SRC") or newest_tarball()
+        if not source:
+            raise LibbpfNotFound(f"no FANBPF_LIBBPF_SRC and no {TARBALLS}. {INSTALL_HINT}.")
+        build_libbpf(source, sys.argv[2])
+    except LibbpfNotFound as err:
+        sys.exit(str(err))

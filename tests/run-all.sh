@@ -1,13 +1,29 @@
 #!/usr/bin/env bash
-# make test: host tests, then the VM tests on the test kernel, then one
-# summary.  Fails if anything failed or if any VM test was skipped: the VM
-# tests are the point, a skipped one is a missing kernel feature.
+# make test: test the package as users get it.  The wheel `make dist` built
+# (from the sdist) goes into a fresh venv of $TEST_PYTHON (Debian's python3),
+# the embedding example is pip-installed against it, then the host tests and
+# the VM tests run with that venv's python, the checkout kept off sys.path
+# (PYTHONSAFEPATH; tests/conftest.py checks it).  One summary at the end.
+# Fails if anything failed or if any VM test was skipped: the VM tests are
+# the point, a skipped one is a missing kernel feature.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-py=.venv/bin/python
 out=build/test
+venv=$out/venv
 mkdir -p "$out"
 rm -f "$out"/*.xml
+
+echo "== install: fanbpf wheel and the example into a fresh venv (${TEST_PYTHON:=/usr/bin/python3})"
+wheels=(build/dist/fanbpf-*.whl)
+[ -f "${wheels[0]}" ] || { echo "no wheel in build/dist: run make dist"; exit 1; }
+"$TEST_PYTHON" -m venv --clear "$venv" || exit 1
+pip=("$venv/bin/pip" -q --disable-pip-version-check)
+# setuptools: the example builds without isolation, against the installed fanbpf.
+"${pip[@]}" install "${wheels[0]}" -r requirements-test.txt "setuptools>=77" || exit 1
+"${pip[@]}" install --no-build-isolation ./examples/suffixwatch || exit 1
+rm -rf examples/suffixwatch/build
+py=$venv/bin/python
+export PYTHONSAFEPATH=1 FANBPF_TEST_INSTALLED=1
 
 echo "== host tests (kernel $(uname -r))"
 $py -m pytest -q -p no:cacheprovider tests/host --junitxml="$out/host.xml"

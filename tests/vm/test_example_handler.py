@@ -1,24 +1,30 @@
-"""examples/suffix_filter.bpf.c on the test kernel: the example handler the
-guide in examples/README.md walks through does what it says."""
+"""The embedding example on the test kernel: the package examples/suffixwatch,
+pip-installed against fanbpf (make test: into the fresh venv that runs these
+tests; make build: into .venv), loads the filter it ships as package data and
+its events arrive filtered."""
 import errno
 import os
+from importlib.resources import files
 from pathlib import Path
 
 import pytest
 
-from fanbpf import EventMask, Group, Handler, MarkFlag
+from fanbpf import EventMask, Group, MarkFlag
 from fanbpf.testing import drain, tmpfs_mount
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "build" / "examples" / "suffix_filter.bpf.o"
+try:
+    import suffixwatch
+except ImportError as err:
+    pytest.fail(f"the example package is not installed ({err}): "
+                "pip install --no-build-isolation examples/suffixwatch", pytrace=False)
+
 NOBODY = 65534
 
 
-@pytest.fixture(scope="module")
-def suffix_filter():
-    if not EXAMPLE.exists():
-        pytest.fail(f"{EXAMPLE} is missing: run make build")
-    with Handler.load(EXAMPLE, private=True) as handler:
-        yield handler
+def test_installed_with_its_compiled_filter():
+    checkout = Path(__file__).resolve().parents[2]
+    assert not Path(suffixwatch.__file__).resolve().is_relative_to(checkout / "examples")
+    assert (files(suffixwatch) / "suffix_filter.bpf.o").read_bytes()[:4] == b"\x7fELF"
 
 
 def create_as(uid, path):
@@ -34,16 +40,20 @@ def create_as(uid, path):
     assert os.waitpid(pid, 0)[1] == 0
 
 
-def test_suffix_and_ignored_uid(suffix_filter):
-    with tmpfs_mount() as base, Group() as group:
+def test_suffix_and_ignored_uid():
+    with tmpfs_mount() as base, suffixwatch.watch(base, ".log", ignore_uid=NOBODY) as watch:
         os.chmod(base, 0o1777)
-        group.mark(base, EventMask.CREATE, MarkFlag.FILESYSTEM)
-        group.attach(suffix_filter, {"suffix": ".log", "ignore_uid": 1, "uid": NOBODY})
         create_as(0, f"{base}/a.log")
         create_as(NOBODY, f"{base}/b.log")
         create_as(0, f"{base}/c.txt")
         create_as(0, f"{base}/.log")
-        assert sorted(e.name for e in drain(group)) == [".log", "a.log"]
+        assert sorted(e.name for e in drain(watch.group)) == [".log", "a.log"]
+
+
+@pytest.fixture(scope="module")
+def suffix_filter():
+    with suffixwatch.load_filter() as handler:
+        yield handler
 
 
 @pytest.mark.parametrize("args", [

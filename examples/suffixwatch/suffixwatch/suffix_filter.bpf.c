@@ -7,10 +7,11 @@
  * log shipper's own uid, so that it does not see its own reads).  Events
  * without a name (DELETE_SELF, MOVE_SELF, ...) are dropped.
  *
- * Build: make build (-> build/examples/suffix_filter.bpf.o).  Use:
+ * Part of the example package suffixwatch: `pip install` compiles it into
+ * suffixwatch/suffix_filter.bpf.o (fanbpf.build), suffixwatch/__init__.py
+ * loads and attaches it:
  *
- *	with fanbpf.Handler.load("build/examples/suffix_filter.bpf.o") as h:
- *		group.attach(h, {"suffix": ".log", "ignore_uid": 1, "uid": 997})
+ *	group.attach(handler, {"suffix": ".log", "ignore_uid": 1, "uid": 997})
  *
  * See examples/README.md for a walk through it.
  */

@@ -1,0 +1,163 @@
+"""fanbpf as a package: what the wheel holds, the build's choices and errors,
+and embedding (compiling a handler with fanbpf.get_include() and the
+setuptools hook).  `make test` runs these against the installed wheel."""
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from importlib import metadata
+from pathlib import Path
+
+import pytest
+
+import fanbpf
+from fanbpf import BpfObject
+from fanbpf.build import BpfBuildError, compile_bpf
+
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGE = Path(fanbpf.__file__).resolve().parent
+INSTALLED = os.environ.get("FANBPF_TEST_INSTALLED") == "1"
+installed_only = pytest.mark.skipif(not INSTALLED, reason="make test: the installed wheel")
+
+
+def load_build_script():
+    """The checkout's fanbpf/_ffi_build.py (what `pip install <checkout>` runs)."""
+    spec = importlib.util.spec_from_file_location("ffi_build", ROOT / "fanbpf/_ffi_build.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_package_data():
+    include = Path(fanbpf.get_include())
+    for header in ("fanotify_fastpath.bpf.h", "vmlinux.h", "bpf/bpf_helpers.h",
+                   "bpf/bpf_helper_defs.h", "bpf/bpf_tracing.h", "bpf/bpf_core_read.h"):
+        assert (include / header).is_file(), header
+    assert include.parent == PACKAGE
+    for obj in ("fanbpf_rules.bpf.o", "fanbpf_rules_test.bpf.o"):
+        assert (PACKAGE / "bpf" / obj).read_bytes()[:4] == b"\x7fELF", obj
+    assert (PACKAGE / "py.typed").is_file()
+
+
+@installed_only
+def test_installed_distribution():
+    dist = metadata.distribution("fanbpf")
+    assert dist.version == fanbpf.__version__
+    assert dist.metadata["Requires-Python"] == ">=3.11"
+    assert {ep.name for ep in dist.entry_points} == {"fanbpf"}  # no auto-loaded pytest plugin
+    files = {str(f) for f in dist.files}
+    assert "fanbpf/bpf/fanbpf_rules.bpf.o" in files and "fanbpf/include/vmlinux.h" in files
+
+
+@installed_only
+def test_subprocesses_import_the_installed_package():
+    # tests start `python -m fanbpf` with cwd=checkout; PYTHONSAFEPATH keeps
+    # the checkout's fanbpf/ out of their sys.path too.
+    out = subprocess.run([sys.executable, "-c", "import fanbpf; print(fanbpf.__file__)"],
+                         cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    assert Path(out.strip()).resolve().parent == PACKAGE != ROOT / "fanbpf"
+
+
+def test_compile_a_handler_with_get_include_only(tmp_path):
+    obj = compile_bpf(ROOT / "tests/host/bpf/handler.bpf.c", tmp_path / "h.bpf.o")
+    with BpfObject(obj) as bpf:  # libbpf opens it: ELF with BTF
+        assert bpf.btf is not None
+
+
+def test_compile_errors_say_what_to_do(tmp_path, monkeypatch):
+    monkeypatch.setenv("FANBPF_CLANG", str(tmp_path / "no-clang"))
+    with pytest.raises(BpfBuildError, match="no-clang' not found. Install clang"):
+        compile_bpf(ROOT / "tests/host/bpf/handler.bpf.c", tmp_path / "h.bpf.o")
+    monkeypatch.delenv("FANBPF_CLANG")
+    with pytest.raises(BpfBuildError, match="no vmlinux.h in"):
+        compile_bpf(ROOT / "tests/host/bpf/handler.bpf.c", tmp_path / "h.bpf.o",
+                    include_dirs=[tmp_path])
+    bad = tmp_path / "bad.bpf.c"
+    bad.write_text('#include "fanotify_fastpath.bpf.h"\nint f(void) { return undeclared; }\n')
+    with pytest.raises(BpfBuildError, match="(?s)clang failed on .*undeclared"):
+        compile_bpf(bad, tmp_path / "bad.bpf.o")
+
+
+def pip_wheel_example(tmp_path, **env):
+    """Build the example package's wheel against this fanbpf, as its users would."""
+    src = tmp_path / "suffixwatch"
+    shutil.copytree(ROOT / "examples/suffixwatch", src,
+                    ignore=shutil.ignore_patterns("build", "*.egg-info", "*.o"))
+    # In the checkout (make test-host) fanbpf is not installed: point at it.
+    env = {**os.environ, "PYTHONPATH": str(PACKAGE.parent), **env}
+    return subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps",
+                           "--no-build-isolation", "-w", str(tmp_path / "dist"), str(src)],
+                          env=env, capture_output=True, text=True)
+
+
+def test_example_wheel_ships_its_compiled_filter(tmp_path):
+    proc = pip_wheel_example(tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    (wheel,) = (tmp_path / "dist").glob("suffixwatch-*.whl")
+    with zipfile.ZipFile(wheel) as zf:
+        assert zf.read("suffixwatch/suffix_filter.bpf.o")[:4] == b"\x7fELF"
+
+
+def test_example_build_without_clang_says_so(tmp_path):
+    proc = pip_wheel_example(tmp_path, FANBPF_CLANG="/nonexistent/clang")
+    assert proc.returncode != 0
+    assert "'/nonexistent/clang' not found. Install clang" in proc.stdout + proc.stderr
+
+
+def fake_pkgconfig(tmp_path, monkeypatch, version):
+    """pkg-config that sees only a libbpf.pc of ``version`` (and no tarball)."""
+    pc = tmp_path / "pc"
+    pc.mkdir()
+    (pc / "libbpf.pc").write_text(
+        f"prefix=/usr\nincludedir=/usr/include\nlibdir=/usr/lib\n"
+        f"Name: libbpf\nDescription: test\nVersion: {version}\n"
+        f"Cflags: -I${{includedir}}\nLibs: -L${{libdir}} -lbpf\n")
+    monkeypatch.setenv("PKG_CONFIG_LIBDIR", str(pc))
+    monkeypatch.setenv("PKG_CONFIG_PATH", str(pc))
+    for var in ("FANBPF_LIBBPF_DIR", "FANBPF_LIBBPF_SRC"):
+        monkeypatch.delenv(var, raising=False)
+
+
+def test_build_refuses_an_old_libbpf(tmp_path, monkeypatch):
+    ffi_build = load_build_script()
+    fake_pkgconfig(tmp_path, monkeypatch, "1.1.2")
+    with pytest.raises(ffi_build.LibbpfNotFound) as err:
+        ffi_build.find_libbpf(tmp_path / "work", tarballs=str(tmp_path / "linux-source-*.tar.xz"))
+    assert "needs libbpf >= 1.2 (pkg-config has libbpf 1.1.2, too old" in str(err.value)
+    assert "apt install linux-source-6.12" in str(err.value)
+
+
+def test_build_takes_pkgconfig_libbpf_from_1_2(tmp_path, monkeypatch):
+    ffi_build = load_build_script()
+    fake_pkgconfig(tmp_path, monkeypatch, "1.2.0")
+    libbpf = ffi_build.find_libbpf(tmp_path / "work", tarballs=str(tmp_path / "none-*.tar.xz"))
+    assert libbpf.origin == "pkg-config libbpf 1.2.0"
+    assert libbpf.ext_kwargs["libraries"] == ["bpf"]
+
+
+def test_build_rejects_a_tree_without_libbpf(tmp_path, monkeypatch):
+    ffi_build = load_build_script()
+    monkeypatch.delenv("FANBPF_LIBBPF_DIR", raising=False)
+    monkeypatch.setenv("FANBPF_LIBBPF_SRC", str(tmp_path))
+    with pytest.raises(ffi_build.LibbpfNotFound, match="not a kernel source tree"):
+        ffi_build.find_libbpf(tmp_path / "work")
+
+
+def test_extension_refuses_old_libbpf_headers(tmp_path):
+    """The preamble's #error: even an explicit old libbpf cannot slip through."""
+    ffi_build = load_build_script()
+    check = ffi_build.PREAMBLE.split("#include <bpf/btf.h>")[0]
+    src = tmp_path / "check.c"
+    src.write_text(check)
+    for version, ok in (((1, 1), False), ((1, 2), True), ((2, 0), True)):
+        inc = tmp_path / f"v{version}" / "bpf"
+        inc.mkdir(parents=True)
+        (inc / "libbpf_version.h").write_text(
+            f"#define LIBBPF_MAJOR_VERSION {version[0]}\n#define LIBBPF_MINOR_VERSION {version[1]}\n")
+        proc = subprocess.run(["cc", "-fsyntax-only", f"-I{inc.parent}", str(src)],
+                              capture_output=True, text=True)
+        assert (proc.returncode == 0) == ok, (version, proc.stderr)
+        if not ok:
+            assert "fanbpf needs libbpf >= 1.2" in proc.stderr
