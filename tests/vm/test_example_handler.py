@@ -41,7 +41,8 @@ def create_as(uid, path):
 
 
 def test_suffix_and_ignored_uid():
-    with tmpfs_mount() as base, suffixwatch.watch(base, ".log", ignore_uid=NOBODY) as watch:
+    with tmpfs_mount() as base, suffixwatch.watch(base, ".log", ignore_uid=NOBODY,
+                                                        mask=EventMask.CREATE) as watch:
         os.chmod(base, 0o1777)
         create_as(0, f"{base}/a.log")
         create_as(NOBODY, f"{base}/b.log")
