@@ -54,8 +54,9 @@ $(VENV)/.pip-done: requirements-dev.txt | $(BUILD)/.apt-done
 
 # libbpf 1.5 from the kernel tree (bookworm's 1.1 predates .struct_ops.link),
 # static and position-independent so it links into the cffi extension.
+# The tree's uapi headers are kept for tests/host/test_flags.py.
 $(LIBBPF_A): | $(VENV)/.pip-done
-	$(PY) fanbpf/_ffi_build.py libbpf $(LIBBPF_OUT)
+	$(PY) fanbpf/_ffi_build.py libbpf $(LIBBPF_OUT) $(BUILD)/linux-tools
 
 # Built-in handlers -> fanbpf/bpf/, headers (vmlinux.h from the running
 # kernel's BTF, libbpf's) -> fanbpf/include/: setup.py build_bpf.

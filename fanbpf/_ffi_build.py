@@ -219,10 +219,12 @@ def newest_tarball(pattern=TARBALLS):
     return found[-1] if found else None
 
 
-def build_libbpf(source, out_dir):
+def build_libbpf(source, out_dir, tree=None):
     """Build libbpf from a kernel tree or a ``linux-source-*.tar.xz`` into
     out_dir (static, -fPIC: it is linked into the extension); return out_dir.
-    Kept across builds: rebuilt only when the source changes."""
+    A tarball's tools/, include/uapi/ and scripts/ are extracted into tree
+    (default out_dir/linux-tools).  Kept across builds: rebuilt only when
+    the source changes."""
     out_dir = os.path.abspath(out_dir)
     stamp = os.path.join(out_dir, ".source")
     if os.path.exists(os.path.join(out_dir, "libbpf.a")) and os.path.exists(stamp):
@@ -231,7 +233,7 @@ def build_libbpf(source, out_dir):
                 return out_dir
     os.makedirs(out_dir, exist_ok=True)
     if source.endswith(".tar.xz"):
-        tree = os.path.join(out_dir, "linux-tools")
+        tree = os.path.abspath(tree or os.path.join(out_dir, "linux-tools"))
         top = os.path.basename(source)[: -len(".tar.xz")]
         shutil.rmtree(tree, ignore_errors=True)
         os.makedirs(tree)
@@ -259,14 +261,14 @@ def build_libbpf(source, out_dir):
 
 
 if __name__ == "__main__":
-    # make build: python fanbpf/_ffi_build.py libbpf OUT_DIR (the libbpf it links)
+    # make build: python fanbpf/_ffi_build.py libbpf OUT_DIR [TREE_DIR]
     import sys
-    if sys.argv[1:2] != ["libbpf"] or len(sys.argv) != 3:
-        sys.exit("usage: _ffi_build.py libbpf OUT_DIR")
+    if sys.argv[1:2] != ["libbpf"] or len(sys.argv) not in (3, 4):
+        sys.exit("usage: _ffi_build.py libbpf OUT_DIR [TREE_DIR]")
     try:
         source = os.environ.get("FANBPF_LIBBPF_SRC") or newest_tarball()
         if not source:
             raise LibbpfNotFound(f"no FANBPF_LIBBPF_SRC and no {TARBALLS}. {INSTALL_HINT}.")
-        build_libbpf(source, sys.argv[2])
+        build_libbpf(source, *sys.argv[2:])
     except LibbpfNotFound as err:
         sys.exit(str(err))
