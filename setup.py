@@ -92,6 +92,8 @@ class build_bpf(Command):
 class build_py(_build_py):
     def run(self):
         super().run()
+        # Editable installs import fanbpf/ from the checkout: build into it.
+        self.get_finalized_command("build_bpf").inplace = self.editable_mode
         self.run_command("build_bpf")
 
 
