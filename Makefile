@@ -1,7 +1,11 @@
 # fanbpf: in-kernel fanotify filters from Python.
 #
 #   make test    install what is needed, build everything (the test kernel
-#                too, cached), run the host tests and the VM tests
+#                too, cached), an sdist and a wheel; install the wheel and the
+#                example package into a fresh venv and run the host tests and
+#                the VM tests against it
+#   make build   build in place (make test-host / test-vm test the checkout)
+#   make dist    build/dist: the sdist, and a wheel built from it
 #   make run     the demo: a subtree watcher on the test kernel in a VM
 #   make bench   side-by-side benchmarks in the VM
 #
@@ -43,7 +47,7 @@ $(BUILD)/.apt-done: Makefile
 	fi
 	@touch $@
 
-$(VENV)/.pip-done: requirements-dev.txt | $(BUILD)/.apt-done
+$(VENV)/.pip-done: requirements-dev.txt requirements-test.txt | $(BUILD)/.apt-done
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install -q -r requirements-dev.txt
 	@touch $@
@@ -118,4 +122,4 @@ bench: build kernel
 
 clean:
 	rm -rf $(BUILD) fanbpf/bpf/*.o fanbpf/include fanbpf/_fanbpf*.so fanbpf/_fanbpf.c \
-		fanbpf/__pycache__ examples/suffixwatch/build
+		fanbpf/__pycache__ examples/suffixwatch/build examples/suffixwatch/*.egg-info
