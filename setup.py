@@ -72,14 +72,15 @@ class build_bpf(Command):
         self.set_undefined_options("build_py", ("build_lib", "build_lib"))
 
     def run(self):
-        libbpf = _libbpf(self)
-        pkg = Path("fanbpf") if self.inplace else Path(self.build_lib, "fanbpf")
-        include = pkg / "include"
-        (include / "bpf").mkdir(parents=True, exist_ok=True)
-        for header in bpfcc.LIBBPF_BPF_HEADERS:
-            shutil.copyfile(Path(libbpf.include_dir, "bpf", header), include / "bpf" / header)
-        shutil.copyfile("src/bpf/fanotify_fastpath.bpf.h", include / "fanotify_fastpath.bpf.h")
         try:
+            bpfcc.find_clang()  # before libbpf, which may take a while to build
+            libbpf = _libbpf(self)
+            pkg = Path("fanbpf") if self.inplace else Path(self.build_lib, "fanbpf")
+            include = pkg / "include"
+            (include / "bpf").mkdir(parents=True, exist_ok=True)
+            for header in bpfcc.LIBBPF_BPF_HEADERS:
+                shutil.copyfile(Path(libbpf.include_dir, "bpf", header), include / "bpf" / header)
+            shutil.copyfile("src/bpf/fanotify_fastpath.bpf.h", include / "fanotify_fastpath.bpf.h")
             bpfcc.write_vmlinux_h(include / "vmlinux.h")
             for source in sorted(Path("src/bpf").glob("*.bpf.c")):
                 output = pkg / "bpf" / (source.name[: -len(".c")] + ".o")

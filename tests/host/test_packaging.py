@@ -14,6 +14,7 @@ import pytest
 
 import fanbpf
 from fanbpf import BpfObject
+from fanbpf._bpfcc import write_vmlinux_h
 from fanbpf.build import BpfBuildError, compile_bpf
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -78,6 +79,28 @@ def test_compile_errors_say_what_to_do(tmp_path, monkeypatch):
     bad.write_text('#include "fanotify_fastpath.bpf.h"\nint f(void) { return undeclared; }\n')
     with pytest.raises(BpfBuildError, match="(?s)clang failed on .*undeclared"):
         compile_bpf(bad, tmp_path / "bad.bpf.o")
+
+
+def test_vmlinux_h_errors_say_what_to_do(tmp_path, monkeypatch):
+    monkeypatch.setenv("FANBPF_VMLINUX_H", str(tmp_path / "missing.h"))
+    with pytest.raises(BpfBuildError, match="FANBPF_VMLINUX_H=.*missing.h: no such file"):
+        write_vmlinux_h(tmp_path / "vmlinux.h")
+    monkeypatch.delenv("FANBPF_VMLINUX_H")
+    monkeypatch.setenv("FANBPF_BPFTOOL", str(tmp_path / "no-bpftool"))
+    with pytest.raises(BpfBuildError, match="no-bpftool' not found. Install bpftool"):
+        write_vmlinux_h(tmp_path / "vmlinux.h")
+    assert not (tmp_path / "vmlinux.h").exists()
+
+
+def test_fanbpf_build_without_clang_says_so(tmp_path):
+    """fanbpf's own build (setup.py build_py: the built-in handlers)."""
+    env = {**os.environ, "FANBPF_CLANG": "/nonexistent/clang"}
+    proc = subprocess.run([sys.executable, "setup.py", "build_py", "-d", str(tmp_path)],
+                          cwd=ROOT, env=env, capture_output=True, text=True)
+    assert proc.returncode != 0
+    assert "error: cannot compile BPF handlers: '/nonexistent/clang' not found. Install clang" \
+        in proc.stderr, proc.stderr
+    assert not (tmp_path / "fanbpf" / "bpf").exists()
 
 
 def pip_wheel_example(tmp_path, **env):
