@@ -28,6 +28,7 @@ APT_PACKAGES := clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev pkg-config \
 	libssl-dev dwarves udev busybox-static cpio kmod rsync xz-utils \
 	python3-venv e2fsprogs
 
+LIBBPF_SRC := $(BUILD)/linux-tools/tools/lib/bpf
 LIBBPF_OUT := $(BUILD)/libbpf
 LIBBPF_A := $(LIBBPF_OUT)/libbpf.a
 TEST_BPF_OBJS := $(patsubst tests/host/bpf/%.bpf.c,$(BUILD)/test-bpf/%.bpf.o,$(wildcard tests/host/bpf/*.bpf.c))
@@ -58,9 +59,13 @@ $(VENV)/.pip-done: requirements-dev.txt requirements-test.txt | $(BUILD)/.apt-do
 
 # libbpf 1.5 from the kernel tree (bookworm's 1.1 predates .struct_ops.link),
 # static and position-independent so it links into the cffi extension.
-# The tree's uapi headers are kept for tests/host/test_flags.py.
+# The tree (tools/, include/uapi/ for tests/host/test_flags.py) stays in
+# build/linux-tools.
 $(LIBBPF_A): | $(VENV)/.pip-done
 	$(PY) fanbpf/_ffi_build.py libbpf $(LIBBPF_OUT) $(BUILD)/linux-tools
+
+$(LIBBPF_SRC)/Makefile: $(LIBBPF_A)
+	@test -f $@
 
 # Built-in handlers -> fanbpf/bpf/, headers (vmlinux.h from the running
 # kernel's BTF, libbpf's) -> fanbpf/include/: setup.py build_bpf.
