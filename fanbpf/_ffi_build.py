@@ -166,7 +166,8 @@ class Libbpf:
     def static(cls, origin, libbpf_dir):
         archive = os.path.join(libbpf_dir, "libbpf.a")
         if not os.path.exists(archive):
-            raise LibbpfNotFound(f"{origin}: no libbpf.a in {libbpf_dir}")
+            raise LibbpfNotFound(f"{origin}: no libbpf.a in {libbpf_dir} (give the DESTDIR of "
+                                 "a libbpf `make install`: DIR/libbpf.a, DIR/include/bpf/)")
         include = os.path.join(libbpf_dir, "include")
         return cls(origin, include, {"include_dirs": [include], "extra_objects": [archive],
                                      "libraries": ["elf", "z"]})
