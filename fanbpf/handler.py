@@ -53,13 +53,24 @@ def _cstr(value):
 
 
 class BpfObject:
-    """A BPF ELF object: opened, adjusted, then loaded (once)."""
+    """A BPF ELF object: opened, adjusted, then loaded (once).
 
-    def __init__(self, path):
-        self.path = os.fspath(path)
+    ``source`` is the object's path (``str`` or ``os.PathLike``), its bytes
+    (``bytes``, ``bytearray``, ``memoryview``), or a resource a Python
+    package ships, as :func:`importlib.resources.files` gives it
+    (``files("mylib") / "filter.bpf.o"``, read even from a zip).  ``name``
+    names an object opened from bytes in messages (default ``"<bytes>"``).
+    """
+
+    def __init__(self, source, *, name: str | None = None):
         self._ptr = None
+        path, data, self.path = _source(source, name)
         with _log.capture_warnings() as warnings:
-            ptr = lib.fanbpf_obj_open(os.fsencode(self.path))
+            if data is None:
+                ptr = lib.fanbpf_obj_open(os.fsencode(path))
+            else:
+                ptr = lib.fanbpf_obj_open_mem(ffi.from_buffer(data), len(data),
+                                              _cstr(name or getattr(source, "name", None)))
         if ptr == ffi.NULL:
             check(-(ffi.errno or errno.EINVAL), "open", path=self.path,
                   detail=_detail(warnings))
@@ -236,6 +247,24 @@ def builtin_path(name: str) -> Path:
     return path
 
 
+def _source(source, name: str | None) -> tuple[str | None, bytes | None, str]:
+    """``(path, None, path)`` for a file, ``(None, data, display name)`` for bytes."""
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data = bytes(source)
+        return None, data, name or "<bytes>"
+    if isinstance(source, (str, os.PathLike)):
+        path = os.fspath(source)
+        return path, None, os.fsdecode(path)
+    if callable(getattr(source, "read_bytes", None)):  # importlib.resources.abc.Traversable
+        try:
+            data = source.read_bytes()
+        except FileNotFoundError:
+            check(-errno.ENOENT, "open", path=str(source))
+        return None, data, name or str(source)
+    raise TypeError("a BPF object is a path, bytes or an importlib.resources file, "
+                    f"not {type(source).__name__}")
+
+
 class Handler:
     """A loaded and registered fastpath handler.
 
@@ -257,8 +286,10 @@ class Handler:
              ops_map: str | None = None, log_level: int = 0) -> Handler:
         """Load and register a handler.
 
-        ``source`` is a built-in's short name ("rules": fanbpf/bpf/fanbpf_rules.bpf.o)
-        or the path of a BPF object.  ``name`` registers it under another name;
+        ``source`` is a built-in's short name ("rules": fanbpf/bpf/fanbpf_rules.bpf.o),
+        the path of a BPF object, its bytes, or a file a package ships
+        (``importlib.resources.files("mylib") / "filter.bpf.o"``).  A ``str``
+        is a path if it contains a ``/`` or ends in ``.o``.  ``name`` registers it under another name;
         ``private`` True sets FAN_FP_F_PRIVATE (never listed, attached by fd),
         False clears it, None keeps what was compiled; ``sys_admin_only``
         does the same for FAN_FP_F_SYS_ADMIN_ONLY (attach needs
@@ -267,9 +298,9 @@ class Handler:
         init-args struct is ``struct <compiled name>_args`` unless ``args_type``
         names another.  ``ops_map`` picks a struct_ops map if there are several.
         """
-        path = Path(source) if isinstance(source, os.PathLike) or os.sep in str(source) \
-            or str(source).endswith(".o") else builtin_path(source)
-        obj = BpfObject(path)
+        if isinstance(source, str) and os.sep not in source and not source.endswith(".o"):
+            source = builtin_path(source)
+        obj = BpfObject(source)
         try:
             ops_map = obj.ops_map(ops_map)
             compiled = obj.ops_name(ops_map)

@@ -33,6 +33,15 @@ static int fanbpf_err(int err)
 	return err;
 }
 
+/*
+ * libbpf's own codes (LIBBPF_ERRNO__FORMAT and the rest, from 4000 up) are
+ * no errno: the object is what libbpf refused, so say EINVAL.
+ */
+static int libbpf_errno(int err)
+{
+	return err <= -__LIBBPF_ERRNO__START ? -EINVAL : err;
+}
+
 static void *fanbpf_err_ptr(int err)
 {
 	errno = -err;
@@ -212,7 +221,10 @@ struct fanbpf_edit {
 };
 
 struct fanbpf_obj {
-	char *path;
+	char *path;		/* opened from a file, or */
+	void *mem;		/* a copy of the bytes opened from memory */
+	size_t mem_size;
+	char *name;
 	struct bpf_object *bpf;
 	struct bpf_link *link;
 	struct bpf_map *link_map;
@@ -224,27 +236,40 @@ struct fanbpf_obj {
 	bool loaded;
 };
 
-struct fanbpf_obj *fanbpf_obj_open(const char *path)
+static struct bpf_object *obj_open_bpf(const struct fanbpf_obj *obj)
+{
+	LIBBPF_OPTS(bpf_object_open_opts, opts, .object_name = obj->name);
+
+	if (obj->path)
+		return bpf_object__open_file(obj->path, NULL);
+	return bpf_object__open_mem(obj->mem, obj->mem_size, &opts);
+}
+
+static struct fanbpf_obj *obj_new(const char *path, const void *data, size_t size,
+				  const char *name)
 {
 	struct fanbpf_obj *obj;
-	int err;
+	int err = -ENOMEM;
 
-	if (!path)
-		return fanbpf_err_ptr(-EINVAL);
 	quiet_libbpf();
-
 	obj = calloc(1, sizeof(*obj));
 	if (!obj)
 		return fanbpf_err_ptr(-ENOMEM);
 	obj->edits_tail = &obj->edits;
-	obj->path = strdup(path);
-	if (!obj->path) {
-		err = -ENOMEM;
+	if (path && !(obj->path = strdup(path)))
 		goto err_free;
+	if (name && !(obj->name = strdup(name)))
+		goto err_free;
+	if (data) {
+		obj->mem = malloc(size);
+		if (!obj->mem)
+			goto err_free;
+		memcpy(obj->mem, data, size);
+		obj->mem_size = size;
 	}
-	obj->bpf = bpf_object__open_file(path, NULL);
+	obj->bpf = obj_open_bpf(obj);
 	if (!obj->bpf) {
-		err = -errno;
+		err = libbpf_errno(-errno);
 		goto err_free;
 	}
 	return obj;
@@ -252,6 +277,21 @@ struct fanbpf_obj *fanbpf_obj_open(const char *path)
 err_free:
 	fanbpf_obj_close(obj);
 	return fanbpf_err_ptr(err);
+}
+
+struct fanbpf_obj *fanbpf_obj_open(const char *path)
+{
+	if (!path)
+		return fanbpf_err_ptr(-EINVAL);
+	return obj_new(path, NULL, 0, NULL);
+}
+
+struct fanbpf_obj *fanbpf_obj_open_mem(const void *data, size_t size,
+				       const char *name)
+{
+	if (!data || !size)
+		return fanbpf_err_ptr(-EINVAL);
+	return obj_new(NULL, data, size, name);
 }
 
 void fanbpf_obj_close(struct fanbpf_obj *obj)
@@ -270,6 +310,8 @@ void fanbpf_obj_close(struct fanbpf_obj *obj)
 	}
 	free(obj->log);
 	free(obj->path);
+	free(obj->mem);
+	free(obj->name);
 	free(obj);
 }
 
@@ -327,7 +369,7 @@ static int obj_replay_edits(struct fanbpf_obj *obj)
 
 static int obj_reopen(struct fanbpf_obj *obj)
 {
-	struct bpf_object *bpf = bpf_object__open_file(obj->path, NULL);
+	struct bpf_object *bpf = obj_open_bpf(obj);
 
 	if (!bpf)
 		return -errno;

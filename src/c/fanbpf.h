@@ -125,6 +125,15 @@ struct fanbpf_obj;
 struct fanbpf_obj *fanbpf_obj_open(const char *path);
 
 /**
+ * @brief Open a BPF ELF object from memory, e.g. one a Python package ships
+ * as data.  libbpf parses @data during the call; it is not needed after.
+ * @param name the object's name in libbpf's messages (NULL: libbpf makes one)
+ * @return the object, or NULL with errno set (EINVAL: empty or not BPF ELF)
+ */
+struct fanbpf_obj *fanbpf_obj_open_mem(const void *data, size_t size,
+				       const char *name);
+
+/**
  * @brief Close @obj: destroy its link (unregistering the handler), then the
  * libbpf object with its maps and programs.  NULL is fine.
  */

@@ -216,3 +216,52 @@ def test_no_fd_leaks(bpf_objs, tmp_path):  # noqa: F811
                 Handler.load(bpf_objs["test_cc"])
         assert h.obj._ptr is None
     assert open_fds() == before
+
+
+# -- objects from memory and from package data ---------------------------------
+
+def test_object_from_bytes(bpf_objs):  # noqa: F811
+    data = bpf_objs["args"].read_bytes()
+    with BpfObject(data, name="args.bpf.o") as obj:
+        assert obj.path == "args.bpf.o"
+        obj.set_global("bias", 1)
+        obj.load()
+        assert obj.test_run("echo", bytes(16)).retval == 7 + 5
+    with BpfObject(bytearray(data)) as obj:
+        assert obj.path == "<bytes>" and "bias" in obj.btf.globals()
+
+
+def test_handler_from_bytes_and_package_data(bpf_objs, tmp_path, monkeypatch):  # noqa: F811
+    import importlib.resources
+    import sys
+    import zipfile
+
+    data = bpf_objs["test_cc"].read_bytes()
+    with Handler.load(memoryview(data), name="fanbpf_cc_mem") as h:
+        assert h.name == "fanbpf_cc_mem" and "fanbpf_cc_mem" in registered_ccs()
+        assert h.obj.path == "<bytes>"
+    # a package that ships its filter, imported from a zip (no file to open)
+    archive = tmp_path / "lib.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("cclib/__init__.py", "")
+        z.writestr("cclib/filters/cc.bpf.o", data)
+    monkeypatch.syspath_prepend(str(archive))
+    resource = importlib.resources.files("cclib") / "filters" / "cc.bpf.o"
+    assert not isinstance(resource, __import__("os").PathLike)
+    with Handler.load(resource, name="fanbpf_cc_zip") as h:
+        assert "fanbpf_cc_zip" in registered_ccs()
+        assert "cc.bpf.o" in h.obj.path
+    sys.modules.pop("cclib", None)
+    with pytest.raises(OSError) as info:
+        BpfObject(importlib.resources.files("cclib") / "missing.bpf.o")
+    assert info.value.errno == errno.ENOENT
+
+
+def test_bad_sources(tmp_path):
+    with pytest.raises(errors.FanbpfError) as info:
+        BpfObject(b"not an ELF file")
+    assert info.value.errno == errno.EINVAL and "<bytes>" in str(info.value)
+    with pytest.raises(errors.FanbpfError):
+        BpfObject(b"")
+    with pytest.raises(TypeError, match="importlib.resources"):
+        BpfObject(42)
