@@ -264,18 +264,20 @@ def encode_args(ctype: CType, value) -> bytes:
 class Btf:
     """Types from a BTF object (libbpf's ``struct btf``).
 
-    Either owned (:meth:`from_file`; :meth:`close` frees it) or borrowed
-    from an owner that keeps it alive (a BPF object, see ``handler.py``).
+    Either owned (:meth:`from_file`; freed by :meth:`close` or when
+    garbage) or borrowed from a BPF object, which calls :meth:`close` when
+    it closes (``handler.py``), so that no borrowed pointer outlives it:
+    using a closed Btf raises ValueError.  :class:`CType` s already read
+    stay valid.
     """
 
-    def __init__(self, ptr, owner=None):
+    def __init__(self, ptr, *, owned: bool = False):
         from fanbpf._binding import lib
         import fanbpf._log  # noqa: F401  (libbpf's messages go to logging)
 
         self._lib = lib
         self._ptr = ptr
-        self._owner = owner  # keeps a borrowed BTF's owner alive
-        self._owned = owner is None
+        self._owned = owned
         self._types: dict[int, CType] = {}
 
     @classmethod
@@ -288,13 +290,20 @@ class Btf:
         if ptr == ffi.NULL:
             err = ffi.errno or errno.EINVAL
             raise OSError(err, f"cannot read BTF from {path}: {os.strerror(err)}")
-        return cls(ptr)
+        # freed when garbage too; ffi.release() in close() frees it at once
+        return cls(ffi.gc(ptr, lib.btf__free), owned=True)
 
     def close(self) -> None:
-        if self._owned and self._ptr is not None:
-            self._lib.btf__free(self._ptr)
-        self._ptr = None
-        self._owner = None
+        """Let go of the BTF (freeing it if owned); idempotent."""
+        from fanbpf._binding import ffi
+
+        ptr, self._ptr = self._ptr, None
+        if ptr is not None and self._owned:
+            ffi.release(ptr)
+
+    @property
+    def closed(self) -> bool:
+        return self._ptr is None
 
     def __enter__(self):
         return self

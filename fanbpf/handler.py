@@ -75,7 +75,7 @@ class BpfObject:
             check(-(ffi.errno or errno.EINVAL), "open", path=self.path,
                   detail=_detail(warnings))
         self._ptr = ptr
-        self.btf = Btf(lib.fanbpf_obj_btf(ptr), owner=self)
+        self.btf = Btf(lib.fanbpf_obj_btf(ptr))  # borrowed: close() invalidates it
         self.loaded = False
 
     def __repr__(self) -> str:

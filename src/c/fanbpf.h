@@ -11,8 +11,9 @@
  *  - functions returning a pointer return NULL and set errno on failure;
  *  - nothing is ever printed: libbpf's messages go to the callback set with
  *    fanbpf_set_print(), and are dropped when there is none;
- *  - struct fanbpf_obj is opaque and owns its libbpf object, its link and
- *    its verifier log; fanbpf_obj_close() releases all of them.
+ *  - struct fanbpf_obj is opaque and owns its libbpf object (with the
+ *    object's BTF), its link and its verifier log; nothing of it is freed
+ *    or replaced before fanbpf_obj_close(), which releases all of them.
  *
  * Everything between the cffi markers below is also fed to cffi's cdef
  * (see fanbpf/_ffi_build.py), so it is plain declarations only.
@@ -149,7 +150,7 @@ const struct btf *fanbpf_obj_btf(const struct fanbpf_obj *obj);
  * .rodata.* style variants).  Before load any of them; after load only
  * writable (non-rodata) ones, which then changes the live value.
  * @return 0; -ENOENT no such variable; -EINVAL @len is not its size;
- * -EPERM read-only after load
+ * -EPERM read-only after load; -EBUSY after a failed load
  */
 int fanbpf_obj_set_global(struct fanbpf_obj *obj, const char *name,
 			  const void *data, size_t len);
@@ -173,7 +174,7 @@ const char *fanbpf_obj_ops_map(const struct fanbpf_obj *obj, const char *map);
  * @brief Set the `name` member of struct_ops map @map (NULL = first) before
  * load, e.g. to load a built-in handler a second time under another name.
  * @return 0; -EINVAL empty, too long or not [A-Za-z0-9_.]; -ENOENT no such
- * map or member; -EBUSY already loaded
+ * map or member; -EBUSY a load was tried
  */
 int fanbpf_obj_set_ops_name(struct fanbpf_obj *obj, const char *map,
 			    const char *name);
@@ -188,7 +189,7 @@ int fanbpf_obj_ops_name(const struct fanbpf_obj *obj, const char *map,
 /**
  * @brief Set the `flags` member (FAN_FP_F_*) of struct_ops map @map before
  * load, e.g. to FAN_FP_F_PRIVATE.
- * @return 0, -ENOENT, or -EBUSY if already loaded
+ * @return 0, -ENOENT, or -EBUSY if a load was tried
  */
 int fanbpf_obj_set_ops_flags(struct fanbpf_obj *obj, const char *map,
 			     uint32_t flags);
@@ -201,20 +202,21 @@ int fanbpf_obj_ops_flags(const struct fanbpf_obj *obj, const char *map,
 			 uint32_t *flags);
 
 /**
- * @brief Load (verify) every program and create every map.  The verifier
- * log is always captured into a buffer owned by @obj, which is grown and
- * the load retried when the kernel reports it truncated, so that a failure
- * comes with the complete log (fanbpf_obj_log()).  A retry reopens the
- * ELF file and replays everything set with the fanbpf_obj_set_* calls.
+ * @brief Load (verify) every program and create every map, once: libbpf
+ * does not load an object twice, so after a failed load the object can
+ * only be read and closed (open it again to retry).  libbpf sizes the
+ * verifier log itself, growing it until the log fits; the shim keeps the
+ * log libbpf prints last (fanbpf_obj_log()).
  * @param log_level 0: log only a failing program (libbpf retries it at
  * level 1); otherwise the kernel log level (1, 2, |4 for stats) for all
- * @return 0, or -errno (-EBUSY if already loaded)
+ * @return 0, or -errno (-EBUSY if a load was already tried)
  */
 int fanbpf_obj_load(struct fanbpf_obj *obj, uint32_t log_level);
 
 /**
- * @brief The verifier log of the last load: the failing program's on
- * failure, the last program's if @log_level asked for it; "" otherwise.
+ * @brief The verifier log of the load: the failing program's on failure,
+ * the last program's if @log_level asked for it; "" otherwise.  Valid
+ * until fanbpf_obj_close().
  */
 const char *fanbpf_obj_log(const struct fanbpf_obj *obj);
 
