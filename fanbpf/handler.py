@@ -8,9 +8,16 @@ registered handler to a fanotify group's fd (the Group class uses them).
 :class:`BpfObject` is the layer below, also good for plain BPF objects
 (tests run SEC("syscall") programs with :meth:`BpfObject.test_run`).
 
-Ownership: a :class:`BpfObject` owns the libbpf object, its maps, programs
-and struct_ops link; a :class:`Handler` owns its BpfObject.  fds they hand
-out (``map_fd``, ``link_fd``) are borrowed and close with them.
+Ownership: a :class:`BpfObject` owns the libbpf object, its maps, programs,
+BTF and struct_ops link; a :class:`Handler` owns its BpfObject.  fds they
+hand out (``map_fd``, ``link_fd``) are borrowed and close with them.  Close
+them (or use ``with``): one that is dropped unclosed is closed when its
+last reference goes, with a :class:`ResourceWarning`, which unregisters
+its handler name right then (there are no reference cycles to wait for).
+
+Threads: a BpfObject or Handler may be used from any thread, but not from
+two at once; closing one while another thread uses it is an error of the
+caller.  Groups a handler is attached to are independent of it.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from __future__ import annotations
 import errno
 import os
 import re
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import NamedTuple
@@ -82,6 +90,10 @@ class BpfObject:
         state = "closed" if self._ptr is None else "loaded" if self.loaded else "open"
         return f"<BpfObject {self.path} ({state})>"
 
+    @property
+    def closed(self) -> bool:
+        return self._ptr is None
+
     def _obj(self):
         if self._ptr is None:
             raise ValueError(f"{self.path}: the BPF object is closed")
@@ -95,7 +107,9 @@ class BpfObject:
             lib.fanbpf_obj_close(ptr)
 
     def __del__(self):
-        self.close()
+        if getattr(self, "_ptr", None) is not None:
+            warnings.warn(f"unclosed {self!r}", ResourceWarning, source=self, stacklevel=2)
+            self.close()
 
     def __enter__(self):
         return self
@@ -330,7 +344,8 @@ class Handler:
 
     def __repr__(self) -> str:
         kind = "private " if self.private else ""
-        return f"<Handler {kind}{self.name!r} from {self.obj.path}>"
+        state = " (closed)" if self.closed else ""
+        return f"<Handler {kind}{self.name!r} from {self.obj.path}{state}>"
 
     @property
     def private(self) -> bool:
@@ -354,9 +369,19 @@ class Handler:
                 "to Handler.load, or give the args as bytes")
         return encode_args(self.args_type, args)
 
+    @property
+    def closed(self) -> bool:
+        return self.obj.closed
+
     def close(self) -> None:
         """Unregister and free; idempotent."""
         self.obj.close()
+
+    def __del__(self):
+        obj = getattr(self, "obj", None)
+        if obj is not None and not obj.closed:
+            warnings.warn(f"unclosed {self!r}", ResourceWarning, source=self, stacklevel=2)
+            obj.close()
 
     def __enter__(self):
         return self

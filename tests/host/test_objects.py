@@ -282,3 +282,40 @@ def test_bad_sources(tmp_path):
         BpfObject(b"")
     with pytest.raises(TypeError, match="importlib.resources"):
         BpfObject(42)
+
+
+# -- lifetime: no cycles, unclosed objects warn and close at once ----------------
+
+def test_unclosed_handler_unregisters_when_dropped(bpf_objs):  # noqa: F811
+    import gc
+
+    gc.disable()  # no cycle collector: only reference counting may free it
+    try:
+        h = Handler.load(bpf_objs["test_cc"])
+        assert not h.closed and "fanbpf_test_cc" in registered_ccs()
+        with pytest.warns(ResourceWarning, match="unclosed <Handler 'fanbpf_test_cc'"):
+            del h
+        assert "fanbpf_test_cc" not in registered_ccs()
+        # so the name is free again, right away
+        with Handler.load(bpf_objs["test_cc"]) as again:
+            assert again.name == "fanbpf_test_cc"
+        assert again.closed and again.obj.closed and "closed" in repr(again)
+    finally:
+        gc.enable()
+
+
+def test_unclosed_object_warns(bpf_objs):  # noqa: F811
+    import gc
+
+    gc.disable()
+    try:
+        obj = BpfObject(bpf_objs["args"])
+        btf = obj.btf
+        with pytest.warns(ResourceWarning, match="unclosed <BpfObject"):
+            del obj
+        assert btf.closed
+    finally:
+        gc.enable()
+    with BpfObject(bpf_objs["args"]) as obj:
+        assert not obj.closed
+    assert obj.closed
