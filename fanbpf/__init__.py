@@ -15,9 +15,7 @@ marks match and decides, in the kernel, whether user space sees it::
 The hook comes from a kernel patch series that fanbpf carries (see
 kernel/); `kernel_support()` says what the running kernel lacks.
 """
-from .errors import (ArgsError, FanbpfError, HandlerBusyError, HandlerExistsError,
-                     HandlerNotFoundError, HandlerPermissionError, InvalidArgumentsError,
-                     KernelSupportError, VerifierError)
+from .errors import ArgsError, FanbpfError, KernelSupportError, VerifierError
 from .events import Event, parse_events
 from .flags import EventMask, InitFlag, MarkFlag, Response
 from .group import Group
@@ -27,8 +25,7 @@ from .support import available_handlers, kernel_support
 
 __all__ = [
     "ArgsError", "BpfObject", "Event", "EventMask", "FanbpfError", "Group", "Handler",
-    "HandlerBusyError", "HandlerExistsError", "HandlerNotFoundError",
-    "HandlerPermissionError", "InitFlag", "InvalidArgumentsError", "KernelSupportError",
+    "InitFlag", "KernelSupportError",
     "MarkFlag", "Response", "VerifierError", "available_handlers", "kernel_support",
     "parse_events", "rules",
 ]

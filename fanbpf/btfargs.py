@@ -28,7 +28,7 @@ import struct
 import sys
 from collections.abc import Mapping
 
-from fanbpf.errors import ARGS_MAX, ArgsError, HandlerNotFoundError
+from fanbpf.errors import ARGS_MAX, ArgsError
 
 __all__ = ["Btf", "CType", "IntType", "EnumType", "FloatType", "ArrayType",
            "StructType", "UnsupportedType", "encode_args"]
@@ -317,7 +317,7 @@ class Btf:
         if self._ptr is None:
             raise ValueError("BTF is closed")
         if self._ptr == ffi.NULL:
-            raise HandlerNotFoundError(errno.ENOENT, "the BPF object has no BTF; compile it with -g")
+            raise ArgsError("the BPF object has no BTF; compile it with clang -g")
         return self._ptr
 
     def _name(self, t) -> str:
@@ -326,13 +326,20 @@ class Btf:
         return ffi.string(self._lib.btf__name_by_offset(self._btf(), t.name_off)).decode()
 
     def struct(self, name: str) -> CType:
-        """``struct name`` (or ``union name``)."""
+        """``struct name`` (or ``union name``); ArgsError if there is none."""
+        ctype = self.find_struct(name)
+        if ctype is None:
+            raise ArgsError(f"the BTF has no struct or union named {name!r}")
+        return ctype
+
+    def find_struct(self, name: str) -> CType | None:
+        """``struct name`` (or ``union name``), None if there is none."""
         lib = self._lib
         for kind in (lib.BTF_KIND_STRUCT, lib.BTF_KIND_UNION):
             type_id = lib.btf__find_by_name_kind(self._btf(), name.encode(), kind)
             if type_id > 0:
                 return self.type(type_id)
-        raise HandlerNotFoundError(errno.ENOENT, f"the BTF has no struct or union named {name!r}")
+        return None
 
     def globals(self) -> dict[str, int]:
         """Global variables in data sections: name -> BTF type id."""
@@ -348,9 +355,8 @@ class Btf:
         """The type of global variable ``name``."""
         variables = self.globals()
         if name not in variables:
-            raise HandlerNotFoundError(
-                errno.ENOENT, f"no global variable {name!r}; globals: "
-                f"{', '.join(sorted(variables)) or 'none'}")
+            raise ArgsError(f"no global variable {name!r}; globals: "
+                            f"{', '.join(sorted(variables)) or 'none'}")
         return self.type(variables[name])
 
     def type(self, type_id: int) -> CType:

@@ -282,7 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
     probe.set_defaults(func=cmd_probe)
 
     demo = sub.add_parser("demo", help="subtree monitoring with the filter in the kernel "
-                          "(make run)")
+                          "(in user space on a kernel without the hook)")
     demo.add_argument("--ops", type=_positive_int, default=400,
                       help="workload operations (default 400)")
     demo.add_argument("--seed", type=int, default=1, help="workload seed")

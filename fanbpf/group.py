@@ -599,10 +599,8 @@ _MARK_HINTS = {
 
 
 def _raise(err: int, what: str, filename: str | None = None, hints: dict[int, str] | None = None) -> NoReturn:
-    """Raise the OSError subclass for ``err`` (FileNotFoundError, PermissionError, ...).
+    """Raise the OSError for ``err`` (FileNotFoundError, PermissionError, ...) via errors.os_error."""
+    from .errors import os_error
 
-    Built-in subclasses rather than fanbpf.errors' handler errors, so that
-    a missing path is a FileNotFoundError like everywhere else in Python.
-    """
     hint = (hints or {}).get(err)
-    raise OSError(err, f"{os.strerror(err)} ({what}{'; ' + hint if hint else ''})", filename)
+    raise os_error(err, f"{os.strerror(err)} ({what}{'; ' + hint if hint else ''})", filename)

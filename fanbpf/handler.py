@@ -33,8 +33,8 @@ from typing import NamedTuple
 from fanbpf import _log
 from fanbpf._binding import ffi, lib
 from fanbpf.btfargs import Btf, CType, encode_args
-from fanbpf.errors import (ARGS_MAX, HandlerNotFoundError, InvalidArgumentsError,
-                           KernelSupportError, VerifierError, check)
+from fanbpf.errors import (ARGS_MAX, ArgsError, VerifierError, check, kernel_support_error,
+                           os_error)
 
 __all__ = ["BpfObject", "Handler", "TestRun", "attach", "detach", "builtin_path", "BPF_DIR"]
 
@@ -73,15 +73,15 @@ class BpfObject:
     def __init__(self, source, *, name: str | None = None):
         self._ptr = None
         path, data, self.path = _source(source, name)
-        with _log.capture_warnings() as warnings:
+        with _log.capture_warnings() as printed:
             if data is None:
                 ptr = lib.fanbpf_obj_open(os.fsencode(path))
             else:
                 ptr = lib.fanbpf_obj_open_mem(ffi.from_buffer(data), len(data),
                                               _cstr(name or getattr(source, "name", None)))
         if ptr == ffi.NULL:
-            check(-(ffi.errno or errno.EINVAL), "open", path=self.path,
-                  detail=_detail(warnings))
+            check(-(ffi.errno or errno.EINVAL), "open", filename=self.path,
+                  detail=_detail(printed))
         self._ptr = ptr
         self.btf = Btf(lib.fanbpf_obj_btf(ptr))  # borrowed: close() invalidates it
         self.loaded = False
@@ -129,14 +129,14 @@ class BpfObject:
         data = value if isinstance(value, (bytes, bytearray)) else \
             self.btf.global_type(name).encode(value)
         check(lib.fanbpf_obj_set_global(obj, name.encode(), ffi.from_buffer(data), len(data)),
-              "global", name=name, path=self.path)
+              "global", name=name, filename=self.path)
 
     def get_global(self, name: str, raw: bool = False):
         """The value of global ``name`` (the live one after load), decoded unless ``raw``."""
         ctype = self.btf.global_type(name)
         buf = ffi.new("char[]", ctype.size)
         check(lib.fanbpf_obj_get_global(self._obj(), name.encode(), buf, ctype.size),
-              "global", name=name, path=self.path)
+              "global", name=name, filename=self.path)
         data = ffi.unpack(buf, ctype.size)
         return data if raw else ctype.decode(data)
 
@@ -147,35 +147,31 @@ class BpfObject:
         name = lib.fanbpf_obj_ops_map(self._obj(), _cstr(map))
         if name == ffi.NULL:
             which = f"a struct_ops map named {map!r}" if map else "a struct_ops map"
-            raise HandlerNotFoundError(
-                errno.ENOENT, f"{self.path} has no {which}: a fastpath handler publishes "
-                "its struct fanotify_fastpath_ops in SEC(\".struct_ops.link\")")
+            raise os_error(errno.ENOENT, f"no {which}: a fastpath handler publishes its "
+                           "struct fanotify_fastpath_ops in SEC(\".struct_ops.link\")", self.path)
         return ffi.string(name).decode()
 
     def ops_name(self, map: str | None = None) -> str:
         """The struct_ops map's ``name`` member: the handler's name."""
         buf = ffi.new("char[]", lib.FAN_FP_NAME_MAX)
         check(lib.fanbpf_obj_ops_name(self._obj(), _cstr(map), buf, len(buf)),
-              "ops", path=self.path)
+              "ops", filename=self.path)
         return ffi.string(buf).decode()
 
     def set_ops_name(self, name: str, map: str | None = None) -> None:
-        if not _NAME_RE.fullmatch(name):
-            raise InvalidArgumentsError(
-                errno.EINVAL, f"handler name {name!r} is invalid: use 1 to "
-                f"{lib.FAN_FP_NAME_MAX - 1} characters from A-Z a-z 0-9 _ .")
+        check_name(name)
         check(lib.fanbpf_obj_set_ops_name(self._obj(), _cstr(map), name.encode()),
-              "ops", path=self.path)
+              "ops", filename=self.path)
 
     def ops_flags(self, map: str | None = None) -> int:
         """The struct_ops map's ``flags`` member (FAN_FP_F_*)."""
         flags = ffi.new("uint32_t *")
-        check(lib.fanbpf_obj_ops_flags(self._obj(), _cstr(map), flags), "ops", path=self.path)
+        check(lib.fanbpf_obj_ops_flags(self._obj(), _cstr(map), flags), "ops", filename=self.path)
         return flags[0]
 
     def set_ops_flags(self, flags: int, map: str | None = None) -> None:
         check(lib.fanbpf_obj_set_ops_flags(self._obj(), _cstr(map), flags),
-              "ops", path=self.path)
+              "ops", filename=self.path)
 
     # -- load, register ----------------------------------------------------
 
@@ -184,11 +180,18 @@ class BpfObject:
 
         ``log_level`` 0 keeps the verifier log of a failing program only;
         1 or 2 (optionally ``| 4`` for statistics) log every program.
-        Raises :class:`VerifierError` (with the full log),
-        :class:`KernelSupportError`, or another :class:`FanbpfError`.
+        Once only: libbpf does not load an object twice, so after a failure
+        open it again.  Raises :class:`VerifierError` (with the full log),
+        :class:`KernelSupportError` for a fastpath handler on a kernel
+        without the hook, or the OSError of the errno.
         """
         obj = self._obj()
-        with _log.capture_warnings() as warnings:
+        if self.fastpath_handler:
+            from fanbpf.support import kernel_support
+
+            if not kernel_support().fastpath_btf:  # say so, not what libbpf trips over
+                raise kernel_support_error(f"cannot load {self.path}")
+        with _log.capture_warnings() as printed:
             ret = lib.fanbpf_obj_load(obj, log_level)
         if ret >= 0:
             self.loaded = True
@@ -196,42 +199,47 @@ class BpfObject:
         log = self.log
         if log:
             raise VerifierError(-ret, f"the kernel refused to load {self.path}"
-                                f"{_detail(warnings)}", log)
-        if self._has_ops_map():
-            from fanbpf.support import kernel_support
+                                f"{_detail(printed)}", log)
+        check(ret, "load", filename=self.path, detail=_detail(printed))
 
-            support = kernel_support()
-            if not support.fastpath_btf:
-                raise KernelSupportError(support.missing, -ret, context=f"loading {self.path}")
-        check(ret, "load", path=self.path, detail=_detail(warnings))
+    @property
+    def fastpath_handler(self) -> bool:
+        """Has a struct_ops map of ``struct fanotify_fastpath_ops`` (needs the hook)."""
+        variables = self.btf.globals()
+        for which in self._ops_maps():
+            type_id = variables.get(which)
+            if type_id is not None and self.btf.type(type_id).name == "fanotify_fastpath_ops":
+                return True
+        return False
+
+    def _ops_maps(self) -> list[str]:
+        first = lib.fanbpf_obj_ops_map(self._obj(), ffi.NULL)
+        return [] if first == ffi.NULL else [ffi.string(first).decode()]
 
     @property
     def log(self) -> str:
         """The verifier log of the last load (see :meth:`load`)."""
         return ffi.string(lib.fanbpf_obj_log(self._obj())).decode(errors="replace")
 
-    def _has_ops_map(self) -> bool:
-        return lib.fanbpf_obj_ops_map(self._obj(), ffi.NULL) != ffi.NULL
-
     def register(self, map: str | None = None) -> None:
         """Attach struct_ops map ``map`` (default: the first), creating the link."""
         name = self.ops_name(map)
-        with _log.capture_warnings() as warnings:
+        with _log.capture_warnings() as printed:
             ret = lib.fanbpf_obj_register(self._obj(), _cstr(map))
-        check(ret, "register", name=name, path=self.path, detail=_detail(warnings))
+        check(ret, "register", name=name, filename=self.path, detail=_detail(printed))
 
     def unregister(self) -> None:
         """Destroy the link made by :meth:`register`."""
-        check(lib.fanbpf_obj_unregister(self._obj()), "unregister", path=self.path)
+        check(lib.fanbpf_obj_unregister(self._obj()), "unregister", filename=self.path)
 
     def map_fd(self, map: str | None = None) -> int:
         """fd of map ``map`` (default: the registered struct_ops map); borrowed."""
-        return check(lib.fanbpf_obj_map_fd(self._obj(), _cstr(map)), "map_fd", path=self.path)
+        return check(lib.fanbpf_obj_map_fd(self._obj(), _cstr(map)), "map_fd", filename=self.path)
 
     @property
     def link_fd(self) -> int:
         """fd of the struct_ops link (after :meth:`register`); borrowed."""
-        return check(lib.fanbpf_obj_link_fd(self._obj()), "link_fd", path=self.path)
+        return check(lib.fanbpf_obj_link_fd(self._obj()), "link_fd", filename=self.path)
 
     def test_run(self, prog: str, ctx: bytes = b"") -> TestRun:
         """BPF_PROG_TEST_RUN program ``prog`` once with context ``ctx``."""
@@ -239,7 +247,7 @@ class BpfObject:
         buf = ffi.new("char[]", bytes(ctx)) if size else ffi.NULL
         retval = ffi.new("int *")
         check(lib.fanbpf_obj_test_run(self._obj(), prog.encode(), buf, size, retval),
-              "test_run", name=prog, path=self.path)
+              "test_run", name=prog, filename=self.path)
         return TestRun(retval[0], ffi.unpack(buf, size) if size else b"")
 
 
@@ -255,9 +263,9 @@ def builtin_path(name: str) -> Path:
     path = BPF_DIR / f"fanbpf_{name}.bpf.o"
     if not path.exists():
         found = sorted(p.name[len("fanbpf_"):-len(".bpf.o")] for p in BPF_DIR.glob("fanbpf_*.bpf.o"))
-        raise HandlerNotFoundError(
-            errno.ENOENT, f"no built-in handler {name!r} (no {path}); built-ins: "
-            f"{', '.join(found) or 'none, run make build'}")
+        raise os_error(errno.ENOENT, f"no built-in handler {name!r}; built-ins: "
+                       f"{', '.join(found) or 'none (this fanbpf was installed without them)'}",
+                       path)
     return path
 
 
@@ -320,11 +328,8 @@ class Handler:
             compiled = obj.ops_name(ops_map)
             if args_type is not None:
                 ctype = obj.btf.struct(args_type)
-            else:
-                try:
-                    ctype = obj.btf.struct(f"{compiled}_args")
-                except HandlerNotFoundError:
-                    ctype = None  # a handler without init args
+            else:  # None: a handler without init args
+                ctype = obj.btf.find_struct(f"{compiled}_args")
             for key, value in (globals or {}).items():
                 obj.set_global(key, value)
             if name is not None:
@@ -363,10 +368,9 @@ class Handler:
     def encode_args(self, args: Mapping) -> bytes:
         """Init args from a dict, laid out as this handler's args struct."""
         if self.args_type is None:
-            raise InvalidArgumentsError(
-                errno.EINVAL, f"handler {self.name!r} has no init-args struct (by "
-                "convention struct <compiled ops name>_args in its BTF); pass args_type= "
-                "to Handler.load, or give the args as bytes")
+            raise ArgsError(f"handler {self.name!r} has no init-args struct (by convention "
+                            "struct <compiled ops name>_args in its BTF); pass args_type= "
+                            "to Handler.load, or give the args as bytes")
         return encode_args(self.args_type, args)
 
     @property
@@ -394,11 +398,11 @@ def _fileno(fan_fd) -> int:
     return fan_fd if isinstance(fan_fd, int) else fan_fd.fileno()
 
 
-def _check_name(name: str) -> None:
-    if not name or len(name.encode()) >= lib.FAN_FP_NAME_MAX or "\0" in name:
-        raise InvalidArgumentsError(
-            errno.EINVAL, f"handler name {name!r} is invalid: 1 to "
-            f"{lib.FAN_FP_NAME_MAX - 1} bytes, no NUL")
+def check_name(name: str) -> None:
+    """A handler name as the kernel accepts it (bpf_obj_name_cpy's rule), else ArgsError."""
+    if not isinstance(name, str) or not _NAME_RE.fullmatch(name):
+        raise ArgsError(f"handler name {name!r} is invalid: use 1 to "
+                        f"{lib.FAN_FP_NAME_MAX - 1} characters from A-Z a-z 0-9 _ .")
 
 
 def attach(fan_fd, target, args=None) -> None:
@@ -414,7 +418,7 @@ def attach(fan_fd, target, args=None) -> None:
         blob = target.encode_args(args) if isinstance(args, Mapping) else args
     elif isinstance(target, str):
         name = target
-        _check_name(name)
+        check_name(name)
         if isinstance(args, Mapping):
             raise TypeError(f"dict args for {name!r} need the handler's BTF: attach the "
                             "Handler object, or encode the args with Handler.encode_args()")
@@ -427,9 +431,8 @@ def attach(fan_fd, target, args=None) -> None:
         raise TypeError(f"init args must be a dict or bytes, not {type(blob).__name__}")
     blob = bytes(blob)
     if len(blob) > ARGS_MAX:
-        raise InvalidArgumentsError(
-            errno.E2BIG, f"init args of {len(blob)} bytes for {name!r}: the kernel accepts "
-            f"at most FAN_FP_ARGS_MAX = {ARGS_MAX} bytes")
+        raise ArgsError(f"init args of {len(blob)} bytes for {name!r}: the kernel accepts "
+                        f"at most FAN_FP_ARGS_MAX = {ARGS_MAX} bytes", errno=errno.E2BIG)
 
     buf = ffi.from_buffer(blob) if blob else ffi.NULL
     if isinstance(target, Handler) and target.private:
@@ -444,6 +447,6 @@ def detach(fan_fd, name=None) -> None:
     if isinstance(name, Handler):
         name = name.name
     if name is not None:
-        _check_name(name)
+        check_name(name)
     check(lib.fanbpf_fp_detach(_fileno(fan_fd), _cstr(name)), "detach", name=name)
 
