@@ -19,7 +19,6 @@ from .errors import ArgsError, FanbpfError, KernelSupportError, VerifierError
 from .events import Event, parse_events
 from .flags import EventMask, InitFlag, MarkFlag, Response
 from .group import Group
-from .handler import BpfObject, Handler
 from .rules import rules
 from .support import available_handlers, kernel_support
 
@@ -29,3 +28,13 @@ __all__ = [
     "MarkFlag", "Response", "VerifierError", "available_handlers", "kernel_support",
     "parse_events", "rules",
 ]
+
+
+def __getattr__(name: str):
+    # BPF objects need the C extension: imported when first used, so that
+    # `import fanbpf` (and fanbpf.testing, fanbpf.model, ...) stays light.
+    if name in ("BpfObject", "Handler"):
+        from . import handler
+
+        return getattr(handler, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/fanotify.h>
 #include <sys/ioctl.h>
+#include <sys/mount.h>
 #include <unistd.h>
 
 #include <bpf/bpf.h>
@@ -90,6 +91,41 @@ int fanbpf_open_by_handle_at(int mount_fd, const void *handle, size_t len,
 		fd = -errno;
 	free(fh);
 	return fd < 0 ? fanbpf_err(fd) : fd;
+}
+
+int fanbpf_name_to_handle_at(int dirfd, const char *path, void *buf, size_t size,
+			     int flags)
+{
+	struct file_handle *fh;
+	int mount_id, ret;
+
+	if (!path || !buf)
+		return fanbpf_err(-EINVAL);
+	fh = calloc(1, sizeof(*fh) + MAX_HANDLE_SZ);
+	if (!fh)
+		return fanbpf_err(-ENOMEM);
+	fh->handle_bytes = MAX_HANDLE_SZ;
+	if (name_to_handle_at(dirfd, path, fh, &mount_id, flags))
+		ret = -errno;
+	else if (sizeof(*fh) + fh->handle_bytes > size)
+		ret = -ENOSPC;
+	else {
+		ret = sizeof(*fh) + fh->handle_bytes;
+		memcpy(buf, fh, ret);
+	}
+	free(fh);
+	return fanbpf_err(ret);
+}
+
+int fanbpf_mount(const char *source, const char *target, const char *fstype,
+		 unsigned long flags, const char *data)
+{
+	return mount(source, target, fstype, flags, data) ? fanbpf_err(-errno) : 0;
+}
+
+int fanbpf_umount2(const char *target, int flags)
+{
+	return umount2(target, flags) ? fanbpf_err(-errno) : 0;
 }
 
 /* ---- fastpath ioctls ------------------------------------------------ */

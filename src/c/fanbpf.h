@@ -58,6 +58,20 @@ int fanbpf_fanotify_mark(int fan_fd, unsigned int flags, uint64_t mask,
 int fanbpf_open_by_handle_at(int mount_fd, const void *handle, size_t len,
 			     int flags);
 
+/**
+ * @brief name_to_handle_at(2): the file handle of @path, laid out as a FID
+ * info record carries it (struct file_handle: handle_bytes, handle_type,
+ * f_handle).
+ * @return the handle's length in @buf, or -errno (-ENOSPC: @size too small)
+ */
+int fanbpf_name_to_handle_at(int dirfd, const char *path, void *buf, size_t size,
+			     int flags);
+
+/* mount(2) and umount2(2), for tests that make a fresh filesystem per example. */
+int fanbpf_mount(const char *source, const char *target, const char *fstype,
+		 unsigned long flags, const char *data);
+int fanbpf_umount2(const char *target, int flags);
+
 /* ---- fastpath ioctls ------------------------------------------------ */
 
 /**

@@ -25,9 +25,9 @@ from fanbpf.fallback import RulesFilter, RulesGroup, kernel_pieces, walk_path
 from fanbpf.flags import InfoType
 from fanbpf.model import SEND, SKIP
 from fanbpf.rules import kernel_dev, rules
-from fanbpf.testing import (OPS_DIRS, OPS_MASK, OpsRun, drain, event_keys,  # noqa: F401
-                            expected_keys, fanbpf_workers, fs_ops, property_settings,
-                            rules_specs, tmpfs_mount)
+from fanbpf.testing.fs import OPS_DIRS, OPS_MASK, tmpfs_mount
+from fanbpf.testing.oracle import OpsRun, drain, event_keys, expected_keys
+from fanbpf.testing.strategies import fs_ops, property_settings, rules_specs
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="fanotify and mount need root")
 
@@ -35,7 +35,7 @@ needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="fanotify and mount ne
 @needs_root
 @property_settings()
 @given(ops=fs_ops(dirs=OPS_DIRS), spec=rules_specs())
-def test_fallback_delivers_what_the_model_does(fanbpf_workers, ops, spec):  # noqa: F811
+def test_fallback_delivers_what_the_model_does(fanbpf_workers, ops, spec):
     with OpsRun(workers=fanbpf_workers) as run:
         args = spec.build(run.base, run.pids)
         with RulesGroup(Group(), args, mode="userspace") as sut:

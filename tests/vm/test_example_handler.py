@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from fanbpf import EventMask, Group, Handler, MarkFlag
-from fanbpf.testing import drain, tmpfs_mount
+from fanbpf.testing.fs import tmpfs_mount
+from fanbpf.testing.oracle import drain
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "build" / "examples" / "suffix_filter.bpf.o"
 NOBODY = 65534
