@@ -460,8 +460,31 @@ class RulesGroup:
             self.group.deny(event, _errno.EPERM)
 
     def __iter__(self) -> Iterator[Event]:
+        """Blocking iteration over the events that pass; ends when the group is closed."""
         while not self.group.closed:
             yield from self.read_events()
+
+    def __aiter__(self) -> RulesGroup:
+        """``async for`` over the events that pass (the group's loop.add_reader wait)."""
+        self.group.__aiter__()  # refuses a closed group
+        return self
+
+    async def __anext__(self) -> Event:
+        while True:
+            event = await self.group.__anext__()  # StopAsyncIteration once closed
+            if self.filter is None:
+                return event
+            passed = self._filter_batch([event])
+            if passed:
+                return passed[0]
+
+    def fileno(self) -> int:
+        """The group's fanotify fd (for select)."""
+        return self.group.fileno()
+
+    @property
+    def closed(self) -> bool:
+        return self.group.closed
 
     # -- lifetime ------------------------------------------------------------
 

@@ -43,7 +43,7 @@ import struct
 import threading
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any, NoReturn, Union
 
@@ -456,15 +456,8 @@ class Group:
             return replace(event, path=_readlink(event.fd))
         if not event.info or not self._mount_fds:
             return event
-        paths: dict[InfoType, str | None] = {}
-        for record in event.info:
-            if isinstance(record, DirFidNameInfo):
-                paths[record.info_type] = self._entry_path(record)
-            elif isinstance(record, FidInfo) and record.info_type == InfoType.FID:
-                paths[InfoType.FID] = self._handle_path(record)
-        new_path = paths.get(InfoType.NEW_DFID_NAME)
-        path = paths.get(InfoType.DFID_NAME) or paths.get(InfoType.FID) or new_path
-        return replace(event, path=path, old_path=paths.get(InfoType.OLD_DFID_NAME), new_path=new_path)
+        return with_record_paths(event, lambda record: self._entry_path(record) if isinstance(
+            record, DirFidNameInfo) else self._handle_path(record))
 
     def _entry_path(self, record: DirFidNameInfo) -> str | None:
         directory = self._handle_path(record)
@@ -547,6 +540,23 @@ class Group:
         from . import handler
 
         return handler.detach(fd, name)
+
+
+def with_record_paths(event: Event, record_path: Callable[[FidInfo | DirFidNameInfo], str | None]) -> Event:
+    """``event`` with ``path``, ``old_path`` and ``new_path`` from its FID records.
+
+    ``record_path`` gives the path a directory-entry record (DFID_NAME and
+    the old/new ones of a rename) or the object's FID record names, or
+    None.  ``path`` is the entry's, else the object's, else a rename's new one.
+    """
+    paths: dict[InfoType, str | None] = {}
+    for record in event.info:
+        if isinstance(record, DirFidNameInfo) or (
+                isinstance(record, FidInfo) and record.info_type == InfoType.FID):
+            paths[record.info_type] = record_path(record)
+    new_path = paths.get(InfoType.NEW_DFID_NAME)
+    path = paths.get(InfoType.DFID_NAME) or paths.get(InfoType.FID) or new_path
+    return replace(event, path=path, old_path=paths.get(InfoType.OLD_DFID_NAME), new_path=new_path)
 
 
 def _resolve(future: asyncio.Future[None]) -> None:

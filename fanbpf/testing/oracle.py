@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Optional
 
 from fanbpf import model
@@ -98,18 +98,11 @@ class FsTree:
         """``event`` with ``path``, ``old_path`` and ``new_path`` set from the tree,
         the way :class:`~fanbpf.group.Group` sets them from the file system.
         ``last``: a removed object's FID resolves to the path it had last."""
-        from fanbpf.events import DirFidNameInfo, FidInfo
-        from fanbpf.flags import InfoType
+        from fanbpf.events import DirFidNameInfo
+        from fanbpf.group import with_record_paths
 
-        paths = {}
-        for record in event.info:
-            if isinstance(record, DirFidNameInfo):
-                paths[record.info_type] = self._record_path(record)
-            elif isinstance(record, FidInfo) and record.info_type == InfoType.FID:
-                paths[InfoType.FID] = self._record_path(record, last)
-        new = paths.get(InfoType.NEW_DFID_NAME)
-        return replace(event, path=paths.get(InfoType.DFID_NAME) or paths.get(InfoType.FID) or new,
-                       old_path=paths.get(InfoType.OLD_DFID_NAME), new_path=new)
+        return with_record_paths(event, lambda record: self._record_path(
+            record, last and not isinstance(record, DirFidNameInfo)))
 
     def chain(self, path: Optional[str]) -> tuple:
         """The kernel's walk from the dentry at ``path``: it and its ancestors
