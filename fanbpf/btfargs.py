@@ -279,6 +279,7 @@ class Btf:
         self._ptr = ptr
         self._owned = owned
         self._types: dict[int, CType] = {}
+        self._globals: dict[str, int] | None = None
 
     @classmethod
     def from_file(cls, path) -> Btf:
@@ -342,14 +343,17 @@ class Btf:
         return None
 
     def globals(self) -> dict[str, int]:
-        """Global variables in data sections: name -> BTF type id."""
-        lib = self._lib
-        found = {}
-        for type_id in range(1, lib.btf__type_cnt(self._btf())):
-            t = lib.btf__type_by_id(self._btf(), type_id)
-            if lib.btf_kind(t) == lib.BTF_KIND_VAR:
-                found.setdefault(self._name(t), t.type)
-        return found
+        """Variables (globals, and the struct_ops maps' values): name -> BTF type id."""
+        btf = self._btf()  # raises once closed, cached or not
+        if self._globals is None:  # read once: a BTF does not change
+            lib = self._lib
+            found: dict[str, int] = {}
+            for type_id in range(1, lib.btf__type_cnt(btf)):
+                t = lib.btf__type_by_id(btf, type_id)
+                if lib.btf_kind(t) == lib.BTF_KIND_VAR:
+                    found.setdefault(self._name(t), t.type)
+            self._globals = found
+        return dict(self._globals)
 
     def global_type(self, name: str) -> CType:
         """The type of global variable ``name``."""
