@@ -28,7 +28,9 @@ import struct
 import sys
 from collections.abc import Mapping
 
-from fanbpf.errors import ARGS_MAX, ArgsError
+from fanbpf import _log  # noqa: F401  (libbpf's messages go to logging)
+from fanbpf._binding import ffi, lib
+from fanbpf.errors import ARGS_MAX, ArgsError, os_error
 
 __all__ = ["Btf", "CType", "IntType", "EnumType", "FloatType", "ArrayType",
            "StructType", "UnsupportedType", "encode_args"]
@@ -272,9 +274,6 @@ class Btf:
     """
 
     def __init__(self, ptr, *, owned: bool = False):
-        from fanbpf._binding import lib
-        import fanbpf._log  # noqa: F401  (libbpf's messages go to logging)
-
         self._lib = lib
         self._ptr = ptr
         self._owned = owned
@@ -284,20 +283,15 @@ class Btf:
     @classmethod
     def from_file(cls, path) -> Btf:
         """Parse the BTF of an ELF object (or a raw BTF file)."""
-        from fanbpf._binding import ffi, lib
-        import fanbpf._log  # noqa: F401
-
         ptr = lib.btf__parse(os.fsencode(path), ffi.NULL)
         if ptr == ffi.NULL:
             err = ffi.errno or errno.EINVAL
-            raise OSError(err, f"cannot read BTF from {path}: {os.strerror(err)}")
+            raise os_error(err, f"cannot read BTF: {os.strerror(err)}", path)
         # freed when garbage too; ffi.release() in close() frees it at once
         return cls(ffi.gc(ptr, lib.btf__free), owned=True)
 
     def close(self) -> None:
         """Let go of the BTF (freeing it if owned); idempotent."""
-        from fanbpf._binding import ffi
-
         ptr, self._ptr = self._ptr, None
         if ptr is not None and self._owned:
             ffi.release(ptr)
@@ -313,8 +307,6 @@ class Btf:
         self.close()
 
     def _btf(self):
-        from fanbpf._binding import ffi
-
         if self._ptr is None:
             raise ValueError("BTF is closed")
         if self._ptr == ffi.NULL:
@@ -322,8 +314,6 @@ class Btf:
         return self._ptr
 
     def _name(self, t) -> str:
-        from fanbpf._binding import ffi
-
         return ffi.string(self._lib.btf__name_by_offset(self._btf(), t.name_off)).decode()
 
     def struct(self, name: str) -> CType:

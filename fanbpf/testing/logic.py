@@ -46,7 +46,9 @@ class LogicProgram:
     def run(self, ctx: dict) -> dict:
         retval, out = self.run_raw(self.ctx_type.encode(ctx))
         if retval:
-            raise OSError(errno.EIO, f"{self.prog} returned {retval}")
+            from fanbpf.errors import os_error
+
+            raise os_error(errno.EIO, f"{self.prog} returned {retval}", self.obj.path)
         return self.ctx_type.decode(out)
 
     def close(self) -> None:
