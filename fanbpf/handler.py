@@ -77,8 +77,7 @@ class BpfObject:
             if data is None:
                 ptr = lib.fanbpf_obj_open(os.fsencode(path))
             else:
-                ptr = lib.fanbpf_obj_open_mem(ffi.from_buffer(data), len(data),
-                                              _cstr(name or getattr(source, "name", None)))
+                ptr = lib.fanbpf_obj_open_mem(ffi.from_buffer(data), len(data), _cstr(self.path))
         if ptr == ffi.NULL:
             check(-(ffi.errno or errno.EINVAL), "open", filename=self.path,
                   detail=_detail(printed))
