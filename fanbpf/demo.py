@@ -97,7 +97,7 @@ def run(ops: int, seed: int, quiet: bool) -> int:
             for g in (watcher.group, everything):
                 g.mark(root, EVENTS, MarkFlag.FILESYSTEM)
             where = "the kernel" if watcher.mode == "kernel" else \
-                "user space (this kernel has no fastpath hook; `make run` boots one)"
+                "user space (this kernel has no fastpath hook; `fanbpf probe` says what it lacks)"
             print(f"watching {root}: only {SUBTREE}/ reaches the watcher, filtered in {where}")
             print(f"workload: {ops} operations across {', '.join(DIRS)}\n")
             subprocess.run([sys.executable, "-c",
