@@ -80,13 +80,6 @@ def describe(event, root: Path) -> str:
     return f"{names:<22} {where}"
 
 
-def drain(group: Group) -> list:
-    events = []
-    while batch := group.read_events(timeout=0):
-        events.extend(batch)
-    return events
-
-
 def run(ops: int, seed: int, quiet: bool) -> int:
     with scratch_filesystem() as root:
         for d in DIRS:
@@ -104,8 +97,8 @@ def run(ops: int, seed: int, quiet: bool) -> int:
                             "import sys; from fanbpf.demo import workload; from pathlib import Path; "
                             "workload(Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]))",
                             str(root), str(ops), str(seed)], check=True)
-            delivered = drain(watcher)
-            total = len(drain(everything))
+            delivered = watcher.drain()
+            total = len(everything.drain())
             if not quiet:
                 for event in delivered:
                     print(describe(event, root))

@@ -433,6 +433,12 @@ class RulesGroup:
                 return out
             # everything in the batch was dropped: keep reading until the timeout
 
+    def drain(self) -> list:
+        """Every event queued now that passes the rules, without waiting (see
+        :meth:`~fanbpf.group.Group.drain`)."""
+        events = self.group.drain()
+        return events if self.filter is None else self._filter_batch(events)
+
     def _filter_batch(self, events: list) -> list:
         out = []
         for event in events:

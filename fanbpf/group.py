@@ -368,6 +368,17 @@ class Group:
         finally:
             self._leave()
 
+    def drain(self) -> list[Event]:
+        """Every event queued now, in as many batches as it takes, without waiting.
+
+        As :meth:`read_events`, reading closes the fds of earlier batches:
+        only the last batch's events keep theirs.
+        """
+        events: list[Event] = []
+        while batch := self.read_events(timeout=0):
+            events.extend(batch)
+        return events
+
     def _wait_readable(self, timeout: float | None) -> bool:
         poller = select.poll()
         poller.register(self._fd, select.POLLIN)

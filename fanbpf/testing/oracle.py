@@ -21,8 +21,7 @@ from fanbpf.fallback import FLAG_BITS
 from fanbpf.model import Facts, RulesArgs
 from fanbpf.testing.fs import OPS_DIRS, FsOp, Workers, file_handle, tmpfs_mount
 
-__all__ = ["FsTree", "OpsRun", "RulesSpec", "describe_keys", "drain", "event_keys",
-           "expected_keys"]
+__all__ = ["FsTree", "OpsRun", "RulesSpec", "describe_keys", "event_keys", "expected_keys"]
 
 
 @dataclass
@@ -196,16 +195,6 @@ def expected_keys(tree: FsTree, events, args, dir_fid: bool = True) -> set:
 
 
 
-def drain(group) -> list:
-    """Every event queued in ``group`` now (a Group or RulesGroup), without waiting."""
-    events = []
-    while True:
-        batch = group.read_events(timeout=0)
-        if not batch:
-            return events
-        events.extend(batch)
-
-
 
 class OpsRun:
     """Apply :class:`FsOp` s on a fresh tmpfs, with a reference group watching.
@@ -250,7 +239,7 @@ class OpsRun:
     def step(self, op: FsOp) -> list:
         self.workers.apply(self.base, op)
         self.tree.after(op)
-        return drain(self.ref)
+        return self.ref.drain()
 
     def __exit__(self, *exc) -> None:
         self._stack.close()

@@ -27,7 +27,7 @@ from fanbpf.model import SEND, SKIP
 from fanbpf.errors import KernelSupportError
 from fanbpf.rules import kernel_dev, rules
 from fanbpf.testing.fs import OPS_DIRS, OPS_MASK, tmpfs_mount
-from fanbpf.testing.oracle import OpsRun, drain, event_keys, expected_keys
+from fanbpf.testing.oracle import OpsRun, event_keys, expected_keys
 from fanbpf.testing.strategies import fs_ops, property_settings, rules_specs
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="fanotify and mount need root")
@@ -46,7 +46,7 @@ def test_fallback_delivers_what_the_model_does(fanbpf_workers, ops, spec):
             for step, op in enumerate(ops):
                 seen = run.step(op)
                 want = expected_keys(run.tree, seen, args)
-                got = event_keys(drain(sut))
+                got = event_keys(sut.drain())
                 extra = got - want
                 allowed = event_keys(e for e, _ in uncertain)
                 assert want <= got, f"step {step} {op!r}: missing {want - got}"

@@ -239,6 +239,17 @@ def test_sync_iteration_ends_when_closed_by_the_loop(group, tmp_path):
     assert seen == ["a"]
 
 
+def test_drain_reads_every_batch_without_waiting(group, tmp_path):
+    group.mark(tmp_path, M.CREATE)
+    assert group.drain() == []
+    names = [f"f{i:04}" for i in range(1500)]  # more than one 64 KiB read holds
+    for name in names:
+        (tmp_path / name).write_text("")
+    events = group.drain()
+    assert sorted(ev.name for ev in events) == names
+    assert group.drain() == []
+
+
 def test_blocking_read_wakes_for_an_event_from_another_thread(group, tmp_path):
     group.mark(tmp_path, M.CREATE)
     timer = threading.Timer(0.2, (tmp_path / "late").write_text, [""])

@@ -8,7 +8,6 @@ import pytest
 
 from fanbpf import EventMask, Group, Handler, MarkFlag
 from fanbpf.testing.fs import tmpfs_mount
-from fanbpf.testing.oracle import drain
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "build" / "examples" / "suffix_filter.bpf.o"
 NOBODY = 65534
@@ -44,7 +43,7 @@ def test_suffix_and_ignored_uid(suffix_filter):
         create_as(NOBODY, f"{base}/b.log")
         create_as(0, f"{base}/c.txt")
         create_as(0, f"{base}/.log")
-        assert sorted(e.name for e in drain(group)) == [".log", "a.log"]
+        assert sorted(e.name for e in group.drain()) == [".log", "a.log"]
 
 
 @pytest.mark.parametrize("args", [

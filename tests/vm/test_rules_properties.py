@@ -28,7 +28,7 @@ import fanbpf
 from fanbpf import EventMask, Group, MarkFlag
 from fanbpf.model import RulesArgs
 from fanbpf.testing.fs import OPS_DIRS, OPS_MASK, FsOp, Workers, tmpfs_mount
-from fanbpf.testing.oracle import OpsRun, describe_keys, drain, event_keys, expected_keys
+from fanbpf.testing.oracle import OpsRun, describe_keys, event_keys, expected_keys
 from fanbpf.testing.strategies import fs_ops, property_settings, rules_specs
 
 
@@ -46,7 +46,7 @@ def test_handler_delivers_what_the_model_does(fanbpf_rules_handler, fanbpf_worke
         for step, op in enumerate(ops):
             seen = run.step(op)
             want = expected_keys(run.tree, seen, args)
-            got = event_keys(drain(sut))
+            got = event_keys(sut.drain())
             assert got == want, (
                 f"after {ops[:step + 1]!r}:\n  missing: {describe_keys(run.tree, want - got)}"
                 f"\n  unexpected: {describe_keys(run.tree, got - want)}")
@@ -86,7 +86,7 @@ class Watch:
     def seen(self):
         """{(event, path relative to base)} for each event bit delivered so far."""
         out = set()
-        for e in drain(self.group):
+        for e in self.group.drain():
             flags = e.mask & EventMask.ONDIR
             for bit in EventMask:
                 if bit.value & (bit.value - 1) or not bit & e.mask or bit & EventMask.ONDIR:
