@@ -144,6 +144,8 @@ def cmd_watch(args: argparse.Namespace) -> int:
     with ExitStack() as stack:
         group = stack.enter_context(Group())
         reader = _attach_filter(group, args, stack)
+        if getattr(reader, "filter", None) is not None:
+            stack.callback(_report_undecided, reader.filter)
         for path in args.paths:
             group.mark(path, mask, mark_type)
         print("Watches established.", file=sys.stderr, flush=True)  # as fsnotifywait says it
@@ -215,6 +217,15 @@ def _attach_filter(group: Group, args: argparse.Namespace, stack: ExitStack):
             loaded = stack.enter_context(handler.Handler.load(args.handler, private=True))
             group.attach(loaded, _nest(args.arg))
     return group
+
+
+def _report_undecided(rules_filter) -> None:
+    """In user space a rule can need a file that is gone by the time the event is
+    read; such events are delivered (never lost silently), and said so here."""
+    if rules_filter.uncertain:
+        print(f"fanbpf watch: {rules_filter.uncertain} event(s) delivered undecided: what the "
+              "rules needed was gone before user space could look (in the kernel every "
+              "event is decided)", file=sys.stderr, flush=True)
 
 
 def _why(reason: OSError | None) -> str:

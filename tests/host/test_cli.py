@@ -236,3 +236,16 @@ def test_handlers_lists_sysfs():
 def test_no_command_is_a_usage_error():
     result = fanbpf()
     assert result.returncode == 2 and "usage:" in result.stderr
+
+
+def test_undecided_events_are_reported(capsys, tmp_path):
+    from fanbpf.cli import _report_undecided
+    from fanbpf.fallback import RulesFilter
+    from fanbpf.rules import rules
+
+    f = RulesFilter(rules(subtree=[tmp_path]))
+    _report_undecided(f)
+    assert capsys.readouterr().err == ""
+    f.uncertain = 3
+    _report_undecided(f)
+    assert "3 event(s) delivered undecided" in capsys.readouterr().err
