@@ -18,20 +18,26 @@ kernel/); `kernel_support()` says what the running kernel lacks.
 __version__ = "0.1.0"  # the one place: pyproject.toml reads it
 
 from ._bpfcc import get_include
-from .errors import (ArgsError, FanbpfError, HandlerBusyError, HandlerExistsError,
-                     HandlerNotFoundError, HandlerPermissionError, InvalidArgumentsError,
-                     KernelSupportError, VerifierError)
+from .errors import ArgsError, FanbpfError, KernelSupportError, VerifierError
 from .events import Event, parse_events
 from .flags import EventMask, InitFlag, MarkFlag, Response
 from .group import Group
-from .handler import BpfObject, Handler
 from .rules import rules
 from .support import available_handlers, kernel_support
 
 __all__ = [
     "ArgsError", "BpfObject", "Event", "EventMask", "FanbpfError", "Group", "Handler",
-    "HandlerBusyError", "HandlerExistsError", "HandlerNotFoundError",
-    "HandlerPermissionError", "InitFlag", "InvalidArgumentsError", "KernelSupportError",
+    "InitFlag", "KernelSupportError",
     "MarkFlag", "Response", "VerifierError", "available_handlers", "kernel_support",
     "get_include", "parse_events", "rules",
 ]
+
+
+def __getattr__(name: str):
+    # BPF objects need the C extension: imported when first used, so that
+    # `import fanbpf` (and fanbpf.testing, fanbpf.model, ...) stays light.
+    if name in ("BpfObject", "Handler"):
+        from . import handler
+
+        return getattr(handler, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -28,7 +28,9 @@ import struct
 import sys
 from collections.abc import Mapping
 
-from fanbpf.errors import ARGS_MAX, ArgsError, HandlerNotFoundError
+from fanbpf import _log  # noqa: F401  (libbpf's messages go to logging)
+from fanbpf._binding import ffi, lib
+from fanbpf.errors import ARGS_MAX, ArgsError, os_error
 
 __all__ = ["Btf", "CType", "IntType", "EnumType", "FloatType", "ArrayType",
            "StructType", "UnsupportedType", "encode_args"]
@@ -264,37 +266,39 @@ def encode_args(ctype: CType, value) -> bytes:
 class Btf:
     """Types from a BTF object (libbpf's ``struct btf``).
 
-    Either owned (:meth:`from_file`; :meth:`close` frees it) or borrowed
-    from an owner that keeps it alive (a BPF object, see ``handler.py``).
+    Either owned (:meth:`from_file`; freed by :meth:`close` or when
+    garbage) or borrowed from a BPF object, which calls :meth:`close` when
+    it closes (``handler.py``), so that no borrowed pointer outlives it:
+    using a closed Btf raises ValueError.  :class:`CType` s already read
+    stay valid.
     """
 
-    def __init__(self, ptr, owner=None):
-        from fanbpf._binding import lib
-        import fanbpf._log  # noqa: F401  (libbpf's messages go to logging)
-
+    def __init__(self, ptr, *, owned: bool = False):
         self._lib = lib
         self._ptr = ptr
-        self._owner = owner  # keeps a borrowed BTF's owner alive
-        self._owned = owner is None
+        self._owned = owned
         self._types: dict[int, CType] = {}
+        self._globals: dict[str, int] | None = None
 
     @classmethod
     def from_file(cls, path) -> Btf:
         """Parse the BTF of an ELF object (or a raw BTF file)."""
-        from fanbpf._binding import ffi, lib
-        import fanbpf._log  # noqa: F401
-
         ptr = lib.btf__parse(os.fsencode(path), ffi.NULL)
         if ptr == ffi.NULL:
             err = ffi.errno or errno.EINVAL
-            raise OSError(err, f"cannot read BTF from {path}: {os.strerror(err)}")
-        return cls(ptr)
+            raise os_error(err, f"cannot read BTF: {os.strerror(err)}", path)
+        # freed when garbage too; ffi.release() in close() frees it at once
+        return cls(ffi.gc(ptr, lib.btf__free), owned=True)
 
     def close(self) -> None:
-        if self._owned and self._ptr is not None:
-            self._lib.btf__free(self._ptr)
-        self._ptr = None
-        self._owner = None
+        """Let go of the BTF (freeing it if owned); idempotent."""
+        ptr, self._ptr = self._ptr, None
+        if ptr is not None and self._owned:
+            ffi.release(ptr)
+
+    @property
+    def closed(self) -> bool:
+        return self._ptr is None
 
     def __enter__(self):
         return self
@@ -303,45 +307,50 @@ class Btf:
         self.close()
 
     def _btf(self):
-        from fanbpf._binding import ffi
-
         if self._ptr is None:
             raise ValueError("BTF is closed")
         if self._ptr == ffi.NULL:
-            raise HandlerNotFoundError(errno.ENOENT, "the BPF object has no BTF; compile it with -g")
+            raise ArgsError("the BPF object has no BTF; compile it with clang -g")
         return self._ptr
 
     def _name(self, t) -> str:
-        from fanbpf._binding import ffi
-
         return ffi.string(self._lib.btf__name_by_offset(self._btf(), t.name_off)).decode()
 
     def struct(self, name: str) -> CType:
-        """``struct name`` (or ``union name``)."""
+        """``struct name`` (or ``union name``); ArgsError if there is none."""
+        ctype = self.find_struct(name)
+        if ctype is None:
+            raise ArgsError(f"the BTF has no struct or union named {name!r}")
+        return ctype
+
+    def find_struct(self, name: str) -> CType | None:
+        """``struct name`` (or ``union name``), None if there is none."""
         lib = self._lib
         for kind in (lib.BTF_KIND_STRUCT, lib.BTF_KIND_UNION):
             type_id = lib.btf__find_by_name_kind(self._btf(), name.encode(), kind)
             if type_id > 0:
                 return self.type(type_id)
-        raise HandlerNotFoundError(errno.ENOENT, f"the BTF has no struct or union named {name!r}")
+        return None
 
     def globals(self) -> dict[str, int]:
-        """Global variables in data sections: name -> BTF type id."""
-        lib = self._lib
-        found = {}
-        for type_id in range(1, lib.btf__type_cnt(self._btf())):
-            t = lib.btf__type_by_id(self._btf(), type_id)
-            if lib.btf_kind(t) == lib.BTF_KIND_VAR:
-                found.setdefault(self._name(t), t.type)
-        return found
+        """Variables (globals, and the struct_ops maps' values): name -> BTF type id."""
+        btf = self._btf()  # raises once closed, cached or not
+        if self._globals is None:  # read once: a BTF does not change
+            lib = self._lib
+            found: dict[str, int] = {}
+            for type_id in range(1, lib.btf__type_cnt(btf)):
+                t = lib.btf__type_by_id(btf, type_id)
+                if lib.btf_kind(t) == lib.BTF_KIND_VAR:
+                    found.setdefault(self._name(t), t.type)
+            self._globals = found
+        return dict(self._globals)
 
     def global_type(self, name: str) -> CType:
         """The type of global variable ``name``."""
         variables = self.globals()
         if name not in variables:
-            raise HandlerNotFoundError(
-                errno.ENOENT, f"no global variable {name!r}; globals: "
-                f"{', '.join(sorted(variables)) or 'none'}")
+            raise ArgsError(f"no global variable {name!r}; globals: "
+                            f"{', '.join(sorted(variables)) or 'none'}")
         return self.type(variables[name])
 
     def type(self, type_id: int) -> CType:

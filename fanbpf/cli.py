@@ -3,9 +3,11 @@
 
 ``watch`` is a small fsnotifywait: it marks paths in a FID group and prints
 one line per event, as text or JSON lines. Its filter options attach a
-fastpath handler, so the filtering happens in the kernel; on a kernel
-without fastpath support they fail with a message saying what is missing
-rather than quietly filtering in user space.
+fastpath handler, so the filtering happens in the kernel. On a kernel
+without the fastpath hook they fail with a message saying what is missing,
+unless ``--fallback auto`` (or ``always``) runs the same rules in user
+space (:class:`fanbpf.fallback.RulesGroup`); either way one line on stderr
+says where the filtering runs.
 
 Exit status: 0 success; 1 an error (message on stderr); 2 ``--timeout``
 expired before ``--count`` events arrived, or bad usage.
@@ -26,7 +28,7 @@ from .events import Event
 from .flags import EventMask, MarkFlag
 from .group import Group
 
-__all__ = ["main", "build_parser", "event_to_dict", "format_event", "parse_event_names"]
+__all__ = ["main", "build_parser", "event_to_dict", "format_event", "mask_names", "parse_event_names"]
 
 M = EventMask
 #: Events ``watch`` asks for by default, per mark type. Mount marks cannot
@@ -89,10 +91,19 @@ def _nest(pairs: Iterable[tuple[str, Any]]) -> dict:
 # --- output ----------------------------------------------------------------
 
 
+def mask_names(mask: int) -> list[str]:
+    """The names of the bits of ``mask``, lowest first (hex for unknown bits).
+
+    Bit by bit rather than iterating the IntFlag, which Python < 3.11 cannot.
+    """
+    bits = [1 << i for i in range(64) if mask >> i & 1]
+    return [EventMask(bit).name or hex(bit) for bit in bits]
+
+
 def event_to_dict(event: Event) -> dict:
     """The JSON form of an event: what a consumer needs, no handles or fds."""
     out: dict[str, Any] = {
-        "events": [m.name for m in event.mask],
+        "events": mask_names(event.mask),
         "path": event.path,
         "pid": event.pid,
         "dir": event.is_dir,
@@ -109,7 +120,7 @@ def event_to_dict(event: Event) -> dict:
 
 def format_event(event: Event) -> str:
     """One text line: ``EVENT,EVENT path`` (``old -> new`` for renames)."""
-    kinds = ",".join(m.name for m in event.mask)
+    kinds = ",".join(mask_names(event.mask))
     if event.is_overflow:
         return f"{kinds} (events were lost)"
     if event.old_name is not None or event.new_name is not None:
@@ -132,7 +143,9 @@ def cmd_watch(args: argparse.Namespace) -> int:
     seen = 0
     with ExitStack() as stack:
         group = stack.enter_context(Group())
-        _attach_handler(group, args, stack)
+        reader = _attach_filter(group, args, stack)
+        if getattr(reader, "filter", None) is not None:
+            stack.callback(_report_undecided, reader.filter)
         for path in args.paths:
             group.mark(path, mask, mark_type)
         print("Watches established.", file=sys.stderr, flush=True)  # as fsnotifywait says it
@@ -140,7 +153,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
                 return 2 if args.count is not None else 0
-            for event in group.read_events(timeout=remaining):
+            for event in reader.read_events(timeout=remaining):
                 line = json.dumps(event_to_dict(event)) if args.json else format_event(event)
                 print(line, flush=True)
                 seen += 1
@@ -149,17 +162,30 @@ def cmd_watch(args: argparse.Namespace) -> int:
     return 0
 
 
-def _attach_handler(group: Group, args: argparse.Namespace, stack: ExitStack) -> None:
-    """Attach what the filter options ask for; the handler lives as long as the group."""
+#: --fallback -> RulesGroup mode
+_FALLBACK_MODES = {"never": "kernel", "auto": "auto", "always": "userspace"}
+
+
+def _attach_filter(group: Group, args: argparse.Namespace, stack: ExitStack):
+    """Attach what the filter options ask for; what to read events from.
+
+    Handlers live as long as the group.  The rules options run through
+    :class:`~fanbpf.fallback.RulesGroup`, in the kernel or (``--fallback``)
+    in user space, and say on stderr which.
+    """
     from . import handler
 
     rule_options = args.subtree or args.name or args.exclude_name or args.exclude_self
     if args.arg and not (args.handler or args.handler_object):
         raise _UsageError("--arg is for --handler/--handler-object")
+    if args.fallback != "never" and not rule_options:
+        raise _UsageError("--fallback is for the rules options (--subtree, --name, "
+                          "--exclude-name, --exclude-self): other handlers run in the kernel only")
     if rule_options:
         if args.handler or args.handler_object:
             raise _UsageError("--subtree/--name/--exclude-name/--exclude-self use the built-in "
                               "rules handler; they cannot be combined with --handler")
+        from .fallback import RulesGroup
         from .rules import rules
 
         rule_args = rules(  # checked here, before anything is loaded
@@ -168,8 +194,14 @@ def _attach_handler(group: Group, args: argparse.Namespace, stack: ExitStack) ->
             exclude_names=args.exclude_name or None,
             exclude_pid=True if args.exclude_self else None,
         )
-        loaded = stack.enter_context(handler.Handler.load("rules", private=True))
-        group.attach(loaded, rule_args)
+        filtered = stack.enter_context(RulesGroup(group, rule_args, mode=_FALLBACK_MODES[args.fallback]))
+        if filtered.mode == "kernel":
+            print("fanbpf watch: filtering in the kernel (fastpath handler fanbpf_rules)",
+                  file=sys.stderr, flush=True)
+        else:
+            print(f"fanbpf watch: filtering in user space ({_why(filtered.fallback_reason)})",
+                  file=sys.stderr, flush=True)
+        return filtered
     elif args.handler_object:
         loaded = stack.enter_context(handler.Handler.load(os.path.abspath(args.handler_object), private=True))
         group.attach(loaded, _nest(args.arg))
@@ -184,6 +216,26 @@ def _attach_handler(group: Group, args: argparse.Namespace, stack: ExitStack) ->
         else:  # a built-in handler: load a private copy
             loaded = stack.enter_context(handler.Handler.load(args.handler, private=True))
             group.attach(loaded, _nest(args.arg))
+    return group
+
+
+def _report_undecided(rules_filter) -> None:
+    """In user space a rule can need a file that is gone by the time the event is
+    read; such events are delivered (never lost silently), and said so here."""
+    if rules_filter.uncertain:
+        print(f"fanbpf watch: {rules_filter.uncertain} event(s) delivered undecided: what the "
+              "rules needed was gone before user space could look (in the kernel every "
+              "event is decided)", file=sys.stderr, flush=True)
+
+
+def _why(reason: OSError | None) -> str:
+    from .errors import KernelSupportError
+
+    if reason is None:
+        return "--fallback always"
+    if isinstance(reason, KernelSupportError):
+        return f"this kernel lacks the fastpath hook; missing: {'; '.join(reason.missing)}"
+    return str(reason)
 
 
 def cmd_handlers(args: argparse.Namespace) -> int:
@@ -266,6 +318,10 @@ def build_parser() -> argparse.ArgumentParser:
     rules.add_argument("--exclude-name", action="append", default=[], metavar="PATTERN",
                        help="drop entries whose name matches PATTERN (repeatable)")
     rules.add_argument("--exclude-self", action="store_true", help="drop events caused by this process")
+    rules.add_argument("--fallback", choices=tuple(_FALLBACK_MODES), default="never",
+                       help="where the rules run on a kernel without the fastpath hook: never "
+                       "(fail, the default), auto (in the kernel if it can, else in user space), "
+                       "always (in user space)")
     other = watch.add_argument_group("other handlers")
     other.add_argument("--handler", metavar="NAME", help="attach a registered or built-in handler")
     other.add_argument("--handler-object", metavar="FILE", help="load and attach the handler in FILE.bpf.o")
@@ -282,7 +338,7 @@ def build_parser() -> argparse.ArgumentParser:
     probe.set_defaults(func=cmd_probe)
 
     demo = sub.add_parser("demo", help="subtree monitoring with the filter in the kernel "
-                          "(make run)")
+                          "(in user space on a kernel without the hook)")
     demo.add_argument("--ops", type=_positive_int, default=400,
                       help="workload operations (default 400)")
     demo.add_argument("--seed", type=int, default=1, help="workload seed")

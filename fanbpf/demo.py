@@ -80,13 +80,6 @@ def describe(event, root: Path) -> str:
     return f"{names:<22} {where}"
 
 
-def drain(group: Group) -> list:
-    events = []
-    while batch := group.read_events(timeout=0):
-        events.extend(batch)
-    return events
-
-
 def run(ops: int, seed: int, quiet: bool) -> int:
     with scratch_filesystem() as root:
         for d in DIRS:
@@ -97,15 +90,15 @@ def run(ops: int, seed: int, quiet: bool) -> int:
             for g in (watcher.group, everything):
                 g.mark(root, EVENTS, MarkFlag.FILESYSTEM)
             where = "the kernel" if watcher.mode == "kernel" else \
-                "user space (this kernel has no fastpath hook; `make run` boots one)"
+                "user space (this kernel has no fastpath hook; `fanbpf probe` says what it lacks)"
             print(f"watching {root}: only {SUBTREE}/ reaches the watcher, filtered in {where}")
             print(f"workload: {ops} operations across {', '.join(DIRS)}\n")
             subprocess.run([sys.executable, "-c",
                             "import sys; from fanbpf.demo import workload; from pathlib import Path; "
                             "workload(Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]))",
                             str(root), str(ops), str(seed)], check=True)
-            delivered = drain(watcher)
-            total = len(drain(everything))
+            delivered = watcher.drain()
+            total = len(everything.drain())
             if not quiet:
                 for event in delivered:
                     print(describe(event, root))

@@ -1,19 +1,25 @@
 # SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
-"""fanbpf's exceptions, and :func:`check`, which maps a shim return code to one.
+"""fanbpf's errors: one way from an errno to an exception.
 
-Every exception is a :class:`FanbpfError`, itself an :class:`OSError` whose
-``errno`` is the kernel's (or libbpf's) and whose message says what went
-wrong and what to do about it::
+A failure that has an errno is a plain :class:`OSError` made by
+:func:`os_error` (or :func:`check`, for a shim's ``-errno``), so Python
+picks the subclass as it does for any system call, and ``filename`` names
+the BPF object or path concerned::
+
+    ENOENT  FileNotFoundError   no such object file, handler, program, map
+    EEXIST  FileExistsError     the handler name is taken
+    EPERM,  PermissionError     BPF without CAP_BPF, attaching a handler
+    EACCES                      that needs CAP_SYS_ADMIN without it
+    EBUSY, EINVAL, E2BIG, ...   OSError with that errno
+
+fanbpf's own classes are only for what no errno says::
 
     FanbpfError(OSError)
-    ├── HandlerNotFoundError      ENOENT   no such handler / object / program
-    ├── HandlerBusyError          EBUSY    the group already has a handler
-    ├── HandlerExistsError        EEXIST   the handler name is taken
-    ├── InvalidArgumentsError     EINVAL, E2BIG
-    │   └── ArgsError (+ValueError)        init args that do not fit the struct
-    ├── HandlerPermissionError (+PermissionError)   EPERM, EACCES
-    ├── VerifierError             the verifier refused a program; has .log
-    └── KernelSupportError        the kernel lacks fastpath handlers; has .missing
+    ├── VerifierError        the verifier refused a program; has .log
+    ├── KernelSupportError   the kernel lacks the fastpath hook; has .missing
+    └── ArgsError (+ValueError)   values that do not fit (init args, globals,
+        │                         names), raised before any system call
+        └── RulesError            bad fanbpf.rules() input
 """
 
 from __future__ import annotations
@@ -21,25 +27,15 @@ from __future__ import annotations
 import errno as _errno
 import os
 
-__all__ = [
-    "FanbpfError",
-    "HandlerNotFoundError",
-    "HandlerBusyError",
-    "HandlerExistsError",
-    "InvalidArgumentsError",
-    "ArgsError",
-    "HandlerPermissionError",
-    "VerifierError",
-    "KernelSupportError",
-    "check",
-]
+__all__ = ["FanbpfError", "ArgsError", "VerifierError", "KernelSupportError",
+           "os_error", "check", "ARGS_MAX"]
 
 #: The kernel's limit on an init-args blob (FAN_FP_ARGS_MAX).
 ARGS_MAX = 1024
 
 
 class FanbpfError(OSError):
-    """Base class of every fanbpf error (an :class:`OSError` with ``errno``)."""
+    """Base of fanbpf's own errors (an :class:`OSError` with ``errno``)."""
 
     def __init__(self, errno: int, message: str):
         super().__init__(errno, message)
@@ -49,36 +45,17 @@ class FanbpfError(OSError):
         return f"{self.strerror} [{code}]" if code else self.strerror
 
 
-class HandlerNotFoundError(FanbpfError):
-    """No handler (or BPF object, map, program) of that name (ENOENT)."""
+class ArgsError(FanbpfError, ValueError):
+    """A value that does not fit: init args or a global for its BTF type, a
+    handler name, a type or variable the object does not have.
 
-
-class HandlerBusyError(FanbpfError):
-    """The fanotify group already has a fastpath handler attached (EBUSY)."""
-
-
-class HandlerExistsError(FanbpfError):
-    """A handler of that name is already registered (EEXIST)."""
-
-
-class InvalidArgumentsError(FanbpfError):
-    """The kernel or the handler refused the request or its args (EINVAL, E2BIG)."""
-
-
-class ArgsError(InvalidArgumentsError, ValueError):
-    """Init args (or a global's value) that do not fit the BTF type.
-
-    Raised before any syscall.  ``path`` names the offending field, e.g.
+    Raised before any system call.  ``path`` names the offending field, e.g.
     ``"names.patterns[2].text"`` (empty for the whole value).
     """
 
     def __init__(self, message: str, path: str = "", errno: int = _errno.EINVAL):
         self.path = path
         super().__init__(errno, f"{path}: {message}" if path else message)
-
-
-class HandlerPermissionError(FanbpfError, PermissionError):
-    """Not allowed: a SYS_ADMIN_ONLY handler, or BPF without CAP_BPF (EPERM, EACCES)."""
 
 
 class VerifierError(FanbpfError):
@@ -97,31 +74,35 @@ class VerifierError(FanbpfError):
 
 
 class KernelSupportError(FanbpfError):
-    """The running kernel cannot do fastpath handlers.
+    """The running kernel cannot run fastpath handlers (it lacks the hook).
 
-    ``missing`` lists what the feature probe found missing, in words.
+    ``missing`` lists what the feature probe found missing, in words.  The
+    message is one line: what is missing, and how to get it or do without.
     """
 
-    def __init__(self, missing: list[str], errno: int = _errno.ENOTTY, context: str = ""):
+    def __init__(self, missing: list[str], errno: int = _errno.ENOTSUP, context: str = ""):
         self.missing = list(missing)
         what = "; ".join(self.missing) or "fanotify fastpath support"
         message = (
-            f"{context + ': ' if context else ''}this kernel cannot run fanotify "
-            f"fastpath handlers (missing: {what}). They need a kernel with the "
-            "series in kernel/patches; `make run` runs fanbpf on the bundled test kernel."
+            f"{context + ': ' if context else ''}this kernel ({os.uname().release}) lacks the "
+            f"fanotify fastpath hook (missing: {what}); boot a kernel built with the fastpath "
+            "patch series (kernel/patches in fanbpf's source), or filter in user space "
+            "(fanbpf.fallback.RulesGroup, `fanbpf watch --fallback auto`)"
         )
         super().__init__(errno, message)
 
 
-_CLASSES = {
-    _errno.ENOENT: HandlerNotFoundError,
-    _errno.EBUSY: HandlerBusyError,
-    _errno.EEXIST: HandlerExistsError,
-    _errno.EINVAL: InvalidArgumentsError,
-    _errno.E2BIG: InvalidArgumentsError,
-    _errno.EPERM: HandlerPermissionError,
-    _errno.EACCES: HandlerPermissionError,
-}
+def os_error(err: int, message: str, filename=None) -> OSError:
+    """The :class:`OSError` for errno ``err``: Python picks its subclass.
+
+    The one place fanbpf turns an errno into an exception; ``filename``
+    (a path, or the name of an object opened from bytes) is set when given.
+    """
+    if filename is None:
+        return OSError(err, message)
+    return OSError(err, message, os.fsdecode(filename) if isinstance(filename, bytes) else
+                   os.fspath(filename) if isinstance(filename, os.PathLike) else filename)
+
 
 # (operation, errno) -> message; formatted with check()'s keyword context.
 _MESSAGES = {
@@ -142,19 +123,21 @@ _MESSAGES = {
         "{name!r}: the BPF fd is not open (was the Handler closed?); keep the Handler "
         "open while attaching it",
     ("attach", _errno.EPERM):
-        "handler {name!r} is SYS_ADMIN_ONLY: attaching it needs CAP_SYS_ADMIN; run as root",
+        "attaching handler {name!r} needs CAP_SYS_ADMIN; run as root",
     ("attach", _errno.EFAULT):
         "the kernel could not read the attach request for {name!r} (a bad buffer)",
     ("detach", _errno.ENOENT):
         "{detach_what} is attached to this fanotify group; nothing was detached",
     ("open", _errno.ENOENT):
-        "no BPF object file at {path}: build it (make build) or check the path",
+        "no BPF object file there; check the path",
     ("open", _errno.EINVAL):
-        "{path} is not a BPF object libbpf can open; compile it with clang -target bpf -g",
+        "not a BPF object libbpf can open; compile it with clang -target bpf -g{detail}",
     ("load", _errno.EPERM):
-        "loading {path} needs CAP_BPF and CAP_PERFMON (or root)",
+        "loading BPF needs CAP_BPF and CAP_PERFMON (or root)",
     ("load", _errno.EINVAL):
-        "libbpf or the kernel refused {path}{detail}",
+        "libbpf or the kernel refused the object{detail}",
+    ("load", _errno.EBUSY):
+        "the object was loaded already (libbpf loads an object once; open it again to retry)",
     ("register", _errno.EEXIST):
         "a fastpath handler named {name!r} is already registered; load this one under "
         "another name (Handler.load(..., name='other')) or as private (private=True)",
@@ -163,35 +146,41 @@ _MESSAGES = {
         "than 64 bytes, desc NUL-terminated and flags only FAN_FP_F_*{detail}",
     ("register", _errno.EPERM):
         "registering handler {name!r} needs CAP_BPF and CAP_PERFMON (or root)",
-    ("global", _errno.ENOENT):
-        "{path} has no global variable {name!r}",
     ("global", _errno.EPERM):
         "global {name!r} is read-only (const) once the object is loaded; set it in "
         "Handler.load(globals=...)",
+    ("global", _errno.EBUSY):
+        "cannot change global {name!r}: a load was tried (libbpf loads an object once)",
+    ("ops", _errno.EBUSY):
+        "cannot change the handler's name or flags: a load was tried (libbpf loads an "
+        "object once)",
     ("test_run", _errno.ENOENT):
-        "{path} has no program named {name!r}",
+        "no program named {name!r}",
+    ("test_run", _errno.EINVAL):
+        "cannot test-run {name!r}: the object is not loaded, or the context does not fit",
     ("test_run", _errno.ENOTSUP):
         "program {name!r} cannot be test-run: BPF_PROG_TEST_RUN supports only some "
         "program types (e.g. SEC(\"syscall\"))",
 }
 
 
-def check(ret: int, op: str, **ctx) -> int:
+def check(ret: int, op: str, *, filename=None, **ctx) -> int:
     """Return ``ret`` if it is >= 0; otherwise raise the error for ``-ret``.
 
     ``op`` names what was being done ("attach", "detach", "open", "load",
-    "register", "global", "test_run", ...) and ``ctx`` gives the details the
-    messages mention (``name``, ``path``, ``args_len``, ``detail``).  The one
-    place where errno values turn into exceptions, as pygit2's check_error.
+    "register", "global", "ops", "test_run", ...), ``filename`` the object
+    or path concerned, and ``ctx`` the details the messages mention
+    (``name``, ``args_len``, ``detail``).  ENOTTY from the fastpath ioctls
+    means the kernel lacks the hook: :class:`KernelSupportError`; anything
+    else is :func:`os_error`'s.
     """
     if ret >= 0:
         return ret
     err = -ret
     if err == _errno.ENOTTY and op in ("attach", "detach"):
-        raise _kernel_support_error(op)
+        raise kernel_support_error(f"{op} failed", _errno.ENOTTY)
 
     ctx.setdefault("name", None)
-    ctx.setdefault("path", "the BPF object")
     ctx.setdefault("detail", "")
     ctx.setdefault("args_len", "?")
     if (op, err) == ("attach", _errno.ENOENT):
@@ -200,11 +189,9 @@ def check(ret: int, op: str, **ctx) -> int:
         ctx["detach_what"] = (f"no handler named {ctx['name']!r}" if ctx["name"]
                               else "no fastpath handler")
 
-    template = _MESSAGES.get((op, err))
-    if template is None:
-        template = "{op} failed: {strerror}{detail}"
+    template = _MESSAGES.get((op, err), "{op} failed: {strerror}{detail}")
     message = template.format(op=op, strerror=os.strerror(err), **ctx)
-    raise _CLASSES.get(err, FanbpfError)(err, message)
+    raise os_error(err, message, filename)
 
 
 def _registered_names() -> str:
@@ -214,8 +201,9 @@ def _registered_names() -> str:
     return ", ".join(names) if names else "none"
 
 
-def _kernel_support_error(op: str) -> KernelSupportError:
+def kernel_support_error(context: str, err: int = _errno.ENOTSUP) -> KernelSupportError:
+    """:class:`KernelSupportError` naming what the feature probe finds missing."""
     from fanbpf.support import kernel_support
 
     missing = kernel_support().missing or ["the FAN_IOC_ADD_FP/FAN_IOC_DEL_FP ioctls"]
-    return KernelSupportError(missing, _errno.ENOTTY, context=f"{op} failed")
+    return KernelSupportError(missing, err, context=context)

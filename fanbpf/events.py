@@ -72,7 +72,7 @@ class _Handle:
         return _FILE_HANDLE.pack(len(self.handle), self.handle_type) + self.handle
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class FidInfo(_Handle):
     """A file handle: of the object (``InfoType.FID``) or its directory (``DFID``).
 
@@ -87,7 +87,7 @@ class FidInfo(_Handle):
     handle: bytes
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class DirFidNameInfo(_Handle):
     """A directory handle plus an entry name in it.
 
@@ -103,7 +103,7 @@ class DirFidNameInfo(_Handle):
     name: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PidfdInfo:
     """The acting process as a pidfd (``-1``: none, ``-2``: the process is gone)."""
 
@@ -111,7 +111,7 @@ class PidfdInfo:
     pidfd: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ErrorInfo:
     """A filesystem error (``FS_ERROR`` events): the first errno and how many followed."""
 
@@ -120,7 +120,7 @@ class ErrorInfo:
     error_count: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RangeInfo:
     """The byte range a pre-content event is about (Linux 6.14+)."""
 
@@ -129,7 +129,7 @@ class RangeInfo:
     count: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class MntInfo:
     """The mount a mount event is about, as a ``statmount(2)`` id (Linux 6.14+)."""
 
@@ -137,7 +137,7 @@ class MntInfo:
     mnt_id: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class UnknownInfo:
     """A record of a type this version does not parse: its type and its body."""
 
@@ -180,7 +180,7 @@ class _OwnedFds:
         self.close()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Event:
     """One fanotify event.
 

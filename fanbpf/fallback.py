@@ -81,9 +81,10 @@ from fanbpf.rules import kernel_dev
 __all__ = ["RulesGroup", "RulesFilter", "Pieces", "kernel_pieces", "walk_path"]
 
 log = logging.getLogger("fanbpf.fallback")
+log.addHandler(logging.NullHandler())  # a library does not print unless logging is set up
 
 #: Bits of an event mask that are not events.
-_FLAG_BITS = int(EventMask.ONDIR | EventMask.EVENT_ON_CHILD)
+FLAG_BITS = int(EventMask.ONDIR | EventMask.EVENT_ON_CHILD)
 _DIRENT = {EventMask.CREATE, EventMask.DELETE, EventMask.MOVED_FROM, EventMask.MOVED_TO}
 _SELF = {EventMask.DELETE_SELF, EventMask.MOVE_SELF}
 
@@ -278,7 +279,7 @@ class RulesFilter:
         """
         args = self.args
         pieces = kernel_pieces(event, bit, self.dir_fid)
-        mask = bit | (event.mask & _FLAG_BITS)
+        mask = bit | (event.mask & FLAG_BITS)
         chains = ((), ())
         if args.sections & Section.SUBTREE:
             first = pieces.dentry if pieces.dentry is not None else pieces.inode
@@ -314,7 +315,7 @@ class RulesFilter:
         return model.SEND if model.SEND in verdicts else model.SKIP
 
     def _verdicts(self, event: Event):
-        events = int(event.mask) & ~_FLAG_BITS
+        events = int(event.mask) & ~FLAG_BITS
         bits = [1 << i for i in range(32) if events >> i & 1]
         proc = None
         if self.args.sections & Section.PROCESS:
@@ -346,9 +347,9 @@ class RulesFilter:
                 delivered |= bit
         if not delivered:
             return None
-        if delivered == event.mask & ~_FLAG_BITS:
+        if delivered == event.mask & ~FLAG_BITS:
             return event
-        return replace(event, mask=EventMask(delivered | (event.mask & _FLAG_BITS)))
+        return replace(event, mask=EventMask(delivered | (event.mask & FLAG_BITS)))
 
 
 class RulesGroup:
@@ -375,6 +376,8 @@ class RulesGroup:
         else:
             args = args.to_dict()
         self.mode = "userspace"
+        #: Why ``auto`` mode filters in user space (the error of the attempt), else None.
+        self.fallback_reason: Optional[OSError] = None
         if mode != "userspace":
             try:
                 self._attach(args, handler)
@@ -382,8 +385,8 @@ class RulesGroup:
             except OSError as err:
                 if mode == "kernel" or not _no_hook(err):
                     raise
-                log.warning("fanbpf: no fastpath hook in this kernel (%s); filtering "
-                            "events in user space", err)
+                self.fallback_reason = err
+                log.warning("fanbpf: filtering events in user space: %s", err)
         if self.mode == "userspace":
             self.filter = RulesFilter(args, dir_fid=bool(group.flags & InitFlag.REPORT_DIR_FID))
 
@@ -430,6 +433,12 @@ class RulesGroup:
                 return out
             # everything in the batch was dropped: keep reading until the timeout
 
+    def drain(self) -> list:
+        """Every event queued now that passes the rules, without waiting (see
+        :meth:`~fanbpf.group.Group.drain`)."""
+        events = self.group.drain()
+        return events if self.filter is None else self._filter_batch(events)
+
     def _filter_batch(self, events: list) -> list:
         out = []
         for event in events:
@@ -457,8 +466,31 @@ class RulesGroup:
             self.group.deny(event, _errno.EPERM)
 
     def __iter__(self) -> Iterator[Event]:
+        """Blocking iteration over the events that pass; ends when the group is closed."""
         while not self.group.closed:
             yield from self.read_events()
+
+    def __aiter__(self) -> RulesGroup:
+        """``async for`` over the events that pass (the group's loop.add_reader wait)."""
+        self.group.__aiter__()  # refuses a closed group
+        return self
+
+    async def __anext__(self) -> Event:
+        while True:
+            event = await self.group.__anext__()  # StopAsyncIteration once closed
+            if self.filter is None:
+                return event
+            passed = self._filter_batch([event])
+            if passed:
+                return passed[0]
+
+    def fileno(self) -> int:
+        """The group's fanotify fd (for select)."""
+        return self.group.fileno()
+
+    @property
+    def closed(self) -> bool:
+        return self.group.closed
 
     # -- lifetime ------------------------------------------------------------
 

@@ -22,7 +22,11 @@ File descriptors and their lifetime:
   reported file handles (:attr:`Event.path`); closed with the group. Note
   that it keeps the mount busy.
 
-A group is not thread-safe; use it from one thread (or one event loop).
+Threads: use a group from one thread (or one event loop) at a time, with
+one exception: :meth:`Group.close` may be called from any thread (or a
+signal handler). It wakes a ``for`` or ``async for`` blocked on the group,
+which then ends, and returns once no thread uses the fd any more, so an fd
+number is never closed under a read.
 """
 
 from __future__ import annotations
@@ -36,9 +40,10 @@ import os
 import select
 import stat
 import struct
+import threading
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any, NoReturn, Union
 
@@ -93,6 +98,11 @@ class Group:
         resolve_paths: bool = True,
     ) -> None:
         self._fd = -1  # first, so close() and __del__ work if __init__ fails
+        self._lock = threading.Condition()  # guards the fields below, for close()
+        self._closing = False
+        self._users: dict[int, int] = {}  # thread id -> depth, threads reading the fd
+        self._wake: tuple[int, int] | None = None  # a pipe close() writes to wake a poll
+        self._waiter: tuple[asyncio.AbstractEventLoop, asyncio.Future[None]] | None = None
         flags = InitFlag(_check_uint(flags, "flags", 32)) | _FORCED_INIT_FLAGS
         event_flags = _check_uint(event_flags, "event_flags", 32)
         from ._binding import lib
@@ -112,7 +122,6 @@ class Group:
         self._batch: list[_OwnedFds] = []  # fds of the last batch, closed on the next read
         self._unanswered: dict[int, _OwnedFds] = {}  # event fd -> permission event's fds
         self._backlog: collections.deque[Event] = collections.deque()  # read, not yet iterated
-        self._waiter: tuple[asyncio.AbstractEventLoop, asyncio.Future[None]] | None = None
         self._overflows = 0
 
     # --- the fd ----------------------------------------------------------
@@ -124,7 +133,8 @@ class Group:
 
     @property
     def closed(self) -> bool:
-        return self._fd < 0
+        """True once :meth:`close` was called (also while it waits for a reader)."""
+        return self._fd < 0 or self._closing
 
     @property
     def flags(self) -> InitFlag:
@@ -137,19 +147,50 @@ class Group:
         return self._overflows
 
     def close(self) -> None:
-        """Close the group and every fd it still owns. Idempotent.
+        """Close the group and every fd it still owns. Idempotent; any thread.
 
         The kernel allows all permission events still waiting and detaches
-        any fastpath handler. Events already handed out lose their fds.
+        any fastpath handler. Events already handed out lose their fds. A
+        ``for``/``async for`` blocked on the group (in any thread) wakes up
+        and ends; close() waits for it to let go of the fd.
         """
+        with self._lock:
+            if self._fd < 0:
+                return
+            self._closing = True
+            self._wake_readers()
+            if threading.get_ident() in self._users:
+                return  # a signal handler inside our own read: the read closes on its way out
+            self._lock.wait_for(lambda: not self._users and self._waiter is None)
+            self._close_fds()
+
+    def _wake_readers(self) -> None:
+        if self._wake is not None:
+            try:
+                os.write(self._wake[1], b"\0")
+            except BlockingIOError:
+                pass  # already woken
+        if self._waiter is not None:
+            loop, future = self._waiter
+            try:
+                same_loop = asyncio.get_running_loop() is loop
+            except RuntimeError:
+                same_loop = False
+            if same_loop:
+                self._waiter = None
+                loop.remove_reader(self._fd)
+                _resolve(future)
+            else:
+                try:
+                    loop.call_soon_threadsafe(_resolve, future)
+                except RuntimeError:  # the loop is closed: nobody is waiting
+                    self._waiter = None
+
+    def _close_fds(self) -> None:
+        """Close everything; called with the lock held and no reader left."""
         if self._fd < 0:
             return
         fd, self._fd = self._fd, -1
-        if self._waiter is not None:  # wake an `async for` before its fd goes away
-            loop, future = self._waiter
-            loop.remove_reader(fd)
-            if not future.done():
-                future.set_result(None)
         owned = [*self._batch, *self._unanswered.values(), *(e._fds for e in self._backlog if e._fds)]
         self._batch, self._unanswered = [], {}
         self._backlog.clear()
@@ -159,6 +200,34 @@ class Group:
         for mount_fd in self._mount_fds.values():
             os.close(mount_fd)
         self._mount_fds.clear()
+        if self._wake is not None:
+            for end in self._wake:
+                os.close(end)
+            self._wake = None
+        self._lock.notify_all()
+
+    def _enter(self) -> bool:
+        """Start using the fd in this thread; False if the group is closed."""
+        with self._lock:
+            if self.closed:
+                return False
+            me = threading.get_ident()
+            self._users[me] = self._users.get(me, 0) + 1
+            return True
+
+    def _leave(self) -> None:
+        with self._lock:
+            me = threading.get_ident()
+            depth = self._users.pop(me) - 1
+            if depth:
+                self._users[me] = depth
+            self._finish_close()
+
+    def _finish_close(self) -> None:
+        """The last reader of a closing group closes it (the closer may be a signal handler)."""
+        if self._closing and not self._users and self._waiter is None:
+            self._close_fds()
+        self._lock.notify_all()
 
     def __enter__(self) -> Group:
         self._check_open()
@@ -177,7 +246,7 @@ class Group:
         return f"<{type(self).__name__} {state} flags={getattr(self, '_flags', None)!r}>"
 
     def _check_open(self) -> None:
-        if self._fd < 0:
+        if self.closed:
             raise ValueError("fanotify group is closed")
 
     # --- marks -------------------------------------------------------------
@@ -275,29 +344,51 @@ class Group:
     def read_events(self, timeout: float | None = None) -> list[Event]:
         """Wait up to ``timeout`` seconds (``None``: forever) and return the next batch.
 
-        Returns ``[]`` on timeout. Reading a batch closes the fds of the
-        previous one (see the module docstring). Events that iteration
-        has read but not yet yielded come first.
+        Returns ``[]`` on timeout, and when another thread closes the group
+        meanwhile. Reading a batch closes the fds of the previous one (see
+        the module docstring). Events that iteration has read but not yet
+        yielded come first.
         """
-        self._check_open()
-        if self._backlog:
-            events = list(self._backlog)
-            self._backlog.clear()
-            return events
-        deadline = None if timeout is None else time.monotonic() + max(timeout, 0)
-        while True:
-            remaining = None if deadline is None else max(deadline - time.monotonic(), 0)
-            if self._wait_readable(remaining):
-                events = self._read_batch()
-                if events:
-                    return events
-            if remaining == 0:
-                return []
+        if not self._enter():
+            raise ValueError("fanotify group is closed")
+        try:
+            if self._backlog:
+                events = list(self._backlog)
+                self._backlog.clear()
+                return events
+            deadline = None if timeout is None else time.monotonic() + max(timeout, 0)
+            while True:
+                remaining = None if deadline is None else max(deadline - time.monotonic(), 0)
+                if self._wait_readable(remaining):
+                    events = self._read_batch()
+                    if events:
+                        return events
+                if remaining == 0 or self._closing:
+                    return []
+        finally:
+            self._leave()
+
+    def drain(self) -> list[Event]:
+        """Every event queued now, in as many batches as it takes, without waiting.
+
+        As :meth:`read_events`, reading closes the fds of earlier batches:
+        only the last batch's events keep theirs.
+        """
+        events: list[Event] = []
+        while batch := self.read_events(timeout=0):
+            events.extend(batch)
+        return events
 
     def _wait_readable(self, timeout: float | None) -> bool:
         poller = select.poll()
         poller.register(self._fd, select.POLLIN)
-        return bool(poller.poll(None if timeout is None else math.ceil(timeout * 1000)))
+        if timeout != 0:  # a blocking wait: close() must be able to end it
+            with self._lock:
+                if self._wake is None:
+                    self._wake = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+                poller.register(self._wake[0], select.POLLIN)
+        ready = poller.poll(None if timeout is None else math.ceil(timeout * 1000))
+        return not self._closing and any(fd == self._fd for fd, _ in ready)
 
     def _read_batch(self) -> list[Event]:
         for box in self._batch:
@@ -343,28 +434,31 @@ class Group:
             if self.closed:
                 raise StopAsyncIteration
             await self._readable()
-            if self.closed:
+            if not self._enter():
                 raise StopAsyncIteration
-            self._backlog.extend(self._read_batch())
+            try:
+                self._backlog.extend(self._read_batch())
+            finally:
+                self._leave()
         return self._backlog.popleft()
 
     async def _readable(self) -> None:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
-        fd = self._fd
-
-        def ready() -> None:
-            if not future.done():
-                future.set_result(None)
-
-        loop.add_reader(fd, ready)
-        self._waiter = (loop, future)
+        with self._lock:
+            if self.closed:
+                return
+            fd = self._fd
+            loop.add_reader(fd, _resolve, future)
+            self._waiter = (loop, future)
         try:
             await future
         finally:
-            self._waiter = None
-            if not self.closed:  # close() already removed it
-                loop.remove_reader(fd)
+            with self._lock:
+                if self._waiter is not None and self._waiter[1] is future:
+                    self._waiter = None
+                    loop.remove_reader(fd)  # still open: close() waits for this
+                self._finish_close()
 
     # --- paths -------------------------------------------------------------
 
@@ -373,15 +467,8 @@ class Group:
             return replace(event, path=_readlink(event.fd))
         if not event.info or not self._mount_fds:
             return event
-        paths: dict[InfoType, str | None] = {}
-        for record in event.info:
-            if isinstance(record, DirFidNameInfo):
-                paths[record.info_type] = self._entry_path(record)
-            elif isinstance(record, FidInfo) and record.info_type == InfoType.FID:
-                paths[InfoType.FID] = self._handle_path(record)
-        new_path = paths.get(InfoType.NEW_DFID_NAME)
-        path = paths.get(InfoType.DFID_NAME) or paths.get(InfoType.FID) or new_path
-        return replace(event, path=path, old_path=paths.get(InfoType.OLD_DFID_NAME), new_path=new_path)
+        return with_record_paths(event, lambda record: self._entry_path(record) if isinstance(
+            record, DirFidNameInfo) else self._handle_path(record))
 
     def _entry_path(self, record: DirFidNameInfo) -> str | None:
         directory = self._handle_path(record)
@@ -466,6 +553,28 @@ class Group:
         return handler.detach(fd, name)
 
 
+def with_record_paths(event: Event, record_path: Callable[[FidInfo | DirFidNameInfo], str | None]) -> Event:
+    """``event`` with ``path``, ``old_path`` and ``new_path`` from its FID records.
+
+    ``record_path`` gives the path a directory-entry record (DFID_NAME and
+    the old/new ones of a rename) or the object's FID record names, or
+    None.  ``path`` is the entry's, else the object's, else a rename's new one.
+    """
+    paths: dict[InfoType, str | None] = {}
+    for record in event.info:
+        if isinstance(record, DirFidNameInfo) or (
+                isinstance(record, FidInfo) and record.info_type == InfoType.FID):
+            paths[record.info_type] = record_path(record)
+    new_path = paths.get(InfoType.NEW_DFID_NAME)
+    path = paths.get(InfoType.DFID_NAME) or paths.get(InfoType.FID) or new_path
+    return replace(event, path=path, old_path=paths.get(InfoType.OLD_DFID_NAME), new_path=new_path)
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
 def _check_uint(value: object, what: str, bits: int) -> int:
     """Flags and masks: ints (IntFlags included) that fit the C type, nothing else."""
     if isinstance(value, bool) or not isinstance(value, int):
@@ -511,10 +620,8 @@ _MARK_HINTS = {
 
 
 def _raise(err: int, what: str, filename: str | None = None, hints: dict[int, str] | None = None) -> NoReturn:
-    """Raise the OSError subclass for ``err`` (FileNotFoundError, PermissionError, ...).
+    """Raise the OSError for ``err`` (FileNotFoundError, PermissionError, ...) via errors.os_error."""
+    from .errors import os_error
 
-    Built-in subclasses rather than fanbpf.errors' handler errors, so that
-    a missing path is a FileNotFoundError like everywhere else in Python.
-    """
     hint = (hints or {}).get(err)
-    raise OSError(err, f"{os.strerror(err)} ({what}{'; ' + hint if hint else ''})", filename)
+    raise os_error(err, f"{os.strerror(err)} ({what}{'; ' + hint if hint else ''})", filename)

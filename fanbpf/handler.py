@@ -8,9 +8,16 @@ registered handler to a fanotify group's fd (the Group class uses them).
 :class:`BpfObject` is the layer below, also good for plain BPF objects
 (tests run SEC("syscall") programs with :meth:`BpfObject.test_run`).
 
-Ownership: a :class:`BpfObject` owns the libbpf object, its maps, programs
-and struct_ops link; a :class:`Handler` owns its BpfObject.  fds they hand
-out (``map_fd``, ``link_fd``) are borrowed and close with them.
+Ownership: a :class:`BpfObject` owns the libbpf object, its maps, programs,
+BTF and struct_ops link; a :class:`Handler` owns its BpfObject.  fds they
+hand out (``map_fd``, ``link_fd``) are borrowed and close with them.  Close
+them (or use ``with``): one that is dropped unclosed is closed when its
+last reference goes, with a :class:`ResourceWarning`, which unregisters
+its handler name right then (there are no reference cycles to wait for).
+
+Threads: a BpfObject or Handler may be used from any thread, but not from
+two at once; closing one while another thread uses it is an error of the
+caller.  Groups a handler is attached to are independent of it.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from __future__ import annotations
 import errno
 import os
 import re
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import NamedTuple
@@ -25,8 +33,8 @@ from typing import NamedTuple
 from fanbpf import _log
 from fanbpf._binding import ffi, lib
 from fanbpf.btfargs import Btf, CType, encode_args
-from fanbpf.errors import (ARGS_MAX, HandlerNotFoundError, InvalidArgumentsError,
-                           KernelSupportError, VerifierError, check)
+from fanbpf.errors import (ARGS_MAX, ArgsError, VerifierError, check, kernel_support_error,
+                           os_error)
 
 __all__ = ["BpfObject", "Handler", "TestRun", "attach", "detach", "builtin_path", "BPF_DIR"]
 
@@ -53,23 +61,37 @@ def _cstr(value):
 
 
 class BpfObject:
-    """A BPF ELF object: opened, adjusted, then loaded (once)."""
+    """A BPF ELF object: opened, adjusted, then loaded (once).
 
-    def __init__(self, path):
-        self.path = os.fspath(path)
+    ``source`` is the object's path (``str`` or ``os.PathLike``), its bytes
+    (``bytes``, ``bytearray``, ``memoryview``), or a resource a Python
+    package ships, as :func:`importlib.resources.files` gives it
+    (``files("mylib") / "filter.bpf.o"``, read even from a zip).  ``name``
+    names an object opened from bytes in messages (default ``"<bytes>"``).
+    """
+
+    def __init__(self, source, *, name: str | None = None):
         self._ptr = None
-        with _log.capture_warnings() as warnings:
-            ptr = lib.fanbpf_obj_open(os.fsencode(self.path))
+        path, data, self.path = _source(source, name)
+        with _log.capture_warnings() as printed:
+            if data is None:
+                ptr = lib.fanbpf_obj_open(os.fsencode(path))
+            else:
+                ptr = lib.fanbpf_obj_open_mem(ffi.from_buffer(data), len(data), _cstr(self.path))
         if ptr == ffi.NULL:
-            check(-(ffi.errno or errno.EINVAL), "open", path=self.path,
-                  detail=_detail(warnings))
+            check(-(ffi.errno or errno.EINVAL), "open", filename=self.path,
+                  detail=_detail(printed))
         self._ptr = ptr
-        self.btf = Btf(lib.fanbpf_obj_btf(ptr), owner=self)
+        self.btf = Btf(lib.fanbpf_obj_btf(ptr))  # borrowed: close() invalidates it
         self.loaded = False
 
     def __repr__(self) -> str:
         state = "closed" if self._ptr is None else "loaded" if self.loaded else "open"
         return f"<BpfObject {self.path} ({state})>"
+
+    @property
+    def closed(self) -> bool:
+        return self._ptr is None
 
     def _obj(self):
         if self._ptr is None:
@@ -84,7 +106,9 @@ class BpfObject:
             lib.fanbpf_obj_close(ptr)
 
     def __del__(self):
-        self.close()
+        if getattr(self, "_ptr", None) is not None:
+            warnings.warn(f"unclosed {self!r}", ResourceWarning, source=self, stacklevel=2)
+            self.close()
 
     def __enter__(self):
         return self
@@ -104,14 +128,14 @@ class BpfObject:
         data = value if isinstance(value, (bytes, bytearray)) else \
             self.btf.global_type(name).encode(value)
         check(lib.fanbpf_obj_set_global(obj, name.encode(), ffi.from_buffer(data), len(data)),
-              "global", name=name, path=self.path)
+              "global", name=name, filename=self.path)
 
     def get_global(self, name: str, raw: bool = False):
         """The value of global ``name`` (the live one after load), decoded unless ``raw``."""
         ctype = self.btf.global_type(name)
         buf = ffi.new("char[]", ctype.size)
         check(lib.fanbpf_obj_get_global(self._obj(), name.encode(), buf, ctype.size),
-              "global", name=name, path=self.path)
+              "global", name=name, filename=self.path)
         data = ffi.unpack(buf, ctype.size)
         return data if raw else ctype.decode(data)
 
@@ -122,35 +146,31 @@ class BpfObject:
         name = lib.fanbpf_obj_ops_map(self._obj(), _cstr(map))
         if name == ffi.NULL:
             which = f"a struct_ops map named {map!r}" if map else "a struct_ops map"
-            raise HandlerNotFoundError(
-                errno.ENOENT, f"{self.path} has no {which}: a fastpath handler publishes "
-                "its struct fanotify_fastpath_ops in SEC(\".struct_ops.link\")")
+            raise os_error(errno.ENOENT, f"no {which}: a fastpath handler publishes its "
+                           "struct fanotify_fastpath_ops in SEC(\".struct_ops.link\")", self.path)
         return ffi.string(name).decode()
 
     def ops_name(self, map: str | None = None) -> str:
         """The struct_ops map's ``name`` member: the handler's name."""
         buf = ffi.new("char[]", lib.FAN_FP_NAME_MAX)
         check(lib.fanbpf_obj_ops_name(self._obj(), _cstr(map), buf, len(buf)),
-              "ops", path=self.path)
+              "ops", filename=self.path)
         return ffi.string(buf).decode()
 
     def set_ops_name(self, name: str, map: str | None = None) -> None:
-        if not _NAME_RE.fullmatch(name):
-            raise InvalidArgumentsError(
-                errno.EINVAL, f"handler name {name!r} is invalid: use 1 to "
-                f"{lib.FAN_FP_NAME_MAX - 1} characters from A-Z a-z 0-9 _ .")
+        check_name(name)
         check(lib.fanbpf_obj_set_ops_name(self._obj(), _cstr(map), name.encode()),
-              "ops", path=self.path)
+              "ops", filename=self.path)
 
     def ops_flags(self, map: str | None = None) -> int:
         """The struct_ops map's ``flags`` member (FAN_FP_F_*)."""
         flags = ffi.new("uint32_t *")
-        check(lib.fanbpf_obj_ops_flags(self._obj(), _cstr(map), flags), "ops", path=self.path)
+        check(lib.fanbpf_obj_ops_flags(self._obj(), _cstr(map), flags), "ops", filename=self.path)
         return flags[0]
 
     def set_ops_flags(self, flags: int, map: str | None = None) -> None:
         check(lib.fanbpf_obj_set_ops_flags(self._obj(), _cstr(map), flags),
-              "ops", path=self.path)
+              "ops", filename=self.path)
 
     # -- load, register ----------------------------------------------------
 
@@ -159,11 +179,18 @@ class BpfObject:
 
         ``log_level`` 0 keeps the verifier log of a failing program only;
         1 or 2 (optionally ``| 4`` for statistics) log every program.
-        Raises :class:`VerifierError` (with the full log),
-        :class:`KernelSupportError`, or another :class:`FanbpfError`.
+        Once only: libbpf does not load an object twice, so after a failure
+        open it again.  Raises :class:`VerifierError` (with the full log),
+        :class:`KernelSupportError` for a fastpath handler on a kernel
+        without the hook, or the OSError of the errno.
         """
         obj = self._obj()
-        with _log.capture_warnings() as warnings:
+        if self.fastpath_handler:
+            from fanbpf.support import kernel_support
+
+            if not kernel_support().fastpath_btf:  # say so, not what libbpf trips over
+                raise kernel_support_error(f"cannot load {self.path}")
+        with _log.capture_warnings() as printed:
             ret = lib.fanbpf_obj_load(obj, log_level)
         if ret >= 0:
             self.loaded = True
@@ -171,42 +198,47 @@ class BpfObject:
         log = self.log
         if log:
             raise VerifierError(-ret, f"the kernel refused to load {self.path}"
-                                f"{_detail(warnings)}", log)
-        if self._has_ops_map():
-            from fanbpf.support import kernel_support
+                                f"{_detail(printed)}", log)
+        check(ret, "load", filename=self.path, detail=_detail(printed))
 
-            support = kernel_support()
-            if not support.fastpath_btf:
-                raise KernelSupportError(support.missing, -ret, context=f"loading {self.path}")
-        check(ret, "load", path=self.path, detail=_detail(warnings))
+    @property
+    def fastpath_handler(self) -> bool:
+        """Has a struct_ops map of ``struct fanotify_fastpath_ops`` (needs the hook)."""
+        variables = self.btf.globals()
+        for which in self._ops_maps():
+            type_id = variables.get(which)
+            if type_id is not None and self.btf.type(type_id).name == "fanotify_fastpath_ops":
+                return True
+        return False
+
+    def _ops_maps(self) -> list[str]:
+        first = lib.fanbpf_obj_ops_map(self._obj(), ffi.NULL)
+        return [] if first == ffi.NULL else [ffi.string(first).decode()]
 
     @property
     def log(self) -> str:
         """The verifier log of the last load (see :meth:`load`)."""
         return ffi.string(lib.fanbpf_obj_log(self._obj())).decode(errors="replace")
 
-    def _has_ops_map(self) -> bool:
-        return lib.fanbpf_obj_ops_map(self._obj(), ffi.NULL) != ffi.NULL
-
     def register(self, map: str | None = None) -> None:
         """Attach struct_ops map ``map`` (default: the first), creating the link."""
         name = self.ops_name(map)
-        with _log.capture_warnings() as warnings:
+        with _log.capture_warnings() as printed:
             ret = lib.fanbpf_obj_register(self._obj(), _cstr(map))
-        check(ret, "register", name=name, path=self.path, detail=_detail(warnings))
+        check(ret, "register", name=name, filename=self.path, detail=_detail(printed))
 
     def unregister(self) -> None:
         """Destroy the link made by :meth:`register`."""
-        check(lib.fanbpf_obj_unregister(self._obj()), "unregister", path=self.path)
+        check(lib.fanbpf_obj_unregister(self._obj()), "unregister", filename=self.path)
 
     def map_fd(self, map: str | None = None) -> int:
         """fd of map ``map`` (default: the registered struct_ops map); borrowed."""
-        return check(lib.fanbpf_obj_map_fd(self._obj(), _cstr(map)), "map_fd", path=self.path)
+        return check(lib.fanbpf_obj_map_fd(self._obj(), _cstr(map)), "map_fd", filename=self.path)
 
     @property
     def link_fd(self) -> int:
         """fd of the struct_ops link (after :meth:`register`); borrowed."""
-        return check(lib.fanbpf_obj_link_fd(self._obj()), "link_fd", path=self.path)
+        return check(lib.fanbpf_obj_link_fd(self._obj()), "link_fd", filename=self.path)
 
     def test_run(self, prog: str, ctx: bytes = b"") -> TestRun:
         """BPF_PROG_TEST_RUN program ``prog`` once with context ``ctx``."""
@@ -214,7 +246,7 @@ class BpfObject:
         buf = ffi.new("char[]", bytes(ctx)) if size else ffi.NULL
         retval = ffi.new("int *")
         check(lib.fanbpf_obj_test_run(self._obj(), prog.encode(), buf, size, retval),
-              "test_run", name=prog, path=self.path)
+              "test_run", name=prog, filename=self.path)
         return TestRun(retval[0], ffi.unpack(buf, size) if size else b"")
 
 
@@ -230,10 +262,28 @@ def builtin_path(name: str) -> Path:
     path = BPF_DIR / f"fanbpf_{name}.bpf.o"
     if not path.exists():
         found = sorted(p.name[len("fanbpf_"):-len(".bpf.o")] for p in BPF_DIR.glob("fanbpf_*.bpf.o"))
-        raise HandlerNotFoundError(
-            errno.ENOENT, f"no built-in handler {name!r} (no {path}); built-ins: "
-            f"{', '.join(found) or 'none, run make build'}")
+        raise os_error(errno.ENOENT, f"no built-in handler {name!r}; built-ins: "
+                       f"{', '.join(found) or 'none (this fanbpf was installed without them)'}",
+                       path)
     return path
+
+
+def _source(source, name: str | None) -> tuple[str | None, bytes | None, str]:
+    """``(path, None, path)`` for a file, ``(None, data, display name)`` for bytes."""
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data = bytes(source)
+        return None, data, name or "<bytes>"
+    if isinstance(source, (str, os.PathLike)):
+        path = os.fspath(source)
+        return path, None, os.fsdecode(path)
+    if callable(getattr(source, "read_bytes", None)):  # importlib.resources.abc.Traversable
+        try:
+            data = source.read_bytes()
+        except FileNotFoundError:
+            check(-errno.ENOENT, "open", path=str(source))
+        return None, data, name or str(source)
+    raise TypeError("a BPF object is a path, bytes or an importlib.resources file, "
+                    f"not {type(source).__name__}")
 
 
 class Handler:
@@ -257,8 +307,10 @@ class Handler:
              ops_map: str | None = None, log_level: int = 0) -> Handler:
         """Load and register a handler.
 
-        ``source`` is a built-in's short name ("rules": fanbpf/bpf/fanbpf_rules.bpf.o)
-        or the path of a BPF object.  ``name`` registers it under another name;
+        ``source`` is a built-in's short name ("rules": fanbpf/bpf/fanbpf_rules.bpf.o),
+        the path of a BPF object, its bytes, or a file a package ships
+        (``importlib.resources.files("mylib") / "filter.bpf.o"``).  A ``str``
+        is a path if it contains a ``/`` or ends in ``.o``.  ``name`` registers it under another name;
         ``private`` True sets FAN_FP_F_PRIVATE (never listed, attached by fd),
         False clears it, None keeps what was compiled; ``sys_admin_only``
         does the same for FAN_FP_F_SYS_ADMIN_ONLY (attach needs
@@ -267,19 +319,16 @@ class Handler:
         init-args struct is ``struct <compiled name>_args`` unless ``args_type``
         names another.  ``ops_map`` picks a struct_ops map if there are several.
         """
-        path = Path(source) if isinstance(source, os.PathLike) or os.sep in str(source) \
-            or str(source).endswith(".o") else builtin_path(source)
-        obj = BpfObject(path)
+        if isinstance(source, str) and os.sep not in source and not source.endswith(".o"):
+            source = builtin_path(source)
+        obj = BpfObject(source)
         try:
             ops_map = obj.ops_map(ops_map)
             compiled = obj.ops_name(ops_map)
             if args_type is not None:
                 ctype = obj.btf.struct(args_type)
-            else:
-                try:
-                    ctype = obj.btf.struct(f"{compiled}_args")
-                except HandlerNotFoundError:
-                    ctype = None  # a handler without init args
+            else:  # None: a handler without init args
+                ctype = obj.btf.find_struct(f"{compiled}_args")
             for key, value in (globals or {}).items():
                 obj.set_global(key, value)
             if name is not None:
@@ -299,7 +348,8 @@ class Handler:
 
     def __repr__(self) -> str:
         kind = "private " if self.private else ""
-        return f"<Handler {kind}{self.name!r} from {self.obj.path}>"
+        state = " (closed)" if self.closed else ""
+        return f"<Handler {kind}{self.name!r} from {self.obj.path}{state}>"
 
     @property
     def private(self) -> bool:
@@ -317,15 +367,24 @@ class Handler:
     def encode_args(self, args: Mapping) -> bytes:
         """Init args from a dict, laid out as this handler's args struct."""
         if self.args_type is None:
-            raise InvalidArgumentsError(
-                errno.EINVAL, f"handler {self.name!r} has no init-args struct (by "
-                "convention struct <compiled ops name>_args in its BTF); pass args_type= "
-                "to Handler.load, or give the args as bytes")
+            raise ArgsError(f"handler {self.name!r} has no init-args struct (by convention "
+                            "struct <compiled ops name>_args in its BTF); pass args_type= "
+                            "to Handler.load, or give the args as bytes")
         return encode_args(self.args_type, args)
+
+    @property
+    def closed(self) -> bool:
+        return self.obj.closed
 
     def close(self) -> None:
         """Unregister and free; idempotent."""
         self.obj.close()
+
+    def __del__(self):
+        obj = getattr(self, "obj", None)
+        if obj is not None and not obj.closed:
+            warnings.warn(f"unclosed {self!r}", ResourceWarning, source=self, stacklevel=2)
+            obj.close()
 
     def __enter__(self):
         return self
@@ -338,11 +397,11 @@ def _fileno(fan_fd) -> int:
     return fan_fd if isinstance(fan_fd, int) else fan_fd.fileno()
 
 
-def _check_name(name: str) -> None:
-    if not name or len(name.encode()) >= lib.FAN_FP_NAME_MAX or "\0" in name:
-        raise InvalidArgumentsError(
-            errno.EINVAL, f"handler name {name!r} is invalid: 1 to "
-            f"{lib.FAN_FP_NAME_MAX - 1} bytes, no NUL")
+def check_name(name: str) -> None:
+    """A handler name as the kernel accepts it (bpf_obj_name_cpy's rule), else ArgsError."""
+    if not isinstance(name, str) or not _NAME_RE.fullmatch(name):
+        raise ArgsError(f"handler name {name!r} is invalid: use 1 to "
+                        f"{lib.FAN_FP_NAME_MAX - 1} characters from A-Z a-z 0-9 _ .")
 
 
 def attach(fan_fd, target, args=None) -> None:
@@ -358,7 +417,7 @@ def attach(fan_fd, target, args=None) -> None:
         blob = target.encode_args(args) if isinstance(args, Mapping) else args
     elif isinstance(target, str):
         name = target
-        _check_name(name)
+        check_name(name)
         if isinstance(args, Mapping):
             raise TypeError(f"dict args for {name!r} need the handler's BTF: attach the "
                             "Handler object, or encode the args with Handler.encode_args()")
@@ -371,9 +430,8 @@ def attach(fan_fd, target, args=None) -> None:
         raise TypeError(f"init args must be a dict or bytes, not {type(blob).__name__}")
     blob = bytes(blob)
     if len(blob) > ARGS_MAX:
-        raise InvalidArgumentsError(
-            errno.E2BIG, f"init args of {len(blob)} bytes for {name!r}: the kernel accepts "
-            f"at most FAN_FP_ARGS_MAX = {ARGS_MAX} bytes")
+        raise ArgsError(f"init args of {len(blob)} bytes for {name!r}: the kernel accepts "
+                        f"at most FAN_FP_ARGS_MAX = {ARGS_MAX} bytes", errno=errno.E2BIG)
 
     buf = ffi.from_buffer(blob) if blob else ffi.NULL
     if isinstance(target, Handler) and target.private:
@@ -388,6 +446,6 @@ def detach(fan_fd, name=None) -> None:
     if isinstance(name, Handler):
         name = name.name
     if name is not None:
-        _check_name(name)
+        check_name(name)
     check(lib.fanbpf_fp_detach(_fileno(fan_fd), _cstr(name)), "detach", name=name)
 

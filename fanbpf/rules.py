@@ -31,6 +31,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Union
 
+from fanbpf.errors import ArgsError
 from fanbpf.model import (COMM_LEN, ERRNO_MAX, MAX_PATTERNS, MAX_ROOTS, PATTERN_MAX,
                           NamesMode, PatternKind, ProcessFlag, Section)
 
@@ -41,8 +42,8 @@ __all__ = ["rules", "exact", "prefix", "suffix", "glob", "NamePattern", "RulesEr
 _EVENT_BITS = 0x0007FFFF | 0x10000000 | 0x40000000
 
 
-class RulesError(ValueError):
-    """Arguments for :func:`rules` that the handler cannot take."""
+class RulesError(ArgsError):
+    """Arguments for :func:`rules` that the handler cannot take (a ValueError too)."""
 
 
 @dataclass(frozen=True)

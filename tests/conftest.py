@@ -13,6 +13,9 @@ import pytest
 
 import fanbpf
 
+# fanbpf's own tests use its pytest plugin (opt-in, as any project would).
+pytest_plugins = ["fanbpf.testing"]
+
 CHECKOUT = Path(__file__).resolve().parents[1]
 
 

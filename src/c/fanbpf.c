@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/fanotify.h>
 #include <sys/ioctl.h>
+#include <sys/mount.h>
 #include <unistd.h>
 
 #include <bpf/bpf.h>
@@ -18,9 +19,15 @@
 #include "fanotify_fastpath_uapi.h"
 #include "fanbpf.h"
 
-/* Verifier log buffer: start small, grow 4x per retry, give up at the cap. */
-#define LOG_SIZE_MIN	(256 * 1024)
-#define LOG_SIZE_MAX	(256 * 1024 * 1024)
+/*
+ * libbpf (1.0+) grows its own verifier log buffer when the kernel says it
+ * was too small, then prints the log between these two lines: "prog 'x':
+ * -- BEGIN PROG LOAD LOG --\n<log>-- END PROG LOAD LOG --\n", at warning
+ * level for a program that failed and at debug level for one that loaded
+ * with a log level set.
+ */
+#define LOG_BEGIN	"-- BEGIN PROG LOAD LOG --\n"
+#define LOG_END		"-- END PROG LOAD LOG --\n"
 
 /* libbpf < 1.2 declares the initial value const; it is writable before load */
 #define initial_value(map, psize) ((unsigned char *)bpf_map__initial_value(map, psize))
@@ -31,6 +38,15 @@ static int fanbpf_err(int err)
 	if (err < 0)
 		errno = -err;
 	return err;
+}
+
+/*
+ * libbpf's own codes (LIBBPF_ERRNO__FORMAT and the rest, from 4000 up) are
+ * no errno: the object is what libbpf refused, so say EINVAL.
+ */
+static int libbpf_errno(int err)
+{
+	return err <= -__LIBBPF_ERRNO__START ? -EINVAL : err;
 }
 
 static void *fanbpf_err_ptr(int err)
@@ -75,6 +91,41 @@ int fanbpf_open_by_handle_at(int mount_fd, const void *handle, size_t len,
 		fd = -errno;
 	free(fh);
 	return fd < 0 ? fanbpf_err(fd) : fd;
+}
+
+int fanbpf_name_to_handle_at(int dirfd, const char *path, void *buf, size_t size,
+			     int flags)
+{
+	struct file_handle *fh;
+	int mount_id, ret;
+
+	if (!path || !buf)
+		return fanbpf_err(-EINVAL);
+	fh = calloc(1, sizeof(*fh) + MAX_HANDLE_SZ);
+	if (!fh)
+		return fanbpf_err(-ENOMEM);
+	fh->handle_bytes = MAX_HANDLE_SZ;
+	if (name_to_handle_at(dirfd, path, fh, &mount_id, flags))
+		ret = -errno;
+	else if (sizeof(*fh) + fh->handle_bytes > size)
+		ret = -ENOSPC;
+	else {
+		ret = sizeof(*fh) + fh->handle_bytes;
+		memcpy(buf, fh, ret);
+	}
+	free(fh);
+	return fanbpf_err(ret);
+}
+
+int fanbpf_mount(const char *source, const char *target, const char *fstype,
+		 unsigned long flags, const char *data)
+{
+	return mount(source, target, fstype, flags, data) ? fanbpf_err(-errno) : 0;
+}
+
+int fanbpf_umount2(const char *target, int flags)
+{
+	return umount2(target, flags) ? fanbpf_err(-errno) : 0;
 }
 
 /* ---- fastpath ioctls ------------------------------------------------ */
@@ -135,14 +186,22 @@ int fanbpf_fp_detach(int fan_fd, const char *name)
 static fanbpf_print_fn_t print_fn;
 static bool print_installed;
 
+/* The object this thread is loading: libbpf prints its verifier logs. */
+static __thread struct fanbpf_obj *loading;
+static void obj_keep_log(struct fanbpf_obj *obj, const char *msg);
+
 static int print_cb(enum libbpf_print_level level, const char *fmt, va_list ap)
 {
 	fanbpf_print_fn_t fn = print_fn;
 	char *msg;
 
-	if (!fn || vasprintf(&msg, fmt, ap) < 0)
+	if ((!fn && !loading) || vasprintf(&msg, fmt, ap) < 0)
 		return 0;
-	fn(level, msg);
+	/* a verifier log goes to its object (fanbpf_obj_log), not to the log stream */
+	if (loading && strstr(msg, LOG_BEGIN))
+		obj_keep_log(loading, msg);
+	else if (fn)
+		fn(level, msg);
 	free(msg);
 	return 0;
 }
@@ -198,78 +257,59 @@ int fanbpf_probe(struct fanbpf_probe *out)
 
 /* ---- BPF objects ---------------------------------------------------- */
 
-/*
- * A write made before load to a map's initial value.  libbpf refuses a
- * second load of an object, so growing the log means reopening the file;
- * the edits are kept to be replayed onto the new object.
- */
-struct fanbpf_edit {
-	struct fanbpf_edit *next;
-	char *map;
-	size_t off;
-	size_t len;
-	unsigned char data[];
-};
-
 struct fanbpf_obj {
-	char *path;
 	struct bpf_object *bpf;
 	struct bpf_link *link;
 	struct bpf_map *link_map;
-	struct fanbpf_edit *edits;
-	struct fanbpf_edit **edits_tail;
-	char *log;
-	size_t log_size;
+	char *log;		/* the last verifier log libbpf printed */
 	bool load_tried;	/* libbpf loads an object at most once */
 	bool loaded;
 };
 
-struct fanbpf_obj *fanbpf_obj_open(const char *path)
+static struct fanbpf_obj *obj_new(struct bpf_object *bpf)
 {
 	struct fanbpf_obj *obj;
 	int err;
 
+	if (!bpf)
+		return fanbpf_err_ptr(libbpf_errno(-errno));
+	obj = calloc(1, sizeof(*obj));
+	if (!obj) {
+		err = -errno;
+		bpf_object__close(bpf);
+		return fanbpf_err_ptr(err);
+	}
+	obj->bpf = bpf;
+	return obj;
+}
+
+struct fanbpf_obj *fanbpf_obj_open(const char *path)
+{
 	if (!path)
 		return fanbpf_err_ptr(-EINVAL);
 	quiet_libbpf();
+	return obj_new(bpf_object__open_file(path, NULL));
+}
 
-	obj = calloc(1, sizeof(*obj));
-	if (!obj)
-		return fanbpf_err_ptr(-ENOMEM);
-	obj->edits_tail = &obj->edits;
-	obj->path = strdup(path);
-	if (!obj->path) {
-		err = -ENOMEM;
-		goto err_free;
-	}
-	obj->bpf = bpf_object__open_file(path, NULL);
-	if (!obj->bpf) {
-		err = -errno;
-		goto err_free;
-	}
-	return obj;
+struct fanbpf_obj *fanbpf_obj_open_mem(const void *data, size_t size,
+				       const char *name)
+{
+	LIBBPF_OPTS(bpf_object_open_opts, opts, .object_name = name);
 
-err_free:
-	fanbpf_obj_close(obj);
-	return fanbpf_err_ptr(err);
+	if (!data || !size)
+		return fanbpf_err_ptr(-EINVAL);
+	quiet_libbpf();
+	return obj_new(bpf_object__open_mem(data, size, &opts));
 }
 
 void fanbpf_obj_close(struct fanbpf_obj *obj)
 {
-	struct fanbpf_edit *e, *next;
-
 	if (!obj)
 		return;
 	/* the link holds the map: it goes first */
 	bpf_link__destroy(obj->link);
 	bpf_object__close(obj->bpf);
-	for (e = obj->edits; e; e = next) {
-		next = e->next;
-		free(e->map);
-		free(e);
-	}
 	free(obj->log);
-	free(obj->path);
 	free(obj);
 }
 
@@ -280,72 +320,25 @@ const struct btf *fanbpf_obj_btf(const struct fanbpf_obj *obj)
 	return btf ? btf : fanbpf_err_ptr(-ENOENT);
 }
 
-/* Write into a map's initial value before load, remembering it for reopen. */
-static int obj_edit(struct fanbpf_obj *obj, struct bpf_map *map, void *dst,
-		    const void *src, size_t len)
-{
-	const char *map_name = bpf_map__name(map);
-	size_t size;
-	unsigned char *base = initial_value(map, &size);
-	struct fanbpf_edit *e;
-
-	e = malloc(sizeof(*e) + len);
-	if (!e)
-		return -ENOMEM;
-	e->map = strdup(map_name);
-	if (!e->map) {
-		free(e);
-		return -ENOMEM;
-	}
-	e->next = NULL;
-	e->off = (unsigned char *)dst - base;
-	e->len = len;
-	memcpy(e->data, src, len);
-	*obj->edits_tail = e;
-	obj->edits_tail = &e->next;
-
-	memcpy(dst, src, len);
-	return 0;
-}
-
-static int obj_replay_edits(struct fanbpf_obj *obj)
-{
-	struct fanbpf_edit *e;
-	struct bpf_map *map;
-	unsigned char *base;
-	size_t size;
-
-	for (e = obj->edits; e; e = e->next) {
-		map = bpf_object__find_map_by_name(obj->bpf, e->map);
-		base = map ? initial_value(map, &size) : NULL;
-		if (!base || e->off + e->len > size)
-			return -ENOENT;
-		memcpy(base + e->off, e->data, e->len);
-	}
-	return 0;
-}
-
-static int obj_reopen(struct fanbpf_obj *obj)
-{
-	struct bpf_object *bpf = bpf_object__open_file(obj->path, NULL);
-
-	if (!bpf)
-		return -errno;
-	bpf_object__close(obj->bpf);
-	obj->bpf = bpf;
-	obj->load_tried = false;
-	return obj_replay_edits(obj);
-}
-
 /*
- * Pre-load edits need a fresh object: after a failed load libbpf may have
- * left .rodata mapped read-only from the kernel map.
+ * Pre-load edits go into libbpf's copy of the initial values, which a load
+ * (failed too) hands to the kernel: libbpf loads an object once.
  */
-static int obj_editable(struct fanbpf_obj *obj)
+static int obj_editable(const struct fanbpf_obj *obj)
 {
-	if (obj->loaded)
-		return -EBUSY;
-	return obj->load_tried ? obj_reopen(obj) : 0;
+	return obj->load_tried ? -EBUSY : 0;
+}
+
+static void obj_keep_log(struct fanbpf_obj *obj, const char *msg)
+{
+	const char *begin = strstr(msg, LOG_BEGIN) + strlen(LOG_BEGIN);
+	const char *end = strstr(begin, LOG_END);
+	char *log = strndup(begin, end ? (size_t)(end - begin) : strlen(begin));
+
+	if (!log)
+		return;	/* the previous log, or none: the load still reports its errno */
+	free(obj->log);
+	obj->log = log;
 }
 
 /* Find global @name in the object's data sections: its map and location. */
@@ -407,10 +400,8 @@ int fanbpf_obj_set_global(struct fanbpf_obj *obj, const char *name,
 		return fanbpf_err(-errno);
 	if (len != size)
 		return fanbpf_err(-EINVAL);
-	if (!obj->loaded)
-		return fanbpf_err(obj_edit(obj, map, dst, data, len));
 	/* after load the initial value is the live mmap: rodata is mapped read-only */
-	if (bpf_map__map_flags(map) & BPF_F_RDONLY_PROG)
+	if (obj->loaded && (bpf_map__map_flags(map) & BPF_F_RDONLY_PROG))
 		return fanbpf_err(-EPERM);
 	memcpy(dst, data, len);
 	return 0;
@@ -513,7 +504,7 @@ int fanbpf_obj_set_ops_name(struct fanbpf_obj *obj, const char *map,
 {
 	struct bpf_map *m;
 	size_t size;
-	char *dst, *buf;
+	char *dst;
 	int err;
 
 	if (!obj || !name)
@@ -528,13 +519,9 @@ int fanbpf_obj_set_ops_name(struct fanbpf_obj *obj, const char *map,
 		return fanbpf_err(-EINVAL);
 
 	/* the whole member, so no byte of the compiled name survives */
-	buf = calloc(1, size);
-	if (!buf)
-		return fanbpf_err(-ENOMEM);
-	strcpy(buf, name);
-	err = obj_edit(obj, m, dst, buf, size);
-	free(buf);
-	return fanbpf_err(err);
+	memset(dst, 0, size);
+	strcpy(dst, name);
+	return 0;
 }
 
 int fanbpf_obj_ops_name(const struct fanbpf_obj *obj, const char *map,
@@ -574,7 +561,8 @@ int fanbpf_obj_set_ops_flags(struct fanbpf_obj *obj, const char *map,
 		return fanbpf_err(-errno);
 	if (size != sizeof(flags))
 		return fanbpf_err(-EINVAL);
-	return fanbpf_err(obj_edit(obj, m, dst, &flags, sizeof(flags)));
+	memcpy(dst, &flags, sizeof(flags));
+	return 0;
 }
 
 int fanbpf_obj_ops_flags(const struct fanbpf_obj *obj, const char *map,
@@ -595,62 +583,31 @@ int fanbpf_obj_ops_flags(const struct fanbpf_obj *obj, const char *map,
 	return 0;
 }
 
-/*
- * Did the verifier log not fit?  Since 6.4 the kernel keeps the log's tail
- * and fails the load with ENOSPC when it was cut, even for a program that
- * verified; older kernels truncate and may return the real error.
- */
-static bool log_truncated(const struct fanbpf_obj *obj, int err)
-{
-	if (!obj->log[0])
-		return false;
-	return err == -ENOSPC || strlen(obj->log) + 1 >= obj->log_size;
-}
-
 int fanbpf_obj_load(struct fanbpf_obj *obj, uint32_t log_level)
 {
 	struct bpf_program *prog;
-	size_t size;
 	int err;
 
 	if (!obj)
 		return fanbpf_err(-EINVAL);
-	if (obj->loaded)
+	if (obj->load_tried)
 		return fanbpf_err(-EBUSY);
 
-	for (;;) {
-		if (obj->load_tried) {
-			err = obj_reopen(obj);
-			if (err)
-				return fanbpf_err(err);
-		}
-		if (!obj->log) {
-			size = obj->log_size ? obj->log_size : LOG_SIZE_MIN;
-			obj->log = malloc(size);
-			if (!obj->log)
-				return fanbpf_err(-ENOMEM);
-			obj->log_size = size;
-		}
-		obj->log[0] = '\0';
-		/* one buffer for all: the failing program's log is the one left */
-		bpf_object__for_each_program(prog, obj->bpf) {
-			bpf_program__set_log_buf(prog, obj->log, obj->log_size);
+	/* no log buffer of ours: libbpf then grows its own until the log fits */
+	if (log_level) {
+		bpf_object__for_each_program(prog, obj->bpf)
 			bpf_program__set_log_level(prog, log_level);
-		}
-
-		obj->load_tried = true;
-		err = bpf_object__load(obj->bpf);
-		if (!err) {
-			obj->loaded = true;
-			return 0;
-		}
-		if (!log_truncated(obj, err) || obj->log_size >= LOG_SIZE_MAX)
-			return fanbpf_err(err);
-
-		free(obj->log);
-		obj->log = NULL;
-		obj->log_size *= 4;
 	}
+	free(obj->log);
+	obj->log = NULL;
+	obj->load_tried = true;
+	loading = obj;
+	err = bpf_object__load(obj->bpf);
+	loading = NULL;
+	if (err)
+		return fanbpf_err(libbpf_errno(err));
+	obj->loaded = true;
+	return 0;
 }
 
 const char *fanbpf_obj_log(const struct fanbpf_obj *obj)

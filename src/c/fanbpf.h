@@ -11,8 +11,9 @@
  *  - functions returning a pointer return NULL and set errno on failure;
  *  - nothing is ever printed: libbpf's messages go to the callback set with
  *    fanbpf_set_print(), and are dropped when there is none;
- *  - struct fanbpf_obj is opaque and owns its libbpf object, its link and
- *    its verifier log; fanbpf_obj_close() releases all of them.
+ *  - struct fanbpf_obj is opaque and owns its libbpf object (with the
+ *    object's BTF), its link and its verifier log; nothing of it is freed
+ *    or replaced before fanbpf_obj_close(), which releases all of them.
  *
  * Everything between the cffi markers below is also fed to cffi's cdef
  * (see fanbpf/_ffi_build.py), so it is plain declarations only.
@@ -56,6 +57,20 @@ int fanbpf_fanotify_mark(int fan_fd, unsigned int flags, uint64_t mask,
  */
 int fanbpf_open_by_handle_at(int mount_fd, const void *handle, size_t len,
 			     int flags);
+
+/**
+ * @brief name_to_handle_at(2): the file handle of @path, laid out as a FID
+ * info record carries it (struct file_handle: handle_bytes, handle_type,
+ * f_handle).
+ * @return the handle's length in @buf, or -errno (-ENOSPC: @size too small)
+ */
+int fanbpf_name_to_handle_at(int dirfd, const char *path, void *buf, size_t size,
+			     int flags);
+
+/* mount(2) and umount2(2), for tests that make a fresh filesystem per example. */
+int fanbpf_mount(const char *source, const char *target, const char *fstype,
+		 unsigned long flags, const char *data);
+int fanbpf_umount2(const char *target, int flags);
 
 /* ---- fastpath ioctls ------------------------------------------------ */
 
@@ -125,6 +140,15 @@ struct fanbpf_obj;
 struct fanbpf_obj *fanbpf_obj_open(const char *path);
 
 /**
+ * @brief Open a BPF ELF object from memory, e.g. one a Python package ships
+ * as data.  libbpf parses @data during the call; it is not needed after.
+ * @param name the object's name in libbpf's messages (NULL: libbpf makes one)
+ * @return the object, or NULL with errno set (EINVAL: empty or not BPF ELF)
+ */
+struct fanbpf_obj *fanbpf_obj_open_mem(const void *data, size_t size,
+				       const char *name);
+
+/**
  * @brief Close @obj: destroy its link (unregistering the handler), then the
  * libbpf object with its maps and programs.  NULL is fine.
  */
@@ -140,7 +164,7 @@ const struct btf *fanbpf_obj_btf(const struct fanbpf_obj *obj);
  * .rodata.* style variants).  Before load any of them; after load only
  * writable (non-rodata) ones, which then changes the live value.
  * @return 0; -ENOENT no such variable; -EINVAL @len is not its size;
- * -EPERM read-only after load
+ * -EPERM read-only after load; -EBUSY after a failed load
  */
 int fanbpf_obj_set_global(struct fanbpf_obj *obj, const char *name,
 			  const void *data, size_t len);
@@ -164,7 +188,7 @@ const char *fanbpf_obj_ops_map(const struct fanbpf_obj *obj, const char *map);
  * @brief Set the `name` member of struct_ops map @map (NULL = first) before
  * load, e.g. to load a built-in handler a second time under another name.
  * @return 0; -EINVAL empty, too long or not [A-Za-z0-9_.]; -ENOENT no such
- * map or member; -EBUSY already loaded
+ * map or member; -EBUSY a load was tried
  */
 int fanbpf_obj_set_ops_name(struct fanbpf_obj *obj, const char *map,
 			    const char *name);
@@ -179,7 +203,7 @@ int fanbpf_obj_ops_name(const struct fanbpf_obj *obj, const char *map,
 /**
  * @brief Set the `flags` member (FAN_FP_F_*) of struct_ops map @map before
  * load, e.g. to FAN_FP_F_PRIVATE.
- * @return 0, -ENOENT, or -EBUSY if already loaded
+ * @return 0, -ENOENT, or -EBUSY if a load was tried
  */
 int fanbpf_obj_set_ops_flags(struct fanbpf_obj *obj, const char *map,
 			     uint32_t flags);
@@ -192,20 +216,21 @@ int fanbpf_obj_ops_flags(const struct fanbpf_obj *obj, const char *map,
 			 uint32_t *flags);
 
 /**
- * @brief Load (verify) every program and create every map.  The verifier
- * log is always captured into a buffer owned by @obj, which is grown and
- * the load retried when the kernel reports it truncated, so that a failure
- * comes with the complete log (fanbpf_obj_log()).  A retry reopens the
- * ELF file and replays everything set with the fanbpf_obj_set_* calls.
+ * @brief Load (verify) every program and create every map, once: libbpf
+ * does not load an object twice, so after a failed load the object can
+ * only be read and closed (open it again to retry).  libbpf sizes the
+ * verifier log itself, growing it until the log fits; the shim keeps the
+ * log libbpf prints last (fanbpf_obj_log()).
  * @param log_level 0: log only a failing program (libbpf retries it at
  * level 1); otherwise the kernel log level (1, 2, |4 for stats) for all
- * @return 0, or -errno (-EBUSY if already loaded)
+ * @return 0, or -errno (-EBUSY if a load was already tried)
  */
 int fanbpf_obj_load(struct fanbpf_obj *obj, uint32_t log_level);
 
 /**
- * @brief The verifier log of the last load: the failing program's on
- * failure, the last program's if @log_level asked for it; "" otherwise.
+ * @brief The verifier log of the load: the failing program's on failure,
+ * the last program's if @log_level asked for it; "" otherwise.  Valid
+ * until fanbpf_obj_close().
  */
 const char *fanbpf_obj_log(const struct fanbpf_obj *obj);
 

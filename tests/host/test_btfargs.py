@@ -8,7 +8,7 @@ from hypothesis import given, settings, strategies as st
 
 from bpfobjs import bpf_objs  # noqa: F401  (fixture)
 from fanbpf.btfargs import ArrayType, Btf, EnumType, IntType, StructType, encode_args
-from fanbpf.errors import ArgsError, HandlerNotFoundError, InvalidArgumentsError
+from fanbpf.errors import ArgsError, FanbpfError
 
 
 @pytest.fixture(scope="module")
@@ -50,9 +50,10 @@ def test_layout_matches_c(args):
 
 
 def test_unknown_struct_and_global(btf):
-    with pytest.raises(HandlerNotFoundError, match="no struct or union named 'nope'"):
+    with pytest.raises(ArgsError, match="no struct or union named 'nope'"):
         btf.struct("nope")
-    with pytest.raises(HandlerNotFoundError, match="globals: .*bias"):
+    assert btf.find_struct("nope") is None
+    with pytest.raises(ArgsError, match="globals: .*bias"):
         btf.global_type("nope")
     assert btf.global_type("bias").size == 8
 
@@ -174,7 +175,7 @@ def test_unsupported_fields(args):
 
 def test_errors_are_value_errors_with_einval(args):
     err = encode_error(args, {"nope": 1})
-    assert isinstance(err, ValueError) and isinstance(err, InvalidArgumentsError)
+    assert isinstance(err, ValueError) and isinstance(err, FanbpfError)
     assert err.errno == errno.EINVAL
 
 
@@ -194,8 +195,18 @@ def test_args_limit(btf):
 
 
 def test_btf_from_missing_file(tmp_path):
-    with pytest.raises(OSError):
+    with pytest.raises(FileNotFoundError):
         Btf.from_file(tmp_path / "missing.o")
+
+
+def test_owned_btf_is_freed_by_close(bpf_objs):  # noqa: F811
+    btf = Btf.from_file(bpf_objs["args"])
+    assert btf.global_type("bias").size == 8
+    btf.close()
+    btf.close()
+    assert btf.closed
+    with pytest.raises(ValueError, match="closed"):
+        btf.struct("args")
 
 
 # -- property: whatever fits is decoded back as given -----------------------

@@ -32,8 +32,11 @@ class Watcher:
     def __init__(self, *args: str):
         self.proc = subprocess.Popen([sys.executable, "-m", "fanbpf", "watch", *args], cwd=ROOT,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        banner = self.proc.stderr.readline()
-        assert banner == "Watches established.\n", banner + self.proc.stderr.read()
+        #: stderr lines before the banner (where the filtering runs)
+        self.notes = []
+        while (line := self.proc.stderr.readline()) not in ("Watches established.\n", ""):
+            self.notes.append(line.rstrip("\n"))
+        assert line, "\n".join(self.notes) + self.proc.stderr.read()
 
     def finish(self, timeout: float = 10) -> tuple[int, list[str]]:
         out, err = self.proc.communicate(timeout=timeout)
@@ -170,10 +173,40 @@ def test_filter_options_are_checked_before_loading(tmp_path):
 def test_filters_need_a_fastpath_kernel(tmp_path):
     if os.path.isdir("/sys/kernel/fanotify_fastpath"):
         pytest.skip("a fastpath kernel: the VM tests cover filtering")
-    for option in (["--subtree", str(tmp_path)], ["--exclude-self"], ["--handler", "rules"]):
+    for option in (["--subtree", str(tmp_path)], ["--exclude-self"], ["--handler", "rules"],
+                   ["--exclude-self", "--fallback", "never"]):
         result = fanbpf("watch", str(tmp_path), *option, "--timeout", "0.2")
         assert result.returncode == 1, option
-        assert "fastpath" in result.stderr and "Traceback" not in result.stderr, result.stderr
+        # one line: what is missing, how to get it or do without
+        [line] = result.stderr.splitlines()
+        assert "lacks the fanotify fastpath hook" in line and "fanotify_fastpath_ops" in line
+        assert "kernel/patches" in line and "--fallback auto" in line and "make" not in line
+
+
+@root_only
+@pytest.mark.parametrize("fallback", ["auto", "always"])
+def test_watch_fallback_filters_in_user_space(tmp_path, fallback):
+    (tmp_path / "in").mkdir()
+    (tmp_path / "out").mkdir()
+    watcher = Watcher(str(tmp_path), "--filesystem", "--subtree", str(tmp_path / "in"),
+                      "--fallback", fallback, "-e", "create", "-c", "1", "-t", "10")
+    kernel = os.path.isdir("/sys/kernel/fanotify_fastpath") and fallback == "auto"
+    [note] = watcher.notes
+    assert note.startswith("fanbpf watch: filtering in " + ("the kernel" if kernel else "user space"))
+    if not kernel and fallback == "auto":
+        assert "lacks the fastpath hook; missing: " in note
+    (tmp_path / "out" / "skipped").write_text("")
+    (tmp_path / "in" / "kept").write_text("")
+    status, lines = watcher.finish()
+    assert status == 0 and lines == [f"CREATE {tmp_path}/in/kept"]
+
+
+@root_only
+def test_fallback_is_for_the_rules_options(tmp_path):
+    result = fanbpf("watch", str(tmp_path), "--fallback", "auto", "--timeout", "0.2")
+    assert result.returncode == 2 and "--fallback is for the rules options" in result.stderr
+    result = fanbpf("watch", str(tmp_path), "--fallback", "sometimes")
+    assert result.returncode == 2 and "invalid choice" in result.stderr
 
 
 # --- handlers, probe ------------------------------------------------------------------
@@ -203,3 +236,16 @@ def test_handlers_lists_sysfs():
 def test_no_command_is_a_usage_error():
     result = fanbpf()
     assert result.returncode == 2 and "usage:" in result.stderr
+
+
+def test_undecided_events_are_reported(capsys, tmp_path):
+    from fanbpf.cli import _report_undecided
+    from fanbpf.fallback import RulesFilter
+    from fanbpf.rules import rules
+
+    f = RulesFilter(rules(subtree=[tmp_path]))
+    _report_undecided(f)
+    assert capsys.readouterr().err == ""
+    f.uncertain = 3
+    _report_undecided(f)
+    assert "3 event(s) delivered undecided" in capsys.readouterr().err

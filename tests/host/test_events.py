@@ -301,3 +301,11 @@ def test_mutated_events_raise_only_valueerror(noise, where):
             ev.take_fd() if ev.fd is not None else None  # never close random numbers
     except ValueError:
         pass
+
+
+def test_events_and_records_are_slotted():
+    [event] = parse_events(fanfix.event(EventMask.CREATE, fanfix.fid(2, name=b"d")))
+    for obj in (event, *event.info):
+        assert not hasattr(obj, "__dict__"), type(obj).__name__
+    with pytest.raises((AttributeError, TypeError)):
+        event.extra = 1

@@ -24,10 +24,11 @@ from fanbpf.events import DirFidNameInfo, Event, FidInfo
 from fanbpf.fallback import RulesFilter, RulesGroup, kernel_pieces, walk_path
 from fanbpf.flags import InfoType
 from fanbpf.model import SEND, SKIP
+from fanbpf.errors import KernelSupportError
 from fanbpf.rules import kernel_dev, rules
-from fanbpf.testing import (OPS_DIRS, OPS_MASK, OpsRun, drain, event_keys,  # noqa: F401
-                            expected_keys, fanbpf_workers, fs_ops, property_settings,
-                            rules_specs, tmpfs_mount)
+from fanbpf.testing.fs import OPS_DIRS, OPS_MASK, tmpfs_mount
+from fanbpf.testing.oracle import OpsRun, event_keys, expected_keys
+from fanbpf.testing.strategies import fs_ops, property_settings, rules_specs
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="fanotify and mount need root")
 
@@ -35,7 +36,7 @@ needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="fanotify and mount ne
 @needs_root
 @property_settings()
 @given(ops=fs_ops(dirs=OPS_DIRS), spec=rules_specs())
-def test_fallback_delivers_what_the_model_does(fanbpf_workers, ops, spec):  # noqa: F811
+def test_fallback_delivers_what_the_model_does(fanbpf_workers, ops, spec):
     with OpsRun(workers=fanbpf_workers) as run:
         args = spec.build(run.base, run.pids)
         with RulesGroup(Group(), args, mode="userspace") as sut:
@@ -45,7 +46,7 @@ def test_fallback_delivers_what_the_model_does(fanbpf_workers, ops, spec):  # no
             for step, op in enumerate(ops):
                 seen = run.step(op)
                 want = expected_keys(run.tree, seen, args)
-                got = event_keys(drain(sut))
+                got = event_keys(sut.drain())
                 extra = got - want
                 allowed = event_keys(e for e, _ in uncertain)
                 assert want <= got, f"step {step} {op!r}: missing {want - got}"
@@ -137,3 +138,32 @@ def test_rules_group_reports_userspace_mode_without_the_hook():
         watcher.group.mark(base, EventMask.CREATE | EventMask.ONDIR, MarkFlag.FILESYSTEM)
         os.mkdir(os.path.join(base, "x"))
         assert [e.name for e in watcher.read_events(timeout=1)] == ["x"]
+        assert isinstance(watcher.fallback_reason, KernelSupportError)
+        assert watcher.fileno() == watcher.group.fileno() and not watcher.closed
+    assert watcher.closed
+
+
+def test_rules_group_async_iteration_filters_and_ends_on_close():
+    if os.geteuid() != 0:
+        pytest.skip("fanotify needs root")
+    import asyncio
+
+    with tmpfs_mount() as base:
+        os.mkdir(os.path.join(base, "in"))
+        os.mkdir(os.path.join(base, "out"))
+        watcher = RulesGroup(Group(), rules(subtree=[os.path.join(base, "in")]), mode="userspace")
+        watcher.group.mark(base, EventMask.CREATE, MarkFlag.FILESYSTEM)
+
+        async def consume():
+            loop = asyncio.get_running_loop()
+            for name in ("out/skipped", "in/kept", "out/skipped2", "in/kept2"):
+                open(os.path.join(base, name), "w").close()
+            names = []
+            async for event in watcher:
+                names.append(event.name)
+                if len(names) == 2:
+                    loop.call_soon(watcher.close)
+            return names
+
+        assert asyncio.run(consume()) == ["kept", "kept2"]
+        assert watcher.closed

@@ -239,6 +239,17 @@ def test_sync_iteration_ends_when_closed_by_the_loop(group, tmp_path):
     assert seen == ["a"]
 
 
+def test_drain_reads_every_batch_without_waiting(group, tmp_path):
+    group.mark(tmp_path, M.CREATE)
+    assert group.drain() == []
+    names = [f"f{i:04}" for i in range(1500)]  # more than one 64 KiB read holds
+    for name in names:
+        (tmp_path / name).write_text("")
+    events = group.drain()
+    assert sorted(ev.name for ev in events) == names
+    assert group.drain() == []
+
+
 def test_blocking_read_wakes_for_an_event_from_another_thread(group, tmp_path):
     group.mark(tmp_path, M.CREATE)
     timer = threading.Timer(0.2, (tmp_path / "late").write_text, [""])
@@ -277,6 +288,89 @@ def test_async_iteration_ends_on_close(tmp_path):
 
     assert asyncio.run(main()) == []
     assert group.closed
+
+
+# --- close() from elsewhere wakes a blocked reader ----------------------------
+
+def _reader_thread(target):
+    """Run ``target`` in a thread; the thread's result (or exception) in a list."""
+    out: list = []
+
+    def run():
+        try:
+            out.append(target())
+        except BaseException as err:  # reported by the test
+            out.append(err)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, out
+
+
+def _wait_blocked(group):
+    """Until a thread is inside the group's read (the state close() must handle)."""
+    while not group._users and group._waiter is None:
+        time.sleep(0.01)
+
+
+def test_close_from_another_thread_ends_sync_iteration(tmp_path):
+    group = Group()
+    group.mark(tmp_path, M.CREATE)
+    thread, out = _reader_thread(lambda: [ev.name for ev in group])
+    _wait_blocked(group)
+    group.close()  # returns once the reader let go of the fd
+    assert group.closed and group._fd == -1
+    thread.join(30)
+    assert not thread.is_alive() and out == [[]]
+
+
+def test_close_from_another_thread_ends_read_events(tmp_path):
+    group = Group()
+    group.mark(tmp_path, M.CREATE)
+    thread, out = _reader_thread(lambda: group.read_events(timeout=None))
+    _wait_blocked(group)
+    group.close()
+    thread.join(30)
+    assert out == [[]]
+    with pytest.raises(ValueError, match="closed"):
+        group.read_events(timeout=0)
+
+
+def test_close_from_another_thread_ends_async_iteration(tmp_path):
+    group = Group()
+    group.mark(tmp_path, M.CREATE)
+
+    async def consume():
+        return [ev.name async for ev in group]
+
+    thread, out = _reader_thread(lambda: asyncio.run(consume()))
+    _wait_blocked(group)
+    group.close()
+    assert group._fd == -1
+    thread.join(30)
+    assert out == [[]]
+
+
+def test_close_from_a_signal_handler_ends_iteration(tmp_path):
+    import signal
+
+    group = Group()
+    group.mark(tmp_path, M.CREATE)
+    old = signal.signal(signal.SIGUSR1, lambda *_: group.close())
+    main = threading.get_ident()
+
+    def interrupt():
+        _wait_blocked(group)
+        signal.pthread_kill(main, signal.SIGUSR1)
+
+    sender = threading.Thread(target=interrupt)
+    sender.start()
+    try:
+        assert list(group) == []  # the handler ran inside our own blocked read
+    finally:
+        sender.join()
+        signal.signal(signal.SIGUSR1, old)
+    assert group._fd == -1
 
 
 def test_overflow_is_surfaced(group, tmp_path):
@@ -551,11 +645,13 @@ def test_repr_and_flags():
 
 
 def test_handlers_delegate_to_fanbpf_handler(group):
-    handler = pytest.importorskip("fanbpf.handler")
-    from fanbpf.errors import FanbpfError
+    from fanbpf.errors import KernelSupportError
+    from fanbpf.support import kernel_support
 
-    if os.path.isdir("/sys/kernel/fanotify_fastpath"):
+    if kernel_support().fastpath_ioctl:
         pytest.skip("a fastpath kernel: covered by the VM tests")
-    with pytest.raises(FanbpfError):  # the host kernel has no fastpath ioctls
-        group.detach()
-    assert handler.detach is not None
+    # the host kernel has no fastpath ioctls: both reach the kernel and say so
+    for call in (group.detach, lambda: group.attach("rules")):
+        with pytest.raises(KernelSupportError) as info:
+            call()
+        assert info.value.errno == errno.ENOTTY

@@ -19,8 +19,9 @@ from hypothesis import strategies as st
 from fanbpf import model
 from fanbpf.model import Facts, Pattern, PatternKind, RulesArgs, Section
 from fanbpf.rules import RulesError, exact, glob, prefix, rules, suffix
-from fanbpf.testing import (FsOp, Workers, facts, fanbpf_rules_logic, file_names,  # noqa: F401
-                            fs_ops, patterns, property_settings, rules_args)
+from fanbpf.testing.fs import FsOp, Workers
+from fanbpf.testing.strategies import (facts, file_names, fs_ops, patterns, property_settings,
+                                       rules_args)
 
 PROPERTY = property_settings()
 
@@ -35,7 +36,7 @@ def bpf_decide(logic, f, a):
 
 @PROPERTY
 @given(args=st.one_of(rules_args(valid=False), rules_args()))
-def test_check_matches_model(fanbpf_rules_logic, args):  # noqa: F811
+def test_check_matches_model(fanbpf_rules_logic, args):
     """fp_init accepts exactly the args the model accepts."""
     want = model.check(args)
     event(f"check {want}")
@@ -44,7 +45,7 @@ def test_check_matches_model(fanbpf_rules_logic, args):  # noqa: F811
 
 @PROPERTY
 @given(args=rules_args(), f=facts())
-def test_decision_matches_model(fanbpf_rules_logic, args, f):  # noqa: F811
+def test_decision_matches_model(fanbpf_rules_logic, args, f):
     """The whole decision, all sections drawn."""
     assert model.check(args) == 0
     want = model.decide(f, args)
@@ -61,7 +62,7 @@ def test_decision_matches_model(fanbpf_rules_logic, args, f):  # noqa: F811
 @example(Pattern(PatternKind.PREFIX, b"*"), b"*x")
 @example(Pattern(PatternKind.EXACT, b"a?"), b"ab")
 @example(Pattern(PatternKind.GLOB, b""), b"a")
-def test_pattern_matches_model(fanbpf_rules_logic, pattern, name):  # noqa: F811
+def test_pattern_matches_model(fanbpf_rules_logic, pattern, name):
     """One pattern against one name, names section only, both modes."""
     f = Facts(mask=0x100, name=name)
     for mode in (model.NamesMode.INCLUDE, model.NamesMode.EXCLUDE):
@@ -77,7 +78,7 @@ def test_pattern_matches_model(fanbpf_rules_logic, pattern, name):  # noqa: F811
 @given(roots=st.lists(st.sampled_from([(5, 2), (5, 3), (9, 7), (0, 0)]), max_size=16),
        depth=st.integers(0, model.CHAIN_MAX), at=st.integers(0, model.CHAIN_MAX - 1),
        which=st.sampled_from([0, 1]))
-def test_subtree_depth(fanbpf_rules_logic, roots, depth, at, which):  # noqa: F811
+def test_subtree_depth(fanbpf_rules_logic, roots, depth, at, which):
     """A root is found anywhere on a chain of up to CHAIN_MAX dentries, on either chain."""
     chain = [(1, 1000 + i) for i in range(depth)]
     if at < depth:
@@ -92,7 +93,7 @@ def test_subtree_depth(fanbpf_rules_logic, roots, depth, at, which):  # noqa: F8
 
 @PROPERTY
 @given(args=rules_args(), f=facts())
-def test_process_section_matches_model(fanbpf_rules_logic, args, f):  # noqa: F811
+def test_process_section_matches_model(fanbpf_rules_logic, args, f):
     """The process section on its own (facts and args drawn from shared pools)."""
     args = RulesArgs(**{**args.__dict__, "sections": Section.PROCESS})
     want = model.decide(f, args)
@@ -137,7 +138,7 @@ def _names_args(*pats, mode=0, events=0):
     (Facts(mask=0x20, comm=b"bash"), RulesArgs(sections=Section.PROCESS, process_flags=16, comm=b"bash"), model.SEND),
     (Facts(mask=0x20, comm=b"bash"), RulesArgs(sections=Section.PROCESS, process_flags=16, comm=b"bas"), model.SKIP),
 ])
-def test_semantics(fanbpf_rules_logic, f, args, want):  # noqa: F811
+def test_semantics(fanbpf_rules_logic, f, args, want):
     assert model.decide(f, args) == want
     assert bpf_decide(fanbpf_rules_logic, f, args) == want
 
@@ -156,14 +157,14 @@ def test_semantics(fanbpf_rules_logic, f, args, want):  # noqa: F811
     RulesArgs(nr_patterns=1),  # a zeroed pattern slot has kind 0
     RulesArgs(process_flags=32),
 ])
-def test_check_refuses(fanbpf_rules_logic, args):  # noqa: F811
+def test_check_refuses(fanbpf_rules_logic, args):
     assert model.check(args) == -22
     assert fanbpf_rules_logic.check(args) == -22
 
 
 # --- the args builder -----------------------------------------------------------------
 
-def test_rules_builds_valid_args(fanbpf_rules_logic, tmp_path):  # noqa: F811
+def test_rules_builds_valid_args(fanbpf_rules_logic, tmp_path):
     (tmp_path / "d").mkdir()
     built = rules(subtree=[tmp_path, tmp_path / "d", tmp_path], names=["*.log", "core", prefix("a*"),
                   suffix(".x"), glob("?"), exact("*")], events=["create", 0x8],

@@ -5,22 +5,32 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def watch(*args):
+    """``fanbpf watch`` started, and the stderr lines it printed before its banner."""
     proc = subprocess.Popen([sys.executable, "-m", "fanbpf", "watch", *args], cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    banner = proc.stderr.readline()
-    assert banner == "Watches established.\n", banner + proc.stderr.read()
-    return proc
+    notes = []
+    while (line := proc.stderr.readline()) not in ("Watches established.\n", ""):
+        notes.append(line.rstrip("\n"))
+    assert line, "\n".join(notes) + proc.stderr.read()
+    return proc, notes
 
 
-def test_watch_subtree_and_names_filtered_in_the_kernel(tmpfs):
+@pytest.mark.parametrize("fallback", ["never", "auto", "always"])
+def test_watch_subtree_and_names_filtered(tmpfs, fallback):
     for d in ("in", "out"):
         os.mkdir(f"{tmpfs}/{d}")
-    proc = watch("--filesystem", tmpfs, "--json", "-e", "create", "--subtree", f"{tmpfs}/in",
-                 "--exclude-name", "*.tmp", "--count", "2", "--timeout", "60")
+    proc, notes = watch("--filesystem", tmpfs, "--json", "-e", "create", "--subtree", f"{tmpfs}/in",
+                        "--exclude-name", "*.tmp", "--count", "2", "--timeout", "60",
+                        "--fallback", fallback)
+    where = "user space (--fallback always)" if fallback == "always" else \
+        "the kernel (fastpath handler fanbpf_rules)"
+    assert notes == [f"fanbpf watch: filtering in {where}"]
     for name in ("out/a.txt", "in/b.tmp", "in/c.txt", "out/d.tmp", "in/e.txt"):
         Path(tmpfs, name).write_text("x")
     out, err = proc.communicate(timeout=90)

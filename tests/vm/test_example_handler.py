@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from fanbpf import EventMask, Group, MarkFlag
-from fanbpf.testing import drain, tmpfs_mount
+from fanbpf.testing.fs import tmpfs_mount
 
 try:
     import suffixwatch
@@ -48,7 +48,7 @@ def test_suffix_and_ignored_uid():
         create_as(NOBODY, f"{base}/b.log")
         create_as(0, f"{base}/c.txt")
         create_as(0, f"{base}/.log")
-        assert sorted(e.name for e in drain(watch.group)) == [".log", "a.log"]
+        assert sorted(e.name for e in watch.group.drain()) == [".log", "a.log"]
 
 
 @pytest.fixture(scope="module")

@@ -19,15 +19,15 @@ from hypothesis import given, note
 from fanbpf import EventMask, Group, MarkFlag
 from fanbpf.fallback import RulesGroup
 from fanbpf.model import RulesArgs
-from fanbpf.testing import (OPS_DIRS, OPS_MASK, OpsRun, describe_keys, drain,  # noqa: F401
-                            event_keys, fanbpf_rules_handler, fanbpf_workers, fs_ops,
-                            property_settings, rules_specs, tmpfs_mount)
+from fanbpf.testing.fs import OPS_DIRS, OPS_MASK, tmpfs_mount
+from fanbpf.testing.oracle import OpsRun, describe_keys, event_keys
+from fanbpf.testing.strategies import fs_ops, property_settings, rules_specs
 
 
 
 @property_settings()
 @given(ops=fs_ops(dirs=OPS_DIRS), spec=rules_specs())
-def test_fallback_agrees_with_the_kernel(fanbpf_rules_handler, fanbpf_workers, ops,  # noqa: F811
+def test_fallback_agrees_with_the_kernel(fanbpf_rules_handler, fanbpf_workers, ops,
                                          spec):
     with OpsRun(workers=fanbpf_workers) as run:
         args = spec.build(run.base, run.pids)
@@ -42,8 +42,8 @@ def test_fallback_agrees_with_the_kernel(fanbpf_rules_handler, fanbpf_workers, o
             fallback.filter.uncertain_log = uncertain = []
             for step, op in enumerate(ops):
                 run.step(op)
-                in_kernel = event_keys(drain(kernel))
-                in_user = event_keys(drain(fallback))
+                in_kernel = event_keys(kernel.drain())
+                in_user = event_keys(fallback.drain())
                 allowed = event_keys(e for e, _ in uncertain)
                 uncertain.clear()
                 where = f"after {ops[:step + 1]!r}"
@@ -54,7 +54,7 @@ def test_fallback_agrees_with_the_kernel(fanbpf_rules_handler, fanbpf_workers, o
                     f"{describe_keys(run.tree, in_user - in_kernel - allowed)}"
 
 
-def test_rules_group_uses_the_kernel_when_it_can(fanbpf_rules_handler):  # noqa: F811
+def test_rules_group_uses_the_kernel_when_it_can(fanbpf_rules_handler):
     import fanbpf
 
     with tmpfs_mount() as base:
@@ -65,4 +65,4 @@ def test_rules_group_uses_the_kernel_when_it_can(fanbpf_rules_handler):  # noqa:
             assert watcher.mode == "kernel" and watcher.filter is None
             os.mkdir(f"{base}/in/a")
             os.mkdir(f"{base}/b")
-            assert [e.name for e in drain(watcher)] == ["a"]
+            assert [e.name for e in watcher.drain()] == ["a"]

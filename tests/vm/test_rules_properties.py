@@ -27,15 +27,15 @@ from hypothesis import given, note
 import fanbpf
 from fanbpf import EventMask, Group, MarkFlag
 from fanbpf.model import RulesArgs
-from fanbpf.testing import (OPS_DIRS, OPS_MASK, FsOp, OpsRun, Workers,  # noqa: F401
-                            describe_keys, drain, event_keys, expected_keys, fanbpf_rules_handler,
-                            fanbpf_workers, fs_ops, property_settings, rules_specs, tmpfs_mount)
+from fanbpf.testing.fs import OPS_DIRS, OPS_MASK, FsOp, Workers, tmpfs_mount
+from fanbpf.testing.oracle import OpsRun, describe_keys, event_keys, expected_keys
+from fanbpf.testing.strategies import fs_ops, property_settings, rules_specs
 
 
 
 @property_settings()
 @given(ops=fs_ops(dirs=OPS_DIRS), spec=rules_specs())
-def test_handler_delivers_what_the_model_does(fanbpf_rules_handler, fanbpf_workers, ops,  # noqa: F811
+def test_handler_delivers_what_the_model_does(fanbpf_rules_handler, fanbpf_workers, ops,
                                               spec):
     with OpsRun(workers=fanbpf_workers) as run, Group(resolve_paths=False) as sut:
         args = spec.build(run.base, run.pids)
@@ -46,7 +46,7 @@ def test_handler_delivers_what_the_model_does(fanbpf_rules_handler, fanbpf_worke
         for step, op in enumerate(ops):
             seen = run.step(op)
             want = expected_keys(run.tree, seen, args)
-            got = event_keys(drain(sut))
+            got = event_keys(sut.drain())
             assert got == want, (
                 f"after {ops[:step + 1]!r}:\n  missing: {describe_keys(run.tree, want - got)}"
                 f"\n  unexpected: {describe_keys(run.tree, got - want)}")
@@ -65,7 +65,7 @@ def open_close(path):
 
 
 @pytest.fixture
-def tree(fanbpf_rules_handler):  # noqa: F811
+def tree(fanbpf_rules_handler):
     """A tmpfs with in/ and out/, and a helper to watch it through the handler."""
     with tmpfs_mount() as base:
         for d in ("in", "out"):
@@ -86,7 +86,7 @@ class Watch:
     def seen(self):
         """{(event, path relative to base)} for each event bit delivered so far."""
         out = set()
-        for e in drain(self.group):
+        for e in self.group.drain():
             flags = e.mask & EventMask.ONDIR
             for bit in EventMask:
                 if bit.value & (bit.value - 1) or not bit & e.mask or bit & EventMask.ONDIR:
@@ -101,7 +101,7 @@ class Watch:
 
 
 @pytest.fixture
-def watch(fanbpf_rules_handler, tree):  # noqa: F811
+def watch(fanbpf_rules_handler, tree):
     watches = []
 
     def make(mask, extra_marks=(), **rules):
@@ -241,7 +241,7 @@ def test_one_handler_many_attachments(tree, watch):
     {"names": {"nr_patterns": 1}},  # a pattern of kind 0
     {"sections": 8},
 ])
-def test_fp_init_refuses_bad_args(fanbpf_rules_handler, tree, args):  # noqa: F811
+def test_fp_init_refuses_bad_args(fanbpf_rules_handler, tree, args):
     with Group() as g:
         g.mark(tree, EventMask.CREATE, MarkFlag.FILESYSTEM)
         with pytest.raises(OSError) as err:
@@ -249,7 +249,7 @@ def test_fp_init_refuses_bad_args(fanbpf_rules_handler, tree, args):  # noqa: F8
         assert err.value.errno == errno.EINVAL
 
 
-def test_permission_events_allowed_in_kernel_when_skipped(fanbpf_rules_handler, tree):  # noqa: F811
+def test_permission_events_allowed_in_kernel_when_skipped(fanbpf_rules_handler, tree):
     """A permission event the rules skip is allowed without asking user
     space; one they match is denied with deny_errno."""
     touch(f"{tree}/in/f")

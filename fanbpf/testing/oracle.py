@@ -1,0 +1,286 @@
+# SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+"""An oracle for events on a tree of :class:`~fanbpf.testing.fs.FsOp` s.
+
+:class:`FsTree` records every object's identity as it appears, so that an
+event read later is explained without asking the file system again;
+:func:`expected_keys` says which events the rules handler delivers
+according to :mod:`fanbpf.model`; :class:`OpsRun` applies ops on a fresh
+tmpfs with a reference group watching.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+from dataclasses import dataclass
+from typing import Optional
+
+from fanbpf import model
+from fanbpf.fallback import FLAG_BITS
+from fanbpf.model import Facts, RulesArgs
+from fanbpf.testing.fs import OPS_DIRS, FsOp, Workers, file_handle, tmpfs_mount
+
+__all__ = ["FsTree", "OpsRun", "RulesSpec", "describe_keys", "event_keys", "expected_keys"]
+
+
+@dataclass
+class _Node:
+    dev: int
+    ino: int
+    is_dir: bool
+    path: Optional[str]  # relative; None once removed
+    last: str  # the last path it had
+
+
+class FsTree:
+    """What a test knows about the tree under ``base``, kept in step with :class:`FsOp` s.
+
+    Every object's ``(dev, ino)`` and file handle are recorded when it
+    appears, and its path is updated on renames, so an event read later
+    can be explained without asking the file system again: which object
+    its records name, where it was, and the walk the kernel made from
+    there (:meth:`facts`).  ``base`` must be the root of its file system
+    (a tmpfs), since the kernel's walk ends at the file system's root.
+    """
+
+    def __init__(self, base):
+        self.base = os.path.abspath(base)
+        self.nodes: dict = {}  # relative path -> _Node, live objects
+        self.by_handle: dict = {}  # handle bytes -> _Node, removed ones too
+        self.removed: dict = {}  # relative path -> the _Node removed from it last
+        self._add("")
+        for dirpath, dirnames, filenames in os.walk(self.base):
+            for name in dirnames + filenames:
+                self._add(os.path.relpath(os.path.join(dirpath, name), self.base))
+
+    def _abs(self, rel: str) -> str:
+        return os.path.join(self.base, rel) if rel else self.base
+
+    def _add(self, rel: str) -> None:
+        path = self._abs(rel)
+        st = os.lstat(path)
+        from fanbpf.rules import kernel_dev
+
+        node = _Node(kernel_dev(st.st_dev), st.st_ino, stat.S_ISDIR(st.st_mode), rel, rel)
+        self.nodes[rel] = node
+        self.by_handle[file_handle(path)] = node
+
+    def after(self, op: FsOp) -> None:
+        """Record the effect of ``op``, which has just been applied."""
+        if op.kind in ("create", "mkdir"):
+            self._add(op.path)
+        elif op.kind in ("unlink", "rmdir"):
+            node = self.nodes.pop(op.path)
+            node.path = None
+            self.removed[op.path] = node
+        elif op.kind == "rename":
+            moved = [p for p in self.nodes if p == op.path or p.startswith(op.path + "/")]
+            for rel in sorted(moved):
+                node = self.nodes.pop(rel)
+                node.path = node.last = op.dest + rel[len(op.path):]
+                self.nodes[node.path] = node
+
+    # -- explaining events ---------------------------------------------------
+
+    def _record_path(self, record, last: bool = False) -> Optional[str]:
+        node = self.by_handle.get(record.handle)
+        if node is None:
+            return None
+        rel = node.last if last and node.path is None else node.path
+        if rel is None:
+            return None
+        name = getattr(record, "name", ".")
+        return self._abs(rel) if name == "." else os.path.join(self._abs(rel), name)
+
+    def resolve(self, event, last: bool = False):
+        """``event`` with ``path``, ``old_path`` and ``new_path`` set from the tree,
+        the way :class:`~fanbpf.group.Group` sets them from the file system.
+        ``last``: a removed object's FID resolves to the path it had last."""
+        from fanbpf.events import DirFidNameInfo
+        from fanbpf.group import with_record_paths
+
+        return with_record_paths(event, lambda record: self._record_path(
+            record, last and not isinstance(record, DirFidNameInfo)))
+
+    def chain(self, path: Optional[str]) -> tuple:
+        """The kernel's walk from the dentry at ``path``: it and its ancestors
+        up to the file system's root, at most ``CHAIN_MAX``."""
+        if path is None:
+            return ()
+        rel = os.path.relpath(path, self.base)
+        rel = "" if rel == "." else rel
+        chain = []
+        node = self.nodes.get(rel) or self.removed[rel]  # removed: explained by its last path
+        while len(chain) < model.CHAIN_MAX:
+            chain.append((node.dev, node.ino))
+            if rel == "":
+                break
+            rel = os.path.dirname(rel)
+            node = self.nodes[rel]
+        return tuple(chain)
+
+    def facts(self, event, bit: int, args: RulesArgs, dir_fid: bool = True) -> Facts:
+        """The facts the kernel handler gathered for event ``bit`` of ``event``.
+
+        Which pointers the kernel passed comes from
+        :func:`fanbpf.fallback.kernel_pieces` (the kernel's table); where
+        they pointed comes from this tree, not from the file system.  One
+        case the file system cannot tell after the fact: a link-count
+        ATTRIB on an unlinked file was sent while its dentry was still in
+        place, so its FID resolves to the last path.
+        """
+        from fanbpf.fallback import kernel_pieces
+
+        link_count = bit == 0x4 and not event.mask & 0x40000000 and event.dfid is None
+        pieces = kernel_pieces(self.resolve(event, last=link_count), bit, dir_fid)
+        name = pieces.name
+        if name is None and pieces.dentry is not None:
+            rel = os.path.relpath(pieces.dentry, self.base)
+            name = b"/" if rel == "." else os.fsencode(os.path.basename(rel))
+        first = pieces.dentry if pieces.dentry is not None else pieces.inode
+        return Facts(mask=bit | (event.mask & FLAG_BITS), name=name, tgid=event.pid,
+                     chains=(self.chain(first or None), self.chain(pieces.dir or None)))
+
+
+def describe_keys(tree: FsTree, keys) -> list:
+    """Keys of :func:`event_keys`, readable: ``"MOVED_TO|ONDIR out/a (pid 42)"``."""
+    from fanbpf.flags import EventMask
+
+    out = []
+    for bit, flags, pid, records in sorted(keys, key=repr):
+        where = []
+        for _, handle, name in records:
+            node = tree.by_handle.get(handle)
+            rel = "?" if node is None else (node.path if node.path is not None else f"{node.last} (gone)")
+            where.append(rel if name in (None, ".") else os.path.join(rel, name))
+        what = EventMask(bit | flags).name or hex(bit | flags)
+        out.append(f"{what} {' '.join(where)} (pid {pid})")
+    return out
+
+
+def _event_bits(mask: int):
+    events = int(mask) & ~FLAG_BITS
+    return [1 << i for i in range(32) if events >> i & 1]
+
+
+def _key(event, bit: int):
+    from fanbpf.events import DirFidNameInfo, FidInfo
+
+    records = tuple((int(r.info_type), r.handle, getattr(r, "name", None))
+                    for r in event.info if isinstance(r, (FidInfo, DirFidNameInfo)))
+    return bit, int(event.mask) & FLAG_BITS, event.pid, records
+
+
+def event_keys(events) -> set:
+    """Events as a set of ``(bit, flags, pid, records)``: one per event bit.
+
+    Comparing sets makes the comparison blind to merging (the kernel
+    merges identical events while they wait in the queue, differently in
+    groups that drop different events) and to order.
+    """
+    return {_key(event, bit) for event in events for bit in _event_bits(event.mask)}
+
+
+def expected_keys(tree: FsTree, events, args, dir_fid: bool = True) -> set:
+    """The keys of the ``events`` (read from a group without a handler) that
+    the rules handler, attached with ``args``, delivers according to the model."""
+    args = args if isinstance(args, RulesArgs) else RulesArgs.from_dict(args)
+    keep = set()
+    for event in events:
+        for bit in _event_bits(event.mask):
+            if model.decide(tree.facts(event, bit, args, dir_fid), args) != model.SKIP:
+                keep.add(_key(event, bit))
+    return keep
+
+
+
+
+class OpsRun:
+    """Apply :class:`FsOp` s on a fresh tmpfs, with a reference group watching.
+
+    ``dirs`` are created first (and never touched by :func:`fs_ops`);
+    ``procs`` :class:`Workers` are started, unless ``workers`` are given.  Mark the groups under test on
+    :attr:`base`, then call :meth:`start`, which marks the reference group
+    (a group without a handler that sees every event) *last*: marking a
+    group that resolves paths opens the directory, an event for groups
+    marked before.  :meth:`step` applies one op, updates :attr:`tree` and
+    returns the reference group's events for it.
+    """
+
+    def __init__(self, dirs=OPS_DIRS, procs: int = 2, workers: Optional[Workers] = None):
+        self._dirs = dirs
+        self._procs = procs
+        self._stack = contextlib.ExitStack()
+        self.ref = None
+        self.workers = workers  # shared across runs: forking is slow in an emulated VM
+
+    def __enter__(self) -> OpsRun:
+        try:
+            self.base = self._stack.enter_context(tmpfs_mount())
+            for d in self._dirs:
+                os.mkdir(os.path.join(self.base, d))
+            if self.workers is None:
+                self.workers = self._stack.enter_context(Workers(self._procs))
+            self.pids = self.workers.pids
+            self.tree = FsTree(self.base)
+        except BaseException:
+            self._stack.close()
+            raise
+        return self
+
+    def start(self, mask: int) -> None:
+        from fanbpf.flags import MarkFlag
+        from fanbpf.group import Group
+
+        self.ref = self._stack.enter_context(Group(resolve_paths=False))
+        self.ref.mark(self.base, mask, MarkFlag.FILESYSTEM)
+
+    def step(self, op: FsOp) -> list:
+        self.workers.apply(self.base, op)
+        self.tree.after(op)
+        return self.ref.drain()
+
+    def __exit__(self, *exc) -> None:
+        self._stack.close()
+
+
+@dataclass(frozen=True)
+class RulesSpec:
+    """:func:`fanbpf.rules.rules` keyword arguments with directories named
+    relative to a test tree and processes by worker number, so that
+    hypothesis can draw them before the tree exists; :meth:`build` makes
+    the args.  ``exclude_proc``/``only_proc``: 0 is the test process."""
+
+    subtree: tuple = ()
+    names: tuple = ()
+    exclude_names: bool = False
+    events: int = 0
+    exclude_proc: Optional[int] = None
+    only_proc: Optional[int] = None
+
+    def build(self, base, pids=()) -> dict:
+        from fanbpf.rules import rules
+
+        pid = [os.getpid(), *pids]
+        kwargs: dict = {}
+        if self.subtree:
+            kwargs["subtree"] = [os.path.join(base, d) if d else base for d in self.subtree]
+        if self.names:
+            kwargs["exclude_names" if self.exclude_names else "names"] = list(self.names)
+            if self.events:
+                kwargs["events"] = self.events
+        if self.exclude_proc is not None:
+            kwargs["exclude_pid"] = pid[self.exclude_proc]
+        if self.only_proc is not None:
+            kwargs["tgid"] = pid[self.only_proc]
+        return rules(**kwargs)
+
+    def _repr_pretty_(self, printer, cycle) -> None:
+        printer.text(repr(self))
+
+    def __repr__(self) -> str:
+        fields = [f"{k}={v!r}" for k, v in self.__dict__.items()
+                  if v != RulesSpec.__dataclass_fields__[k].default]
+        return f"RulesSpec({', '.join(fields)})"
+
