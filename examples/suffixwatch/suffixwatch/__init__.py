@@ -14,7 +14,7 @@ Only events about names ending in the suffix reach user space; with
 ``ignore_uid``, none caused by that user.  Needs a kernel with the fanotify
 fastpath hook (``python -m fanbpf probe``).
 """
-from importlib.resources import as_file, files
+from importlib.resources import files
 
 import fanbpf
 from fanbpf import EventMask, MarkFlag
@@ -26,8 +26,7 @@ DEFAULT_MASK = EventMask.CREATE | EventMask.CLOSE_WRITE | EventMask.MOVED_TO
 
 def load_filter() -> fanbpf.Handler:
     """Load the package's handler, private: attached by fd, never listed."""
-    with as_file(files(__name__) / "suffix_filter.bpf.o") as path:
-        return fanbpf.Handler.load(path, private=True)
+    return fanbpf.Handler.load(files(__name__) / "suffix_filter.bpf.o", private=True)
 
 
 class SuffixWatch:
