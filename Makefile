@@ -3,7 +3,8 @@
 #   make test    install what is needed, build everything (the test kernel
 #                too, cached), run the host tests and the VM tests
 #   make run     the demo: a subtree watcher on the test kernel in a VM
-#   make bench   side-by-side benchmarks in the VM
+#   make bench   side-by-side benchmarks in the VM (BENCH_ARGS='--dirs 1000,10000'
+#                to size them; make bench-smoke: the short run make test does)
 #
 # Every target pulls in what it needs, so each works on a fresh machine.
 
@@ -20,7 +21,7 @@ export FANBPF_CACHE ?= $(HOME)/.cache/fanbpf
 APT_PACKAGES := clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev pkg-config \
 	qemu-system-x86 linux-source-6.12 build-essential flex bison bc \
 	libssl-dev dwarves udev busybox-static cpio kmod rsync xz-utils \
-	python3-venv e2fsprogs
+	python3-venv e2fsprogs inotify-tools
 
 CLANG ?= clang
 BPFTOOL ?= bpftool
@@ -35,7 +36,7 @@ TEST_BPF_OBJS := $(patsubst tests/host/bpf/%.bpf.c,$(BUILD)/test-bpf/%.bpf.o,$(w
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_x86 -Wall -Werror \
 	-I$(BUILD) -I$(LIBBPF_OUT)/include -Isrc/bpf
 
-.PHONY: deps build kernel test test-host test-vm run bench vm clean
+.PHONY: deps build kernel test test-host test-vm run bench bench-smoke bench-tools vm clean
 
 # --- dependencies --------------------------------------------------------
 
@@ -115,14 +116,39 @@ test-host: build
 test-vm: build kernel
 	kernel/vm.sh $(PY) -m pytest -q -p no:cacheprovider tests/vm
 
-test: build kernel
-	@tests/run-all.sh
+# The bench smoke run first, so that the test summary stays the last line.
+test: build kernel bench-tools
+	@$(MAKE) --no-print-directory bench-smoke; smoke=$$?; \
+	tests/run-all.sh && exit $$smoke
 
 run: build kernel
 	kernel/vm.sh $(PY) -m fanbpf demo
 
-bench: build kernel
-	kernel/vm.sh $(PY) bench/run.py
+# --- benchmarks ----------------------------------------------------------
+
+BENCH_BIN := $(BUILD)/bench/workload $(BUILD)/bench/fanwatch
+
+$(BUILD)/bench/%: bench/%.c
+	@mkdir -p $(dir $@)
+	$(CC) -O2 -Wall -Wextra -Werror -o $@ $<
+
+# The watchers fanbpf is compared with, and matplotlib for the plots.
+$(VENV)/.bench-pip-done: bench/requirements.txt $(VENV)/.pip-done
+	$(VENV)/bin/pip install -q -r bench/requirements.txt
+	@touch $@
+
+bench-tools: $(BENCH_BIN) $(VENV)/.bench-pip-done
+
+# Measured in the VM, tables and plots made on the host (matplotlib is slow under TCG).
+bench: build kernel bench-tools
+	kernel/vm.sh $(PY) bench/run.py $(BENCH_ARGS)
+	MPLCONFIGDIR=$(BUILD)/mpl $(PY) bench/report.py $(BUILD)/bench/results.json bench/results \
+		--conditions "$(BENCH_CONDITIONS)"
+
+bench-smoke: build kernel bench-tools
+	kernel/vm.sh $(PY) bench/run.py --smoke
+	MPLCONFIGDIR=$(BUILD)/mpl $(PY) bench/report.py $(BUILD)/bench/smoke.json $(BUILD)/bench \
+		--stem smoke
 
 clean:
 	rm -rf $(BUILD) fanbpf/bpf/*.o fanbpf/_fanbpf*.so fanbpf/_fanbpf.c fanbpf/__pycache__
