@@ -64,8 +64,13 @@ def ratios(rows) -> dict:
     return out
 
 
+def exited(r) -> bool:
+    """The watcher died during this workload (older results: its CPU went negative)."""
+    return "exited" in r or (r.get("cpu_s") is not None and r["cpu_s"] < 0)
+
+
 def cpu_per_kop(r) -> float | None:
-    return None if "cpu_s" not in r else r["cpu_s"] / r["ops"] * 1000
+    return None if r.get("cpu_s") is None or exited(r) else r["cpu_s"] / r["ops"] * 1000
 
 
 def correctness(rs) -> str:
@@ -73,8 +78,9 @@ def correctness(rs) -> str:
     if "expected" not in rs[0]:
         return "–"
     exp = sum(r["expected"] for r in rs)
+    died = sum(exited(r) for r in rs)
     return (f"{sum(r['missed'] for r in rs)} / {sum(r['extra'] for r in rs)} / "
-            f"{sum(r['overflows'] for r in rs)} of {exp}")
+            f"{sum(r['overflows'] for r in rs)} of {exp}" + (f", **watcher died** ({died}×)" if died else ""))
 
 
 def workload_table(rows, title: str, watchers) -> list[str]:
@@ -104,6 +110,8 @@ def setup_table(rows, watchers) -> list[str]:
              "| D | watcher | setup s | Slab kB | inotify watches | fanotify marks | "
              "missed / extra / overflows |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
+    failed = [r for r in rows if "error" in r]
+    rows = [r for r in rows if "error" not in r]
     groups = by(rows, "dirs", "watcher")
     for d in sorted({r["dirs"] for r in rows}):
         for w in watchers:
@@ -114,6 +122,7 @@ def setup_table(rows, watchers) -> list[str]:
                          f"{spread([r['slab_kb'] for r in rs], '{:.0f}')} | "
                          f"{med([r['inotify_watches'] for r in rs]):.0f} | "
                          f"{med([r['fanotify_marks'] for r in rs]):.0f} | {correctness(rs)} |")
+    lines += [f"- {LABELS[r['watcher']]} at D={r['dirs']}: {r['error']}" for r in failed]
     return lines + [""]
 
 
@@ -189,9 +198,10 @@ def targets(res) -> list[str]:
     out.append(f"- zero missed or extra events for the BPF handler ({bad}) where every "
                f"recursive-inotify watcher misses some ({', '.join(f'{w}: {n}' for w, n in ino.items())}) "
                f"— {verdict(bad == 0 and all(ino.values()))}")
-    if res["setup"]:
-        sizes = sorted({r["dirs"] for r in res["setup"]})
-        s = by(res["setup"], "dirs", "watcher")
+    setup = [r for r in res["setup"] if "error" not in r]
+    if setup:
+        sizes = sorted({r["dirs"] for r in setup})
+        s = by(setup, "dirs", "watcher")
 
         def growth(w):
             a, b = s.get((sizes[0], w)), s.get((sizes[-1], w))
@@ -284,9 +294,10 @@ def plot(res, outdir: Path, stem: str) -> list[str]:
     ax.legend(fontsize=7)
     save(fig, "cpu")
 
-    if res["setup"]:
-        s = by(res["setup"], "dirs", "watcher")
-        sizes = sorted({r["dirs"] for r in res["setup"]})
+    setup = [r for r in res["setup"] if "error" not in r]
+    if setup:
+        s = by(setup, "dirs", "watcher")
+        sizes = sorted({r["dirs"] for r in setup})
         fig, ax = plt.subplots(figsize=(7, 4.5))
         for w in watchers:
             pts = [(d, med([r["setup_s"] for r in s[(d, w)]])) for d in sizes if (d, w) in s]
@@ -321,14 +332,29 @@ def write_results(res: dict, outdir: Path, stem: str) -> Path:
     return md
 
 
+def merge(parts: list[dict]) -> dict:
+    """One result from runs of different --parts: the lists joined, the first
+    run's metadata, the time and load of all."""
+    res = parts[0]
+    for more in parts[1:]:
+        for key, rows in more.items():
+            if key != "meta":
+                res[key] = res.get(key, []) + rows
+        res["meta"]["seconds"] += more["meta"]["seconds"]
+        res["meta"]["loadavg_end"] = more["meta"]["loadavg_end"]
+        res["meta"].setdefault("parts", [parts[0]["meta"]["args"]]).append(more["meta"]["args"])
+    return res
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description="tables and plots from bench/run.py's JSON")
-    p.add_argument("results", type=Path, help="the JSON bench/run.py wrote")
+    p.add_argument("results", type=Path, nargs="+",
+                   help="the JSON bench/run.py wrote (several: parts of one run, merged)")
     p.add_argument("outdir", type=Path, help="where <date>.md, .json and .png go")
     p.add_argument("--stem", help="file names (default: the run's date)")
     p.add_argument("--conditions", default="", help="load on the machine during the run")
     args = p.parse_args()
-    res = json.loads(args.results.read_text())
+    res = merge([json.loads(path.read_text()) for path in args.results])
     if args.conditions:
         res["meta"]["conditions"] = args.conditions
     print(write_results(res, args.outdir, args.stem or res["meta"]["date"][:10]))
