@@ -617,11 +617,11 @@ def parse_args(argv=None):
     p.add_argument("--fractions", type=lambda s: [float(x) for x in s.split(",")],
                    default=[0.001, 0.01, 0.1, 1.0], help="fractions f inside the subtree")
     p.add_argument("--ops", type=int, default=2000, help="operations per churn run")
-    p.add_argument("--read-ops", type=int, default=10000, help="opens per read-heavy run")
-    p.add_argument("--burst-ops", type=int, default=20000, help="operations in the burst (f=1%%)")
+    p.add_argument("--read-ops", type=int, default=5000, help="opens per read-heavy run")
+    p.add_argument("--burst-ops", type=int, default=10000, help="operations in the burst (f=1%%)")
     p.add_argument("--setup-ops", type=int, default=500, help="churn after each setup")
-    p.add_argument("--reader-ops", type=int, default=2000, help="files in the reader stream")
-    p.add_argument("--reps", type=int, default=3, help="interleaved rounds")
+    p.add_argument("--reader-ops", type=int, default=1000, help="files in the reader stream")
+    p.add_argument("--reps", type=int, default=2, help="interleaved rounds")
     p.add_argument("--depths", type=ints, default=[1, 4, 16, 32, 60],
                    help="directory depths for the handler cost")
     p.add_argument("--roots", type=ints, default=[1, 16], help="subtree roots (at depth 8)")
