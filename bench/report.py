@@ -195,8 +195,8 @@ def targets(res) -> list[str]:
                    f"({cpu['fanbpf-bpf']:.3f} vs {cpu['fanwatch']:.3f} s / 1000 ops) — "
                    f"{verdict(fac >= 10)}")
     bad = sum(r["missed"] + r["extra"] for r in groups[(0.01, "fanbpf-bpf")])
-    ino = {w: sum(r["missed"] for r in groups.get((0.01, w), [])) for w in
-           ("inotifywait", "watchdog", "watchfiles")}
+    ino = {w: sum(r["missed"] for r in groups[(0.01, w)]) for w in
+           ("inotifywait", "watchdog", "watchfiles") if (0.01, w) in groups}
     out.append(f"- zero missed or extra events for the BPF handler ({bad}) where every "
                f"recursive-inotify watcher misses some ({', '.join(f'{w}: {n}' for w, n in ino.items())}) "
                f"— {verdict(bad == 0 and all(ino.values()))}")
