@@ -7,7 +7,8 @@
 #   make build   build in place (make test-host / test-vm test the checkout)
 #   make dist    build/dist: the sdist, and a wheel built from it
 #   make run     the demo: a subtree watcher on the test kernel in a VM
-#   make bench   side-by-side benchmarks in the VM
+#   make bench   side-by-side benchmarks in the VM (BENCH_ARGS='--dirs 1000,10000'
+#                to size them; make bench-smoke: the short run make test does)
 #
 # Every target pulls in what it needs, so each works on a fresh machine.
 
@@ -26,14 +27,14 @@ export FANBPF_CACHE ?= $(HOME)/.cache/fanbpf
 APT_PACKAGES := clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev pkg-config \
 	qemu-system-x86 linux-source-6.12 build-essential flex bison bc \
 	libssl-dev dwarves udev busybox-static cpio kmod rsync xz-utils \
-	python3-venv e2fsprogs
+	python3-venv e2fsprogs inotify-tools
 
 LIBBPF_SRC := $(BUILD)/linux-tools/tools/lib/bpf
 LIBBPF_OUT := $(BUILD)/libbpf
 LIBBPF_A := $(LIBBPF_OUT)/libbpf.a
 TEST_BPF_OBJS := $(patsubst tests/host/bpf/%.bpf.c,$(BUILD)/test-bpf/%.bpf.o,$(wildcard tests/host/bpf/*.bpf.c))
 
-.PHONY: deps build dist kernel test test-host test-vm run bench vm clean
+.PHONY: deps build dist kernel test test-host test-vm run bench bench-smoke bench-tools vm clean
 
 # --- dependencies --------------------------------------------------------
 
@@ -116,14 +117,39 @@ test-vm: build kernel
 
 # Against the installed package: sdist -> wheel -> fresh venv (Debian's
 # python3), the example installed into it, then host and VM tests.
-test: dist kernel
-	@TEST_PYTHON=$(TEST_PYTHON) tests/run-all.sh
+# The bench smoke run first, so that the test summary stays the last line.
+test: dist kernel bench-tools
+	@$(MAKE) --no-print-directory bench-smoke; smoke=$$?; \
+	TEST_PYTHON=$(TEST_PYTHON) tests/run-all.sh && exit $$smoke
 
 run: build kernel
 	kernel/vm.sh $(PY) -m fanbpf demo
 
-bench: build kernel
-	kernel/vm.sh $(PY) bench/run.py
+# --- benchmarks ----------------------------------------------------------
+
+BENCH_BIN := $(BUILD)/bench/workload $(BUILD)/bench/fanwatch
+
+$(BUILD)/bench/%: bench/%.c
+	@mkdir -p $(dir $@)
+	$(CC) -O2 -Wall -Wextra -Werror -o $@ $<
+
+# The watchers fanbpf is compared with, and matplotlib for the plots.
+$(VENV)/.bench-pip-done: bench/requirements.txt $(VENV)/.pip-done
+	$(VENV)/bin/pip install -q -r bench/requirements.txt
+	@touch $@
+
+bench-tools: $(BENCH_BIN) $(VENV)/.bench-pip-done
+
+# Measured in the VM, tables and plots made on the host (matplotlib is slow under TCG).
+bench: build kernel bench-tools
+	kernel/vm.sh $(PY) bench/run.py $(BENCH_ARGS)
+	MPLCONFIGDIR=$(BUILD)/mpl $(PY) bench/report.py $(BUILD)/bench/results.json bench/results \
+		--conditions "$(BENCH_CONDITIONS)"
+
+bench-smoke: build kernel bench-tools
+	kernel/vm.sh $(PY) bench/run.py --smoke
+	MPLCONFIGDIR=$(BUILD)/mpl $(PY) bench/report.py $(BUILD)/bench/smoke.json $(BUILD)/bench \
+		--stem smoke
 
 clean:
 	rm -rf $(BUILD) fanbpf/bpf/*.o fanbpf/include fanbpf/_fanbpf*.so fanbpf/_fanbpf.c \

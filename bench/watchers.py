@@ -1,0 +1,191 @@
+"""The Python watchers of the bench, each run as its own process.
+
+    python bench/watchers.py NAME MOUNT SUBTREE
+
+Each watches SUBTREE (the fanotify ones through a FILESYSTEM mark on
+MOUNT), prints "READY" on stderr once it is watching, then one line per
+event under SUBTREE, "<kind> <path>", flushed after every batch, until
+SIGTERM.  Kinds are those of inotify (create, modify, close_write,
+moved_from, moved_to, delete) where the library reports them, else the
+library's own (watchfiles: added, deleted); "overflow -" when the
+library reports a lost queue.  bench/run.py derives the events each watcher
+should print from the workload's plan and the kinds listed in KINDS.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+import time
+
+INOTIFY_KINDS = ("create", "modify", "close_write", "moved_from", "moved_to", "delete")
+# What each watcher can report (bench/run.py's oracle maps file operations onto these).
+KINDS = {
+    "watchdog": INOTIFY_KINDS,
+    # A file written right after its creation is reported as "added" only, so
+    # "modified" is neither required nor counted as extra.
+    "watchfiles": ("added", "deleted"),
+    "pyfanotify": INOTIFY_KINDS,
+    "fanbpf-bpf": INOTIFY_KINDS,
+    "fanbpf-kmod": INOTIFY_KINDS,
+    "fanbpf-py": INOTIFY_KINDS,
+}
+
+
+def ready() -> None:
+    print("READY", file=sys.stderr, flush=True)
+
+
+def emit(lines: list[str]) -> None:
+    if lines:
+        sys.stdout.write("".join(lines))
+        sys.stdout.flush()
+
+
+def stop_on_sigterm() -> threading.Event:
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    return stop
+
+
+def watchdog_(mount: str, subtree: str) -> None:
+    from watchdog.events import FileSystemEventHandler
+    from watchdog.observers.inotify import InotifyObserver
+
+    kinds = {"created": "create", "modified": "modify", "closed": "close_write",
+             "deleted": "delete"}
+
+    class Printer(FileSystemEventHandler):
+        def on_any_event(self, event):
+            if event.is_directory:
+                return
+            if event.event_type == "moved":
+                emit([f"moved_from {event.src_path}\n", f"moved_to {event.dest_path}\n"])
+            elif event.event_type in kinds:
+                emit([f"{kinds[event.event_type]} {event.src_path}\n"])
+
+    stop = stop_on_sigterm()
+    observer = InotifyObserver()
+    observer.schedule(Printer(), subtree, recursive=True)
+    observer.start()  # returns once every directory has its watch
+    ready()
+    stop.wait()
+    observer.stop()
+    observer.join()
+
+
+def watchfiles_(mount: str, subtree: str) -> None:
+    import watchfiles
+
+    stop = stop_on_sigterm()
+    names = {watchfiles.Change.added: "added", watchfiles.Change.modified: "modified",
+             watchfiles.Change.deleted: "deleted"}
+    # watch() only starts the Rust watcher on the first next(); READY after it.
+    changes = watchfiles.watch(subtree, watch_filter=None, stop_event=stop, debounce=100,
+                               step=20, yield_on_timeout=True, rust_timeout=200)
+    next(changes)
+    ready()
+    for batch in changes:
+        emit([f"{names[change]} {path}\n" for change, path in batch])
+
+
+def pyfanotify_(mount: str, subtree: str) -> None:
+    import pyfanotify as fan
+
+    bits = {fan.FAN_CREATE: "create", fan.FAN_MODIFY: "modify", fan.FAN_CLOSE_WRITE: "close_write",
+            fan.FAN_MOVED_FROM: "moved_from", fan.FAN_MOVED_TO: "moved_to", fan.FAN_DELETE: "delete"}
+    mask = 0
+    for bit in bits:
+        mask |= bit
+    stop = stop_on_sigterm()
+    notifier = fan.Fanotify(init_fid=True)
+    notifier.mark(mount, mask, is_type="fs")
+    notifier.start()
+    client = fan.FanotifyClient(notifier, path_pattern=subtree + "/*")
+    import select
+    poller = select.poll()
+    poller.register(client.sock.fileno(), select.POLLIN)
+    # The rule reaches pyfanotify's reader process through a pipe, a little
+    # later: events before that are not forwarded.  (A probe file made until
+    # an event for it arrived did not work: pyfanotify's reader stalled.)
+    time.sleep(1)
+    ready()
+    while not stop.is_set():
+        poller.poll(200)
+        lines = []
+        for event in client.get_events():
+            if event.ev_types & fan.FAN_Q_OVERFLOW:
+                lines.append("overflow -\n")
+            for path in event.path:
+                path = os.fsdecode(path)
+                lines.extend(f"{name} {path}\n" for bit, name in bits.items() if event.ev_types & bit)
+        emit(lines)
+    client.close()
+    notifier.stop()
+
+
+def fanbpf_(mount: str, subtree: str, how: str) -> None:
+    """how: "bpf" (the rules handler), "kmod" (the reference module) or "py"
+    (no handler, an unlimited queue, the path filtered here: fanbpf's reader)."""
+    top = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    sys.path[:0] = [top, os.path.join(top, "tests", "vm")]
+    import fanbpf
+    from kabi import KMOD, subtree_args  # the reference module's init args
+    from fanbpf import EventMask, MarkFlag
+
+    bits = {EventMask.CREATE: "create", EventMask.MODIFY: "modify",
+            EventMask.CLOSE_WRITE: "close_write", EventMask.MOVED_FROM: "moved_from",
+            EventMask.MOVED_TO: "moved_to", EventMask.DELETE: "delete"}
+    mask = 0
+    for bit in bits:
+        mask |= bit
+    stop = stop_on_sigterm()
+    flags = fanbpf.InitFlag.REPORT_FID | fanbpf.InitFlag.REPORT_DFID_NAME
+    if how == "py":
+        flags |= fanbpf.InitFlag.UNLIMITED_QUEUE
+    prefix = subtree + os.sep
+    handler = None
+    with fanbpf.Group(flags) as group:
+        group.mark(mount, mask, MarkFlag.FILESYSTEM)
+        if how == "kmod":
+            group.attach(KMOD, subtree_args(subtree))
+        elif how == "bpf":
+            handler = fanbpf.Handler.load("rules", private=True)
+            group.attach(handler, fanbpf.rules(subtree=[subtree]))
+        ready()
+        while not stop.is_set():
+            lines = []
+            for event in group.read_events(timeout=0.2):
+                if event.is_overflow:
+                    lines.append("overflow -\n")
+                    continue
+                path = event.path or ""
+                if how == "py" and not path.startswith(prefix):
+                    continue
+                lines.extend(f"{name} {path}\n" for bit, name in bits.items()
+                             if event.mask & bit)
+            emit(lines)
+        if handler is not None:
+            group.detach()
+            handler.close()
+
+
+def main() -> int:
+    name, mount, subtree = sys.argv[1:4]
+    if name == "watchdog":
+        watchdog_(mount, subtree)
+    elif name == "watchfiles":
+        watchfiles_(mount, subtree)
+    elif name == "pyfanotify":
+        pyfanotify_(mount, subtree)
+    elif name in ("fanbpf-bpf", "fanbpf-kmod", "fanbpf-py"):
+        fanbpf_(mount, subtree, name.split("-")[1])
+    else:
+        print(f"watchers.py: unknown watcher {name!r}; one of {', '.join(KINDS)}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
