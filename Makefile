@@ -20,7 +20,7 @@ export FANBPF_CACHE ?= $(HOME)/.cache/fanbpf
 APT_PACKAGES := clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev pkg-config \
 	qemu-system-x86 linux-source-6.12 build-essential flex bison bc \
 	libssl-dev dwarves udev busybox-static cpio kmod rsync xz-utils \
-	python3-venv e2fsprogs
+	python3-venv e2fsprogs liburing-dev
 
 CLANG ?= clang
 BPFTOOL ?= bpftool
@@ -32,6 +32,10 @@ BPF_SRCS := $(wildcard src/bpf/*.bpf.c)
 BPF_OBJS := $(patsubst src/bpf/%.bpf.c,fanbpf/bpf/%.bpf.o,$(BPF_SRCS))
 EXAMPLE_OBJS := $(patsubst examples/%.bpf.c,$(BUILD)/examples/%.bpf.o,$(wildcard examples/*.bpf.c))
 TEST_BPF_OBJS := $(patsubst tests/host/bpf/%.bpf.c,$(BUILD)/test-bpf/%.bpf.o,$(wildcard tests/host/bpf/*.bpf.c))
+# Handlers the kernel VM tests load (some of which the verifier must refuse),
+# and an io_uring reader for the permission-event tests.
+VM_TEST_BPF_OBJS := $(patsubst tests/vm/bpf/%.bpf.c,$(BUILD)/test-bpf-vm/%.bpf.o,$(wildcard tests/vm/bpf/*.bpf.c))
+URING_READ := $(BUILD)/tests/uring_read
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_x86 -Wall -Werror \
 	-I$(BUILD) -I$(LIBBPF_OUT)/include -Isrc/bpf
 
@@ -91,12 +95,20 @@ $(BUILD)/test-bpf/%.bpf.o: tests/host/bpf/%.bpf.c $(wildcard src/bpf/*.h) $(VMLI
 	@mkdir -p $(dir $@)
 	$(CLANG) $(subst -Werror,,$(BPF_CFLAGS)) -c $< -o $@
 
+$(BUILD)/test-bpf-vm/%.bpf.o: tests/vm/bpf/%.bpf.c $(wildcard tests/vm/bpf/*.c src/bpf/*.h) $(VMLINUX_H) $(LIBBPF_A)
+	@mkdir -p $(dir $@)
+	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+$(URING_READ): tests/vm/uring_read.c | $(BUILD)/.apt-done
+	@mkdir -p $(dir $@)
+	$(CC) -O2 -Wall -o $@ $< -luring
+
 EXT_STAMP := $(BUILD)/.ext-done
 $(EXT_STAMP): $(LIBBPF_A) $(wildcard src/c/*.c src/c/*.h src/bpf/*.h) fanbpf/_ffi_build.py setup.py $(VENV)/.pip-done
 	FANBPF_LIBBPF_DIR=$(LIBBPF_OUT) $(PY) setup.py -q build_ext --inplace
 	@touch $@
 
-build: deps $(BPF_OBJS) $(EXAMPLE_OBJS) $(TEST_BPF_OBJS) $(EXT_STAMP)
+build: deps $(BPF_OBJS) $(EXAMPLE_OBJS) $(TEST_BPF_OBJS) $(VM_TEST_BPF_OBJS) $(URING_READ) $(EXT_STAMP)
 
 # --- kernel and VM -------------------------------------------------------
 

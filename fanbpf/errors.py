@@ -78,7 +78,7 @@ class ArgsError(InvalidArgumentsError, ValueError):
 
 
 class HandlerPermissionError(FanbpfError, PermissionError):
-    """Not allowed: a SYS_ADMIN_ONLY handler, or BPF without CAP_BPF (EPERM, EACCES)."""
+    """Not allowed: a handler without UNPRIV and no CAP_SYS_ADMIN, or BPF without CAP_BPF (EPERM, EACCES)."""
 
 
 class VerifierError(FanbpfError):
@@ -142,7 +142,8 @@ _MESSAGES = {
         "{name!r}: the BPF fd is not open (was the Handler closed?); keep the Handler "
         "open while attaching it",
     ("attach", _errno.EPERM):
-        "handler {name!r} is SYS_ADMIN_ONLY: attaching it needs CAP_SYS_ADMIN; run as root",
+        "handler {name!r} is not marked UNPRIV: attaching it needs CAP_SYS_ADMIN and a group "
+        "made with it; run as root, or load the handler with unpriv=True",
     ("attach", _errno.EFAULT):
         "the kernel could not read the attach request for {name!r} (a bad buffer)",
     ("detach", _errno.ENOENT):
@@ -162,7 +163,8 @@ _MESSAGES = {
         "the kernel refused handler {name!r}: the name must be [A-Za-z0-9_.] and shorter "
         "than 64 bytes, desc NUL-terminated and flags only FAN_FP_F_*{detail}",
     ("register", _errno.EPERM):
-        "registering handler {name!r} needs CAP_BPF and CAP_PERFMON (or root)",
+        "registering handler {name!r} needs CAP_BPF and CAP_PERFMON, and CAP_SYS_ADMIN "
+        "unless it is private (or root)",
     ("global", _errno.ENOENT):
         "{path} has no global variable {name!r}",
     ("global", _errno.EPERM):

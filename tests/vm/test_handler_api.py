@@ -53,7 +53,7 @@ def test_register_lists_and_unregisters(test_obj):
         assert h.name == "test_handler" and not h.private
         info = {i.name: i for i in support.available_handlers()}["test_handler"]
         assert info.owner == "bpf" and info.description == "host test handler"
-        assert not info.sys_admin_only
+        assert not info.unpriv
     assert "test_handler" not in [i.name for i in support.available_handlers()]
 
 
