@@ -39,7 +39,7 @@ URING_READ := $(BUILD)/tests/uring_read
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_x86 -Wall -Werror \
 	-I$(BUILD) -I$(LIBBPF_OUT)/include -Isrc/bpf
 
-.PHONY: deps build kernel test test-host test-vm run bench vm clean
+.PHONY: deps build kernel test test-host test-vm test-kasan run bench vm clean
 
 # --- dependencies --------------------------------------------------------
 
@@ -112,8 +112,9 @@ build: deps $(BPF_OBJS) $(EXAMPLE_OBJS) $(TEST_BPF_OBJS) $(VM_TEST_BPF_OBJS) $(U
 
 # --- kernel and VM -------------------------------------------------------
 
+# make kernel KASAN=1: the KASAN variant (own cache key and object tree).
 kernel: deps
-	kernel/build.sh
+	FANBPF_KASAN=$(if $(KASAN),1,0) kernel/build.sh
 
 # make vm CMD='...': run a command in the test kernel, checkout visible.
 vm: kernel
@@ -129,6 +130,15 @@ test-vm: build kernel
 
 test: build kernel
 	@tests/run-all.sh
+
+# The VM tests that exercise the kernel, and the series' selftest, on the
+# KASAN kernel (slow: not part of make test).
+KASAN_TESTS := tests/vm/test_kernel_module.py tests/vm/test_kernel_bpf.py \
+	tests/vm/test_kernel_safety.py
+test-kasan: build
+	FANBPF_KASAN=1 kernel/build.sh
+	FANBPF_KASAN=1 kernel/vm.sh $(PY) -m pytest -q -p no:cacheprovider $(KASAN_TESTS)
+	FANBPF_KASAN=1 kernel/vm.sh "$$(FANBPF_KASAN=1 kernel/build.sh --dir)/fastpath_test"
 
 run: build kernel
 	kernel/vm.sh $(PY) -m fanbpf demo

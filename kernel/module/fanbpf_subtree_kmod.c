@@ -98,7 +98,10 @@ static int subtree_init(struct fanotify_fastpath_hook *hook,
 {
 	const struct fanbpf_subtree_args *sargs = (const void *)args->data;
 
-	if (args->len != sizeof(*sargs) || sargs->nr_roots > FANBPF_MAX_ROOTS)
+	/* No args: no roots, every event is outside (the selftest attaches so). */
+	if (args->len && args->len != sizeof(*sargs))
+		return -EINVAL;
+	if (sargs->nr_roots > FANBPF_MAX_ROOTS)
 		return -EINVAL;
 	hook->data = kmemdup(sargs, sizeof(*sargs), GFP_KERNEL_ACCOUNT);
 	return hook->data ? 0 : -ENOMEM;
