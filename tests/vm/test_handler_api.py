@@ -101,16 +101,19 @@ def test_private_handler_attaches_by_fd(test_obj, group_fd):
         handler.detach(group_fd)
 
 
-def test_group_keeps_handler_after_close(test_obj, group_fd, tmpfs):
+def test_closing_the_handler_revokes_it(test_obj, group_fd, tmpfs):
     assert lib.fanbpf_fanotify_mark(group_fd, FAN_MARK_ADD, EventMask.CREATE,
                                     AT_FDCWD, tmpfs.encode()) == 0
     h = handler.Handler.load(test_obj, globals={"extra_mask": EventMask.CREATE})
     handler.attach(group_fd, h)
-    h.close()  # unregisters the name; the attachment holds the map
+    assert handler.attached(group_fd) == "test_handler"
+    h.close()  # unregisters the name, which detaches it from the group
     assert "test_handler" not in [i.name for i in support.available_handlers()]
-    open(os.path.join(tmpfs, "still-skipped"), "w").close()
-    assert not pending(group_fd)
-    handler.detach(group_fd)
+    assert handler.attached(group_fd) is None
+    open(os.path.join(tmpfs, "now-delivered"), "w").close()
+    assert pending(group_fd)
+    with pytest.raises(errors.HandlerNotFoundError):
+        handler.detach(group_fd)
 
 
 def test_no_fd_leaks(test_obj, group_fd):

@@ -10,9 +10,10 @@ import subprocess
 
 import pytest
 
-from kabi import (FAN_CLOSE_WRITE, FAN_FP_ADD_BPF_FD, FAN_FP_ARGS_MAX, FAN_OPEN, KMOD,
-                  SYSFS, add_fp, attached, ioc_add_fp, churn, del_fp, fan_init, fan_mark,
-                  raises_errno, read_paths, subtree_args)
+from kabi import (FAN_CLASS_NOTIF, FAN_CLOSE_WRITE, FAN_FP_ADD_BPF_FD, FAN_FP_ARGS_MAX,
+                  FAN_OPEN, FAN_REPORT_FID, KMOD, METADATA, SYSFS, add_fp, attached, churn,
+                  del_fp, fan_init, fan_mark, ioc_add_fp, raises_errno, read_paths,
+                  subtree_args)
 
 MASK = FAN_OPEN | FAN_CLOSE_WRITE
 
@@ -86,6 +87,44 @@ def test_rename_into_and_out_of_subtree_is_seen_at_once(tree, group):
     os.rename(f"{tree}/in/moved", f"{tree}/out/moved")
     touch(f"{tree}/out/moved/y")
     assert delivered(group) == []
+
+
+FAN_MOVE_SELF = 0x800
+
+
+def masks(fd):
+    """Drain an FID group: the event masks."""
+    out = []
+    while True:
+        try:
+            buf = os.read(fd, 65536)
+        except BlockingIOError:
+            return out
+        off = 0
+        while off < len(buf):
+            ev_len, _, _, _, mask, _, _ = METADATA.unpack_from(buf, off)
+            out.append(mask)
+            off += ev_len
+
+
+def test_events_without_a_dentry_walk_from_a_hashed_alias(tree):
+    """MOVE_SELF carries only the inode: the handler walks from one of its
+    dentries.  An unlinked name that an open fd still pins stays on the
+    inode's alias list, unhashed, with its old parent; d_find_alias_rcu()
+    skips it, the first alias on the list (v1) is exactly that one."""
+    touch(f"{tree}/in/x")
+    os.link(f"{tree}/in/x", f"{tree}/out/y")  # the newest alias comes first
+    pin = os.open(f"{tree}/out/y", os.O_RDONLY)
+    os.unlink(f"{tree}/out/y")  # unhashed, still an alias, parent out/
+    fd = fan_init(FAN_CLASS_NOTIF | FAN_REPORT_FID)
+    try:
+        fan_mark(fd, FAN_MOVE_SELF, tree)
+        add_fp(fd, KMOD.encode(), subtree_args(f"{tree}/in"))
+        os.rename(f"{tree}/in/x", f"{tree}/in/w")
+        assert masks(fd) == [FAN_MOVE_SELF]
+    finally:
+        os.close(fd)
+        os.close(pin)
 
 
 def test_unknown_name(group):
