@@ -114,7 +114,7 @@ build: deps $(BPF_OBJS) $(EXAMPLE_OBJS) $(TEST_BPF_OBJS) $(VM_TEST_BPF_OBJS) $(U
 
 # make kernel KASAN=1: the KASAN variant (own cache key and object tree).
 kernel: deps
-	FANBPF_KASAN=$(if $(KASAN),1,0) kernel/build.sh
+	FANBPF_KASAN=$(if $(filter 1,$(KASAN)),1,0) kernel/build.sh
 
 # make vm CMD='...': run a command in the test kernel, checkout visible.
 vm: kernel
