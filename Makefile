@@ -27,14 +27,18 @@ export FANBPF_CACHE ?= $(HOME)/.cache/fanbpf
 APT_PACKAGES := clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev pkg-config \
 	qemu-system-x86 linux-source-6.12 build-essential flex bison bc \
 	libssl-dev dwarves udev busybox-static cpio kmod rsync xz-utils \
-	python3-venv e2fsprogs inotify-tools
+	python3-venv e2fsprogs inotify-tools liburing-dev
 
 LIBBPF_SRC := $(BUILD)/linux-tools/tools/lib/bpf
 LIBBPF_OUT := $(BUILD)/libbpf
 LIBBPF_A := $(LIBBPF_OUT)/libbpf.a
 TEST_BPF_OBJS := $(patsubst tests/host/bpf/%.bpf.c,$(BUILD)/test-bpf/%.bpf.o,$(wildcard tests/host/bpf/*.bpf.c))
+# Handlers the kernel VM tests load (some of which the verifier must refuse),
+# and an io_uring reader for the permission-event tests.
+VM_TEST_BPF_OBJS := $(patsubst tests/vm/bpf/%.bpf.c,$(BUILD)/test-bpf-vm/%.bpf.o,$(wildcard tests/vm/bpf/*.bpf.c))
+URING_READ := $(BUILD)/tests/uring_read
 
-.PHONY: deps build dist kernel test test-host test-vm run bench bench-smoke bench-tools vm clean
+.PHONY: deps build dist kernel test test-host test-vm test-kasan run bench bench-smoke bench-tools vm clean
 
 # --- dependencies --------------------------------------------------------
 
@@ -79,6 +83,13 @@ $(BPF_STAMP): $(LIBBPF_A) $(wildcard src/bpf/*) fanbpf/_bpfcc.py setup.py
 $(BUILD)/test-bpf/%.bpf.o: tests/host/bpf/%.bpf.c $(BPF_STAMP)
 	$(PY) fanbpf/_bpfcc.py $< $@ fanbpf/include src/bpf
 
+$(BUILD)/test-bpf-vm/%.bpf.o: tests/vm/bpf/%.bpf.c $(BPF_STAMP)
+	$(PY) fanbpf/_bpfcc.py $< $@ fanbpf/include src/bpf
+
+$(URING_READ): tests/vm/uring_read.c | $(BUILD)/.apt-done
+	@mkdir -p $(dir $@)
+	$(CC) -O2 -Wall -o $@ $< -luring
+
 EXT_STAMP := $(BUILD)/.ext-done
 $(EXT_STAMP): $(LIBBPF_A) $(wildcard src/c/*.c src/c/*.h src/bpf/*.h) fanbpf/_ffi_build.py setup.py pyproject.toml $(VENV)/.pip-done
 	FANBPF_LIBBPF_DIR=$(LIBBPF_OUT) $(PY) setup.py -q build_ext --inplace
@@ -90,7 +101,8 @@ $(EXAMPLE_STAMP): $(EXT_STAMP) $(BPF_STAMP) $(wildcard examples/suffixwatch/* ex
 	PYTHONPATH=$(TOP) $(VENV)/bin/pip install -q --no-build-isolation --no-deps --force-reinstall examples/suffixwatch
 	@touch $@
 
-build: deps $(BPF_STAMP) $(TEST_BPF_OBJS) $(EXT_STAMP) $(EXAMPLE_STAMP)
+build: deps $(BPF_STAMP) $(TEST_BPF_OBJS) $(VM_TEST_BPF_OBJS) $(URING_READ) $(EXT_STAMP) \
+	$(EXAMPLE_STAMP)
 
 # sdist, then a wheel built from it (so the sdist is proven complete).
 dist: build
@@ -100,8 +112,9 @@ dist: build
 
 # --- kernel and VM -------------------------------------------------------
 
+# make kernel KASAN=1: the KASAN variant (own cache key and object tree).
 kernel: deps
-	kernel/build.sh
+	FANBPF_KASAN=$(if $(filter 1,$(KASAN)),1,0) kernel/build.sh
 
 # make vm CMD='...': run a command in the test kernel, checkout visible.
 vm: kernel
@@ -121,6 +134,15 @@ test-vm: build kernel
 test: dist kernel bench-tools
 	@$(MAKE) --no-print-directory bench-smoke; smoke=$$?; \
 	TEST_PYTHON=$(TEST_PYTHON) tests/run-all.sh && exit $$smoke
+
+# The VM tests that exercise the kernel, and the series' selftest, on the
+# KASAN kernel (slow: not part of make test).
+KASAN_TESTS := tests/vm/test_kernel_module.py tests/vm/test_kernel_bpf.py \
+	tests/vm/test_kernel_safety.py
+test-kasan: build
+	FANBPF_KASAN=1 kernel/build.sh
+	FANBPF_KASAN=1 kernel/vm.sh $(PY) -m pytest -q -p no:cacheprovider $(KASAN_TESTS)
+	FANBPF_KASAN=1 kernel/vm.sh "$$(FANBPF_KASAN=1 kernel/build.sh --dir)/fastpath_test"
 
 run: build kernel
 	kernel/vm.sh $(PY) -m fanbpf demo

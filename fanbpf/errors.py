@@ -123,7 +123,8 @@ _MESSAGES = {
         "{name!r}: the BPF fd is not open (was the Handler closed?); keep the Handler "
         "open while attaching it",
     ("attach", _errno.EPERM):
-        "attaching handler {name!r} needs CAP_SYS_ADMIN; run as root",
+        "handler {name!r} is not marked UNPRIV: attaching it needs CAP_SYS_ADMIN and a group "
+        "made with it; run as root, or load the handler with unpriv=True",
     ("attach", _errno.EFAULT):
         "the kernel could not read the attach request for {name!r} (a bad buffer)",
     ("detach", _errno.ENOENT):
@@ -145,7 +146,10 @@ _MESSAGES = {
         "the kernel refused handler {name!r}: the name must be [A-Za-z0-9_.] and shorter "
         "than 64 bytes, desc NUL-terminated and flags only FAN_FP_F_*{detail}",
     ("register", _errno.EPERM):
-        "registering handler {name!r} needs CAP_BPF and CAP_PERFMON (or root)",
+        "registering handler {name!r} needs CAP_BPF and CAP_PERFMON, and CAP_SYS_ADMIN "
+        "unless it is private (or root)",
+    ("global", _errno.ENOENT):
+        "{path} has no global variable {name!r}",
     ("global", _errno.EPERM):
         "global {name!r} is read-only (const) once the object is loaded; set it in "
         "Handler.load(globals=...)",

@@ -545,6 +545,18 @@ class Group:
 
         return handler.attach(fd, target, args)
 
+    @property
+    def handler(self) -> str | None:
+        """Name of the attached fastpath handler, or None (see :func:`fanbpf.handler.attached`).
+
+        Turns None when the kernel revokes the handler (it was unregistered);
+        the group then receives every event its marks match.
+        """
+        fd = self.fileno()
+        from . import handler
+
+        return handler.attached(fd)
+
     def detach(self, name: str | None = None) -> Any:
         """Detach the fastpath handler (``name``: only if it is that one): see :func:`fanbpf.handler.detach`."""
         fd = self.fileno()

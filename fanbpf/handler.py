@@ -42,7 +42,7 @@ __all__ = ["BpfObject", "Handler", "TestRun", "attach", "detach", "builtin_path"
 BPF_DIR = Path(__file__).resolve().with_name("bpf")
 
 FAN_FP_F_PRIVATE = lib.FAN_FP_F_PRIVATE
-FAN_FP_F_SYS_ADMIN_ONLY = lib.FAN_FP_F_SYS_ADMIN_ONLY
+FAN_FP_F_UNPRIV = lib.FAN_FP_F_UNPRIV
 _NAME_RE = re.compile(r"[A-Za-z0-9_.]{1,%d}" % (lib.FAN_FP_NAME_MAX - 1))
 
 
@@ -290,8 +290,9 @@ class Handler:
     """A loaded and registered fastpath handler.
 
     Create one with :meth:`load`; close it (or use it as a context manager)
-    to unregister it and free the BPF object.  Groups it was attached to
-    keep working with it until they detach.
+    to unregister it and free the BPF object.  Unregistering detaches it
+    from every group it is attached to (the kernel revokes it); those groups
+    then deliver every event (see :attr:`fanbpf.Group.handler`).
     """
 
     def __init__(self, obj: BpfObject, ops_map: str, args_type: CType | None):
@@ -303,7 +304,7 @@ class Handler:
 
     @classmethod
     def load(cls, source, *, name: str | None = None, private: bool | None = None,
-             sys_admin_only: bool | None = None, globals: Mapping | None = None, args_type: str | None = None,
+             unpriv: bool | None = None, globals: Mapping | None = None, args_type: str | None = None,
              ops_map: str | None = None, log_level: int = 0) -> Handler:
         """Load and register a handler.
 
@@ -312,9 +313,9 @@ class Handler:
         (``importlib.resources.files("mylib") / "filter.bpf.o"``).  A ``str``
         is a path if it contains a ``/`` or ends in ``.o``.  ``name`` registers it under another name;
         ``private`` True sets FAN_FP_F_PRIVATE (never listed, attached by fd),
-        False clears it, None keeps what was compiled; ``sys_admin_only``
-        does the same for FAN_FP_F_SYS_ADMIN_ONLY (attach needs
-        CAP_SYS_ADMIN).  ``globals`` sets global
+        False clears it, None keeps what was compiled; ``unpriv`` does the
+        same for FAN_FP_F_UNPRIV (groups without CAP_SYS_ADMIN may attach
+        it; without it attaching needs CAP_SYS_ADMIN).  ``globals`` sets global
         variables before load (values encoded by their BTF types).  The
         init-args struct is ``struct <compiled name>_args`` unless ``args_type``
         names another.  ``ops_map`` picks a struct_ops map if there are several.
@@ -335,7 +336,7 @@ class Handler:
                 obj.set_ops_name(name, ops_map)
             flags = obj.ops_flags(ops_map)
             for bit, wanted in ((FAN_FP_F_PRIVATE, private),
-                                (FAN_FP_F_SYS_ADMIN_ONLY, sys_admin_only)):
+                                (FAN_FP_F_UNPRIV, unpriv)):
                 if wanted is not None:
                     flags = flags | bit if wanted else flags & ~bit
             obj.set_ops_flags(flags, ops_map)
@@ -439,6 +440,19 @@ def attach(fan_fd, target, args=None) -> None:
     else:
         ret = lib.fanbpf_fp_attach_name(fd, name.encode(), buf, len(blob))
     check(ret, "attach", name=name, args_len=len(blob))
+
+
+def attached(fan_fd) -> str | None:
+    """Name of the handler attached to the group behind ``fan_fd``, or None.
+
+    Read from the fd's fdinfo.  The kernel detaches a handler from every
+    group when it is unregistered (its link destroyed, its module unloaded);
+    this then says None and the group receives every event again.
+    """
+    buf = ffi.new("char[]", lib.FAN_FP_NAME_MAX)
+    ret = lib.fanbpf_fp_attached(_fileno(fan_fd), buf, lib.FAN_FP_NAME_MAX, ffi.NULL)
+    check(ret, "attached")
+    return ffi.string(buf).decode() if ret == 1 else None
 
 
 def detach(fan_fd, name=None) -> None:

@@ -32,11 +32,11 @@ from dataclasses import dataclass
 from typing import Union
 
 from fanbpf.errors import ArgsError
-from fanbpf.model import (COMM_LEN, ERRNO_MAX, MAX_PATTERNS, MAX_ROOTS, PATTERN_MAX,
+from fanbpf.model import (COMM_LEN, MAX_PATTERNS, MAX_ROOTS, PATTERN_MAX,
                           NamesMode, PatternKind, ProcessFlag, Section)
 
 __all__ = ["rules", "exact", "prefix", "suffix", "glob", "NamePattern", "RulesError",
-           "kernel_dev", "root_of"]
+           "kernel_dev", "root_of", "DENY_ERRNOS"]
 
 #: Event bits the names rule may be restricted to (FAN_* event bits and FAN_ONDIR).
 _EVENT_BITS = 0x0007FFFF | 0x10000000 | 0x40000000
@@ -175,15 +175,24 @@ def _cgroup_id(cgroup) -> int:
     return st.st_ino  # a cgroup v2 id is its directory's inode number
 
 
+#: What the kernel lets a handler deny a permission event with: upstream's
+#: FAN_DENY_ERRNO set plus EACCES.  It turns any other errno into EPERM (and
+#: logs a warning), so asking for one is refused here, before any syscall.
+DENY_ERRNOS = frozenset({_errno.EPERM, _errno.EACCES, _errno.EIO, _errno.EBUSY,
+                         _errno.ETXTBSY, _errno.EAGAIN, _errno.ENOSPC, _errno.EDQUOT})
+
+
 def _errno_value(value) -> int:
     if isinstance(value, str):
         code = getattr(_errno, value.upper(), None)
         if code is None:
             raise RulesError(f"deny_errno: unknown errno name {value!r}")
-        return code
+        value = code
     value = _uint(value, "deny_errno")
-    if not 0 < value <= ERRNO_MAX:
-        raise RulesError(f"deny_errno: {value} is not an errno (1..{ERRNO_MAX})")
+    if value not in DENY_ERRNOS:
+        allowed = ", ".join(sorted(_errno.errorcode[e] for e in DENY_ERRNOS))
+        raise RulesError(f"deny_errno: the kernel denies only with {allowed}; "
+                         f"{_errno.errorcode.get(value, value)} would become EPERM")
     return value
 
 
@@ -226,8 +235,8 @@ def rules(*, subtree: Iterable | None = None,
         only events by tasks with this name (at most 15 bytes).
     ``deny_errno``
         permission events that match are denied with this errno (a number
-        or a name such as ``"EPERM"``) instead of being sent to user space;
-        the others are allowed in the kernel.
+        or a name such as ``"EPERM"``; one of :data:`DENY_ERRNOS`) instead
+        of being sent to user space; the others are allowed in the kernel.
     """
     args: dict = {"sections": 0}
     sections = 0

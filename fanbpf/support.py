@@ -13,23 +13,24 @@ from fanbpf.errors import KernelSupportError
 __all__ = ["HandlerInfo", "KernelSupport", "available_handlers", "kernel_support", "SYSFS_DIR"]
 
 #: Where the kernel lists registered (non-private) handlers.
-SYSFS_DIR = Path("/sys/kernel/fanotify_fastpath")
+SYSFS_DIR = Path("/sys/fs/fanotify/fastpath")
 
 
 @dataclass(frozen=True)
 class HandlerInfo:
-    """A registered handler, as /sys/kernel/fanotify_fastpath/<name>/ shows it."""
+    """A registered handler, as /sys/fs/fanotify/fastpath/<name>/ shows it."""
 
     name: str
-    #: Handler flags by name; the kernel shows ``SYS_ADMIN_ONLY`` or nothing.
+    #: Handler flags by name; the kernel shows ``UNPRIV`` or nothing.
     flags: frozenset
     description: str
     #: ``"bpf"`` or ``"module"``.
     owner: str
 
     @property
-    def sys_admin_only(self) -> bool:
-        return "SYS_ADMIN_ONLY" in self.flags
+    def unpriv(self) -> bool:
+        """Groups without CAP_SYS_ADMIN may attach it (FAN_FP_F_UNPRIV)."""
+        return "UNPRIV" in self.flags
 
 
 def _read(path: Path) -> str:

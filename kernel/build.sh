@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# Build the fanbpf test kernel (and the reference module) into a cache
-# outside the checkout, keyed by the patches, the config, the module source
-# and the Debian source version.  A second run with nothing changed only
-# prints the image directory.
+# Build the fanbpf test kernel (and the reference module and the series'
+# selftest) into a cache outside the checkout, keyed by the patches, the
+# config, the module source and the Debian source version.  A second run
+# with nothing changed only prints the image directory.
 #
 #   kernel/build.sh          build if needed, print the image directory
 #   kernel/build.sh --dir    print the image directory for the current key
+#
+# FANBPF_KASAN=1 selects the KASAN variant: kernel/config plus
+# kernel/config.kasan, its own key and its own object tree (so that the
+# two variants do not rebuild each other from scratch).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -18,10 +22,16 @@ version=$(dpkg-query -W -f='${Version}' linux-source-6.12 2>/dev/null) || {
 	echo "kernel/build.sh: linux-source-6.12 is not installed (run: make deps)" >&2
 	exit 1
 }
-key=$( { echo "$version"; cat "$here"/patches/*.patch "$here/config" \
+fragments=("$here/config")
+variant=
+if [ "${FANBPF_KASAN:-0}" = 1 ]; then
+	fragments+=("$here/config.kasan")
+	variant=kasan-
+fi
+key=$( { echo "$version"; cat "$here"/patches/*.patch "${fragments[@]}" \
 	"$here"/module/* "$top/src/bpf/fanbpf_rules.h" "$here/build.sh"; } |
 	sha256sum | cut -c1-16)
-out=$cache/kernel-$key
+out=$cache/kernel-$variant$key
 
 if [ "${1:-}" = --dir ]; then
 	echo "$out"
@@ -34,7 +44,7 @@ fi
 
 log() { echo "kernel/build.sh: $*" >&2; }
 src=$cache/src
-obj=$cache/obj
+obj=$cache/${variant}obj
 mkdir -p "$cache"
 
 # One build at a time: the source and object trees are shared by every key.
@@ -71,12 +81,14 @@ commit=$(git -C "$src" -c user.name=fanbpf -c user.email=fanbpf@localhost \
 git -C "$src" checkout -q -f "$commit"
 git -C "$src" clean -q -f -d -e .fanbpf-version
 
-# allnoconfig plus our fragment; the result must contain every line of it.
+# allnoconfig plus our fragments; the result must contain every line of them.
 log "configuring"
 scratch=$cache/kconfig
 mkdir -p "$scratch" "$obj"
-make -s -C "$src" O="$scratch" KCONFIG_ALLCONFIG="$here/config" allnoconfig >/dev/null
-missing=$(grep -E '^CONFIG_' "$here/config" | while read -r line; do
+allconfig=$scratch/fragments
+cat "${fragments[@]}" >"$allconfig"
+make -s -C "$src" O="$scratch" KCONFIG_ALLCONFIG="$allconfig" allnoconfig >/dev/null
+missing=$(grep -E '^CONFIG_' "$allconfig" | while read -r line; do
 	grep -qxF "$line" "$scratch/.config" || echo "$line"; done)
 if [ -n "$missing" ]; then
 	log "config options that did not stick (missing dependency?):"
@@ -89,17 +101,25 @@ log "building in $obj with $jobs jobs"
 start=$(date +%s)
 make -s -C "$src" O="$obj" -j"$jobs" olddefconfig >/dev/null
 make -s -C "$src" O="$obj" -j"$jobs" bzImage modules
-rm -rf "$cache/module"
-cp -r "$here/module" "$cache/module"
-cp "$top/src/bpf/fanbpf_rules.h" "$cache/module/"
-make -s -C "$obj" M="$cache/module" -j"$jobs" modules
+module=$cache/${variant}module
+rm -rf "$module"
+cp -r "$here/module" "$module"
+cp "$top/src/bpf/fanbpf_rules.h" "$module/"
+make -s -C "$obj" M="$module" -j"$jobs" modules
+# The series' selftest, against the patched uapi headers.
+make -s -C "$src" O="$obj" headers
+selftest=$cache/${variant}selftest
+rm -rf "$selftest"
+mkdir -p "$selftest"
+make -s -C "$src/tools/testing/selftests/filesystems/fanotify" OUTPUT="$selftest" \
+	KHDR_INCLUDES="-isystem $obj/usr/include" "$selftest/fastpath_test"
 log "built in $(( $(date +%s) - start )) s"
 
 tmp=$out.tmp
 rm -rf "$tmp"
 mkdir -p "$tmp"
 cp "$obj/arch/x86/boot/bzImage" "$obj/vmlinux" "$obj/.config" "$tmp/"
-cp "$cache/module/fanbpf_subtree_kmod.ko" "$tmp/"
+cp "$module/fanbpf_subtree_kmod.ko" "$selftest/fastpath_test" "$tmp/"
 echo "$version" >"$tmp/source-version"
 touch "$tmp/.done"
 rm -rf "$out"

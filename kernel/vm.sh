@@ -7,13 +7,15 @@
 #   kernel/vm.sh CMD [ARGS...]
 #
 # FANBPF_VM_ACCEL=kvm|tcg forces the accelerator; by default KVM is used
-# when a probe boot under KVM completes, TCG otherwise.
+# when a probe boot under KVM completes, TCG otherwise.  FANBPF_KASAN=1
+# boots the KASAN variant; FANBPF_VM_KERNEL=DIR boots another cached image
+# (e.g. an older series, to show a test failing there).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(dirname "$here")
 # Real path: the guest sees the host root, not symlinks into its tmpfs dirs.
-kdir=$(readlink -f "$("$here/build.sh" --dir)")
+kdir=$(readlink -f "${FANBPF_VM_KERNEL:-$("$here/build.sh" --dir)}")
 vng=${VNG:-$top/.venv/bin/vng}
 export PATH="$top/.venv/bin:$PATH"
 logdir=$top/build/vm

@@ -35,11 +35,17 @@ kernel/vm.sh env FANBPF_EXAMPLES="${FANBPF_VM_EXAMPLES:-300}" "$py" -m pytest -q
 	-p no:cacheprovider tests/vm --junitxml="$out/vm.xml"
 vm_rc=$?
 
-exec $py - "$host_rc" "$vm_rc" <<'PY'
+echo "== kernel selftest (tools/testing/selftests/filesystems/fanotify, in the series)"
+kernel/vm.sh "$(kernel/build.sh --dir)/fastpath_test"
+selftest_rc=$?
+
+exec $py - "$host_rc" "$vm_rc" "$selftest_rc" <<'PY'
 import sys, xml.etree.ElementTree as ET
-host_rc, vm_rc = map(int, sys.argv[1:3])
+host_rc, vm_rc, selftest_rc = map(int, sys.argv[1:4])
 total = {"passed": 0, "failed": 0, "skipped": 0}
 ok = host_rc == 0 and vm_rc == 0
+print(f"selftest: {'passed' if selftest_rc == 0 else 'FAILED'}")
+ok = ok and selftest_rc == 0
 for name in ("host", "vm"):
     try:
         suite = ET.parse(f"build/test/{name}.xml").getroot().find("testsuite")

@@ -48,16 +48,34 @@ static bool under_root(const struct fanbpf_subtree_args *args, struct dentry *d)
 	return false;
 }
 
+/*
+ * A dentry of @inode to walk up from, chosen as d_find_alias_rcu() chooses
+ * (which is not exported): a directory's only dentry, a hashed alias of a
+ * file (an unlinked alias has a stale parent chain), none once the inode is
+ * being freed (i_dentry shares its storage with i_rcu then).  Caller holds
+ * RCU; the event pins @inode.
+ */
 static struct dentry *inode_dentry(struct inode *inode)
 {
-	struct hlist_node *first = READ_ONCE(inode->i_dentry.first);
+	struct dentry *alias, *found = NULL;
 
-	return first ? hlist_entry(first, struct dentry, d_u.d_alias) : NULL;
+	spin_lock(&inode->i_lock);
+	if (!(inode->i_state & I_FREEING)) {
+		hlist_for_each_entry(alias, &inode->i_dentry, d_u.d_alias) {
+			if (S_ISDIR(inode->i_mode) || !d_unhashed(alias)) {
+				found = alias;
+				break;
+			}
+		}
+	}
+	spin_unlock(&inode->i_lock);
+	return found;
 }
 
 static int subtree_handler(struct fanotify_fastpath_hook *hook, u32 mask,
 			   struct inode *inode, struct dentry *dentry,
-			   struct inode *dir, const struct qstr *name)
+			   struct inode *dir,
+			   const struct fanotify_fastpath_name *name)
 {
 	const struct fanbpf_subtree_args *args = hook->data;
 	bool inside = false;
@@ -80,7 +98,10 @@ static int subtree_init(struct fanotify_fastpath_hook *hook,
 {
 	const struct fanbpf_subtree_args *sargs = (const void *)args->data;
 
-	if (args->len != sizeof(*sargs) || sargs->nr_roots > FANBPF_MAX_ROOTS)
+	/* No args: no roots, every event is outside (the selftest attaches so). */
+	if (args->len && args->len != sizeof(*sargs))
+		return -EINVAL;
+	if (sargs->nr_roots > FANBPF_MAX_ROOTS)
 		return -EINVAL;
 	hook->data = kmemdup(sargs, sizeof(*sargs), GFP_KERNEL_ACCOUNT);
 	return hook->data ? 0 : -ENOMEM;
@@ -98,6 +119,10 @@ static struct fanotify_fastpath_ops subtree_ops = {
 	.name = "fanbpf_subtree_kmod",
 	.desc = "deliver only events under the given (dev, ino) roots",
 	.owner = THIS_MODULE,
+	/*
+	 * Not FAN_FP_F_UNPRIV: subtree_init() has not been written for
+	 * arguments from unprivileged users.
+	 */
 };
 
 static int __init subtree_kmod_init(void)

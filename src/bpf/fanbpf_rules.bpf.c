@@ -103,7 +103,7 @@ static __always_inline bool subtree_inside(const struct fanbpf_subtree_args *sa,
 SEC("struct_ops/fp_handler")
 int BPF_PROG(fanbpf_rules_handler, struct fanotify_fastpath_hook *hook, __u32 mask,
 	     struct inode *inode, struct dentry *dentry, struct inode *dir,
-	     const struct qstr *name)
+	     const struct fanotify_fastpath_name *name)
 {
 	struct fanbpf_event_facts f = {};	/* the kfuncs read what they write */
 	const struct fanbpf_rules_args *a;

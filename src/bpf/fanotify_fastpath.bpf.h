@@ -11,8 +11,11 @@
  *	FAN_FP_RET_SEND_TO_USERSPACE (0)	deliver the event
  *	FAN_FP_RET_SKIP_EVENT (1)		drop it; a permission event is
  *						allowed without asking user space
- *	-errno (-4095..-1)			permission events only: deny the
- *						access with that errno
+ *	-errno					permission events only: deny the
+ *						access; -EPERM, -EACCES, -EIO,
+ *						-EBUSY, -ETXTBSY, -EAGAIN,
+ *						-ENOSPC, -EDQUOT as they are,
+ *						any other errno as -EPERM
  *
  * A minimal handler:
  *
@@ -23,7 +26,7 @@
  *	SEC("struct_ops/fp_handler")
  *	int BPF_PROG(only_dirs, struct fanotify_fastpath_hook *hook, __u32 mask,
  *		     struct inode *inode, struct dentry *dentry, struct inode *dir,
- *		     const struct qstr *name)
+ *		     const struct fanotify_fastpath_name *name)
  *	{
  *		return mask & FAN_ONDIR ? FAN_FP_RET_SEND_TO_USERSPACE
  *					: FAN_FP_RET_SKIP_EVENT;
@@ -37,7 +40,11 @@
  *
  * Rules the kernel (6.12 + the fanbpf series) enforces on handlers:
  *
- *  - License GPL; loading needs CAP_BPF and CAP_PERFMON (root).
+ *  - License GPL; loading needs CAP_BPF and CAP_PERFMON (root);
+ *    registering a listed (not FAN_FP_F_PRIVATE) name needs CAP_SYS_ADMIN.
+ *  - Attaching needs CAP_SYS_ADMIN (and a group made with it) unless the
+ *    handler sets FAN_FP_F_UNPRIV in .flags.
+ *  - Destroying the handler's link detaches it from every group.
  *  - fp_handler may not sleep.  It runs under RCU and fsnotify_mark_srcu,
  *    preemptible but not migratable: do not share per-CPU scratch buffers
  *    between handler invocations without disabling preemption.
@@ -52,7 +59,8 @@
  *    pointers: loads through them are fault-handled (a bad pointer reads
  *    as 0) and they cannot be passed to the kfuncs.
  *  - Names are not readable through d_name.name (a scalar to the
- *    verifier): use bpf_fanotify_read_name()/bpf_fanotify_dentry_name().
+ *    verifier): use bpf_fanotify_read_name() for the event's name and
+ *    bpf_fanotify_dentry_name() for the dentry's.
  *  - Helpers: the base set (maps, bpf_loop, ktime, ...) plus
  *    bpf_get_current_{pid_tgid,uid_gid,comm,cgroup_id}().
  *  - Stack is 512 bytes; loops must be bounded (or use bpf_loop()).
@@ -82,7 +90,7 @@
 #define FAN_FP_ARGS_MAX			1024
 
 /* fanotify_fastpath_ops.flags */
-#define FAN_FP_F_SYS_ADMIN_ONLY		0x1	/* attaching needs CAP_SYS_ADMIN */
+#define FAN_FP_F_UNPRIV			0x1	/* groups without CAP_SYS_ADMIN may attach */
 #define FAN_FP_F_PRIVATE		0x2	/* not registered by name; attach by fd */
 
 /* fp_handler return values */
@@ -125,6 +133,12 @@
 
 struct fanotify_fastpath_hook;
 
+/* The name an event carries; only fanotify makes these (see the kfuncs). */
+struct fanotify_fastpath_name {
+	const unsigned char *name;
+	__u32 len;
+} __attribute__((preserve_access_index));
+
 /* fp_init's arguments: the blob user space attached with, zero past len. */
 struct fanotify_fastpath_init_args {
 	__u32 len;
@@ -148,7 +162,8 @@ struct fanotify_fastpath_init_args {
 struct fanotify_fastpath_ops {
 	int (*fp_handler)(struct fanotify_fastpath_hook *hook, __u32 mask,
 			  struct inode *inode, struct dentry *dentry,
-			  struct inode *dir, const struct qstr *name);
+			  struct inode *dir,
+			  const struct fanotify_fastpath_name *name);
 	int (*fp_init)(struct fanotify_fastpath_hook *hook,
 		       const struct fanotify_fastpath_init_args *args);
 	void (*fp_free)(struct fanotify_fastpath_hook *hook);
@@ -173,21 +188,23 @@ struct fanotify_fastpath_hook {
 /*
  * Copy the name an event carries (fp_handler's @name) into @dst, always
  * NUL-terminated.  Returns its length, or -E2BIG if only a prefix fitted.
+ * It takes only fp_handler's @name: the verifier refuses &dentry->d_name.
  */
-extern int bpf_fanotify_read_name(const struct qstr *name, char *dst,
-				  __u32 dst__sz) __ksym;
+extern int bpf_fanotify_read_name(const struct fanotify_fastpath_name *name,
+				  char *dst, __u32 dst__sz) __ksym;
 
 /*
  * Copy the current name of fp_handler's @dentry (a trusted dentry: not one
- * reached through d_parent) into @dst.  Returns the length or -E2BIG.
+ * reached through d_parent) into @dst.  Returns the length or -E2BIG.  A
+ * concurrent rename may give a mix of the old and the new name.
  */
 extern int bpf_fanotify_dentry_name(struct dentry *dentry, char *dst,
 				    __u32 dst__sz) __ksym;
 
 /*
  * A dentry of fp_handler's @inode or @dir, without a reference, for events
- * that carry none; NULL when the inode has no dentry left (it was
- * unlinked).  The result is a plain pointer, valid until the handler
+ * that carry none: a directory's, or a hashed alias of a file; NULL when
+ * the inode has none left (it was unlinked).  The result is a plain pointer, valid until the handler
  * returns: walk up from it, but it cannot be passed to the kfuncs above.
  */
 extern struct dentry *bpf_fanotify_inode_dentry(struct inode *inode) __ksym;

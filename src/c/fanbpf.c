@@ -137,8 +137,8 @@ static int fp_add(int fan_fd, struct fanotify_fastpath_args *fp,
 	if (!args && args_len)
 		return fanbpf_err(-EINVAL);
 
-	fp->version = FAN_FP_ARGS_VERSION;
-	fp->init_args = (uintptr_t)args;
+	/* the kernel wants the pointer 0 when there is nothing to copy */
+	fp->init_args = args_len ? (uintptr_t)args : 0;
 	fp->init_args_len = args_len;
 	if (ioctl(fan_fd, FAN_IOC_ADD_FP, fp))
 		return fanbpf_err(-errno);
@@ -167,16 +167,52 @@ int fanbpf_fp_attach_fd(int fan_fd, int bpf_fd,
 	return fp_add(fan_fd, &fp, args, args_len);
 }
 
+int fanbpf_fp_attached(int fan_fd, char *name, size_t size, uint64_t *id)
+{
+	char path[64], line[256], found[FAN_FP_NAME_MAX];
+	unsigned long long found_id;
+	int ret = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fan_fd);
+	f = fopen(path, "re");
+	if (!f)
+		return fanbpf_err(-errno);
+	/* the kernel prints this line while a handler is attached */
+	while (!ret && fgets(line, sizeof(line), f))
+		if (sscanf(line, "fanotify fastpath name:%63s id:%llu",
+			   found, &found_id) == 2)
+			ret = 1;
+	fclose(f);
+	if (!ret)
+		return 0;
+	if (name) {
+		if (strlen(found) >= size)
+			return fanbpf_err(-ENOSPC);
+		strcpy(name, found);
+	}
+	if (id)
+		*id = found_id;
+	return 1;
+}
+
 int fanbpf_fp_detach(int fan_fd, const char *name)
 {
-	/* the ioctl is declared with a full-size array: hand it one */
-	char buf[FAN_FP_NAME_MAX] = "";
+	char attached[FAN_FP_NAME_MAX];
+	int ret;
 
-	if (name && strlen(name) >= sizeof(buf))
+	if (name && strlen(name) >= sizeof(attached))
 		return fanbpf_err(-EINVAL);
-	if (name)
-		strcpy(buf, name);
-	if (ioctl(fan_fd, FAN_IOC_DEL_FP, name ? buf : NULL))
+	if (name) {
+		/* the ioctl detaches whatever is attached: check the name first */
+		ret = fanbpf_fp_attached(fan_fd, attached, sizeof(attached), NULL);
+		if (ret < 0)
+			return ret;
+		/* nothing attached: the ioctl says ENOENT (ENOTTY on old kernels) */
+		if (ret == 1 && strcmp(name, attached))
+			return fanbpf_err(-ENOENT);
+	}
+	if (ioctl(fan_fd, FAN_IOC_DEL_FP, 0))
 		return fanbpf_err(-errno);
 	return 0;
 }
@@ -249,7 +285,7 @@ int fanbpf_probe(struct fanbpf_probe *out)
 		return 0;
 	}
 	/* nothing is attached, so the real ioctl says ENOENT; old kernels ENOTTY */
-	if (ioctl(fd, FAN_IOC_DEL_FP, NULL) == 0 || errno == ENOENT)
+	if (ioctl(fd, FAN_IOC_DEL_FP, 0) == 0 || errno == ENOENT)
 		out->fastpath_ioctl = true;
 	close(fd);
 	return 0;

@@ -94,10 +94,23 @@ int fanbpf_fp_attach_fd(int fan_fd, int bpf_fd,
 
 /**
  * @brief FAN_IOC_DEL_FP.
- * @param name the attached handler's name, or NULL to detach any
+ * @param name the attached handler's name (checked against
+ * fanbpf_fp_attached() first), or NULL to detach any
  * @return 0, or -errno (-ENOENT: nothing, or another handler, attached)
  */
 int fanbpf_fp_detach(int fan_fd, const char *name);
+
+/**
+ * @brief Which handler is attached to @fan_fd, from the fd's fdinfo.  The
+ * kernel detaches a handler by itself when the handler is unregistered
+ * (its link destroyed, its module unloaded); the group then delivers
+ * every event, and this says 0.
+ * @param name if not NULL, receives the handler's name
+ * @param id if not NULL, receives the attachment's id (hook->id)
+ * @return 1 attached, 0 nothing attached, or -errno (-ENOSPC: @size too
+ * small)
+ */
+int fanbpf_fp_attached(int fan_fd, char *name, size_t size, uint64_t *id);
 
 /* ---- feature probe -------------------------------------------------- */
 

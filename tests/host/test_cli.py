@@ -171,7 +171,7 @@ def test_filter_options_are_checked_before_loading(tmp_path):
 
 @root_only
 def test_filters_need_a_fastpath_kernel(tmp_path):
-    if os.path.isdir("/sys/kernel/fanotify_fastpath"):
+    if os.path.isdir("/sys/fs/fanotify/fastpath"):
         pytest.skip("a fastpath kernel: the VM tests cover filtering")
     for option in (["--subtree", str(tmp_path)], ["--exclude-self"], ["--handler", "rules"],
                    ["--exclude-self", "--fallback", "never"]):
@@ -229,7 +229,7 @@ def test_handlers_lists_sysfs():
     result = fanbpf("handlers", "--json")
     assert result.returncode == 0
     listed = {json.loads(line)["name"] for line in result.stdout.splitlines()}
-    sysfs = Path("/sys/kernel/fanotify_fastpath")
+    sysfs = Path("/sys/fs/fanotify/fastpath")
     assert listed == ({p.name for p in sysfs.iterdir()} if sysfs.is_dir() else set())
 
 

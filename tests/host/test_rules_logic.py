@@ -204,7 +204,9 @@ def test_plain_patterns_are_globs(text, name):
     (dict(names=["a"], events=["nonsense"]), "no event named"),
     (dict(comm="x" * 16), "task name"),
     (dict(uid=-1), "out of range"),
-    (dict(deny_errno=5000), "not an errno"),
+    (dict(deny_errno=5000), "denies only with"),
+    (dict(deny_errno="EINTR"), "EINTR would become EPERM"),
+    (dict(deny_errno=529), "would become EPERM"),  # EIOCBQUEUED, kernel-internal
     (dict(deny_errno="ENOSUCH"), "unknown errno"),
 ])
 def test_rules_errors(kwargs, message):

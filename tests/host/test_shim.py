@@ -37,9 +37,9 @@ def _iow(nr: int, size: int) -> int:
 
 def test_uapi_constants():
     assert lib.FAN_IOC_ADD_FP == 0x40584600 == _iow(0, 88)
-    assert lib.FAN_IOC_DEL_FP == 0x40404601 == _iow(1, 64)
-    assert (lib.FAN_FP_NAME_MAX, lib.FAN_FP_ARGS_MAX, lib.FAN_FP_ARGS_VERSION) == (64, 1024, 1)
-    assert (lib.FAN_FP_ADD_BPF_FD, lib.FAN_FP_F_SYS_ADMIN_ONLY, lib.FAN_FP_F_PRIVATE) == (1, 1, 2)
+    assert lib.FAN_IOC_DEL_FP == 0x4601  # _IO('F', 1): no argument
+    assert (lib.FAN_FP_NAME_MAX, lib.FAN_FP_ARGS_MAX, lib.FAN_FP_ARGS_SIZE_VER0) == (64, 1024, 88)
+    assert (lib.FAN_FP_ADD_BPF_FD, lib.FAN_FP_F_UNPRIV, lib.FAN_FP_F_PRIVATE) == (1, 1, 2)
     assert errors.ARGS_MAX == lib.FAN_FP_ARGS_MAX
 
 
@@ -150,7 +150,7 @@ def test_available_handlers_empty_without_sysfs():
 def test_available_handlers_parses_sysfs_layout(tmp_path, monkeypatch):
     # the reader only; the real directory is checked in tests/vm
     for name, flags, desc, owner in [("rules", "", "fanbpf rules", "bpf"),
-                                     ("subtree", "SYS_ADMIN_ONLY", "kmod", "module")]:
+                                     ("subtree", "UNPRIV", "kmod", "module")]:
         (tmp_path / name).mkdir()
         (tmp_path / name / "flags").write_text(flags + "\n")
         (tmp_path / name / "desc").write_text(desc + "\n")
@@ -158,7 +158,7 @@ def test_available_handlers_parses_sysfs_layout(tmp_path, monkeypatch):
     monkeypatch.setattr(support, "SYSFS_DIR", tmp_path)
     rules, subtree = support.available_handlers()
     assert rules == support.HandlerInfo("rules", frozenset(), "fanbpf rules", "bpf")
-    assert subtree.sys_admin_only and not rules.sys_admin_only
+    assert subtree.unpriv and not rules.unpriv
     assert subtree.owner == "module"
 
 

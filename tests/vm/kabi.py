@@ -29,13 +29,16 @@ FAN_ALLOW = 1
 AT_FDCWD = -100
 
 FAN_IOC_ADD_FP = 0x40584600
-FAN_IOC_DEL_FP = 0x40404601
+FAN_IOC_DEL_FP = 0x4601
 FAN_FP_ADD_BPF_FD = 0x1
 FAN_FP_ARGS_MAX = 1024
-ARGS = struct.Struct("<64sIIQIi")
+# name, flags, init_args_len, init_args, bpf_fd, reserved: 88 bytes, no holes
+ARGS = struct.Struct("<64sIIQiI")
 METADATA = struct.Struct("<IBBHQii")
-SYSFS = "/sys/kernel/fanotify_fastpath"
+SYSFS = "/sys/fs/fanotify/fastpath"
 KMOD = "fanbpf_subtree_kmod"
+EIOCBQUEUED = 529  # kernel-internal errnos a handler must not leak
+ERESTARTSYS = 512
 
 
 def check(ret):
@@ -53,20 +56,46 @@ def fan_mark(fd, mask, path, flags=FAN_MARK_ADD | FAN_MARK_FILESYSTEM):
     check(libc.fanotify_mark(fd, flags, mask, AT_FDCWD, os.fsencode(path)))
 
 
-def add_fp(fd, name=b"", args=b"", *, version=1, flags=0, bpf_fd=-1, args_len=None):
-    """FAN_IOC_ADD_FP; args_len may lie about len(args) to test the limit."""
+def ioc_add_fp(size):
+    """FAN_IOC_ADD_FP for an argument struct of `size` bytes (_IOW('F', 0, size))."""
+    return (1 << 30) | (size << 16) | (ord("F") << 8)
+
+
+def v1_kernel():
+    """True on the v1 series (it listed handlers under /sys/kernel): the
+    defect tests then speak v1's ABI, so that they show the defects, not
+    the ABI change (FANBPF_VM_KERNEL=<v1 image> kernel/vm.sh ...)."""
+    return os.path.isdir("/sys/kernel/fanotify_fastpath")
+
+
+def add_fp(fd, name=b"", args=b"", *, flags=0, bpf_fd=0, args_len=None, args_ptr=None,
+           reserved=0, tail=b""):
+    """FAN_IOC_ADD_FP.  args_len may lie about len(args) to test the limit,
+    args_ptr replaces the pointer, tail is appended (a later, bigger struct)."""
     blob = ctypes.create_string_buffer(args, max(len(args), 1))
     length = len(args) if args_len is None else args_len
-    req = ARGS.pack(name, version, flags, ctypes.addressof(blob) if args else 0,
-                    length, bpf_fd)
-    fcntl.ioctl(fd, FAN_IOC_ADD_FP, req)
+    if args_ptr is None:
+        args_ptr = ctypes.addressof(blob) if args else 0
+    if v1_kernel():  # packed: name, version 1, flags, init_args, len, bpf_fd
+        req = struct.pack("<64sIIQIi", name, 1, flags, args_ptr, length, bpf_fd)
+        fcntl.ioctl(fd, ioc_add_fp(len(req)), req)
+        return
+    req = ARGS.pack(name, flags, length, args_ptr, bpf_fd, reserved) + tail
+    fcntl.ioctl(fd, ioc_add_fp(len(req)), req)
 
 
-def del_fp(fd, name=None):
-    if name is None:
-        fcntl.ioctl(fd, FAN_IOC_DEL_FP, 0)
-    else:
-        fcntl.ioctl(fd, FAN_IOC_DEL_FP, name.ljust(64, b"\0"))
+def del_fp(fd, arg=0):
+    fcntl.ioctl(fd, 0x40404601 if v1_kernel() else FAN_IOC_DEL_FP, arg)
+
+
+def attached(fd):
+    """(name, id) of the handler fdinfo shows for fanotify fd `fd`, or None."""
+    with open(f"/proc/self/fdinfo/{fd}") as f:
+        for line in f:
+            if line.startswith("fanotify fastpath "):
+                fields = dict(kv.split(":", 1) for kv in line.split()[2:])
+                return fields["name"], int(fields["id"])
+    return None
 
 
 def subtree_args(*roots):
@@ -96,6 +125,19 @@ def read_paths(fd):
                 os.close(evfd)
             out.append((mask, path))
             off += ev_len
+
+
+TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def vm_object(name):
+    """A handler built from tests/vm/bpf/ by `make build`."""
+    return os.path.join(TOP, "build", "test-bpf-vm", f"{name}.bpf.o")
+
+
+def touch(path):
+    with open(path, "w") as f:
+        f.write("x")
 
 
 def raises_errno(code, fn, *args, **kw):

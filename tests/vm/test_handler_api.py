@@ -53,7 +53,7 @@ def test_register_lists_and_unregisters(test_obj):
         assert h.name == "test_handler" and not h.private
         info = {i.name: i for i in support.available_handlers()}["test_handler"]
         assert info.owner == "bpf" and info.description == "host test handler"
-        assert not info.sys_admin_only
+        assert not info.unpriv
     assert "test_handler" not in [i.name for i in support.available_handlers()]
 
 
@@ -103,16 +103,19 @@ def test_private_handler_attaches_by_fd(test_obj, group_fd):
         handler.detach(group_fd)
 
 
-def test_group_keeps_handler_after_close(test_obj, group_fd, tmpfs):
+def test_closing_the_handler_revokes_it(test_obj, group_fd, tmpfs):
     assert lib.fanbpf_fanotify_mark(group_fd, FAN_MARK_ADD, EventMask.CREATE,
                                     AT_FDCWD, tmpfs.encode()) == 0
     h = handler.Handler.load(test_obj, globals={"extra_mask": EventMask.CREATE})
     handler.attach(group_fd, h)
-    h.close()  # unregisters the name; the attachment holds the map
+    assert handler.attached(group_fd) == "test_handler"
+    h.close()  # unregisters the name, which detaches it from the group
     assert "test_handler" not in [i.name for i in support.available_handlers()]
-    open(os.path.join(tmpfs, "still-skipped"), "w").close()
-    assert not pending(group_fd)
-    handler.detach(group_fd)
+    assert handler.attached(group_fd) is None
+    open(os.path.join(tmpfs, "now-delivered"), "w").close()
+    assert pending(group_fd)
+    with pytest.raises(FileNotFoundError):
+        handler.detach(group_fd)
 
 
 def test_no_fd_leaks(test_obj, group_fd):

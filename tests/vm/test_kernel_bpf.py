@@ -9,12 +9,8 @@ import pytest
 import fanbpf
 from fanbpf import EventMask, Group, Handler, InitFlag, MarkFlag
 
-from kabi import SYSFS, churn
+from kabi import FAN_FP_ADD_BPF_FD, SYSFS, add_fp, churn, raises_errno, touch, vm_object
 
-
-def touch(path):
-    with open(path, "w") as f:
-        f.write("x")
 
 
 @pytest.fixture
@@ -94,23 +90,6 @@ def test_permission_sent_to_user_space_for_matches_only(tree):
         p.join()
 
 
-def test_destroying_the_link_keeps_attached_groups_working(tree):
-    h = Handler.load("rules", name="t_lifetime")
-    with notif_group(tree) as g:
-        g.attach("t_lifetime", h.encode_args(fanbpf.rules(subtree=[f"{tree}/in"])))
-        h.close()  # link and object gone: the name is unregistered...
-        assert not os.path.exists(f"{SYSFS}/t_lifetime")
-        touch(f"{tree}/in/a")
-        touch(f"{tree}/out/b")
-        assert names(g.read_events(timeout=0)) == ["a"]  # ...the handler still runs
-        g.detach()
-        touch(f"{tree}/out/b")
-        assert names(g.read_events(timeout=0)) == ["b"]
-    with pytest.raises(FileNotFoundError):
-        with notif_group(tree) as g:
-            g.attach("t_lifetime")
-
-
 def test_closing_the_group_with_a_bpf_handler_attached(tree):
     with Handler.load("rules", name="t_close", private=True) as h:
         for _ in range(20):
@@ -120,38 +99,38 @@ def test_closing_the_group_with_a_bpf_handler_attached(tree):
             g.close()
 
 
-def _attach_unprivileged(tree, name, conn):
-    try:
-        os.setgroups([])
-        os.setgid(65534)
-        os.setuid(65534)
-        with Group(InitFlag.REPORT_FID) as g:  # the only kind unprivileged users get
-            g.mark(tree, EventMask.OPEN)
-            g.attach(name)
-        conn.send(0)
-    except OSError as e:
-        conn.send(e.errno)
+def test_init_args_for_a_handler_without_fp_init(tree):
+    with Handler.load(vm_object("no_init"), private=True) as h, notif_group(tree) as g:
+        with pytest.raises(OSError) as err:
+            g.attach(h, b"\0" * 8)
+        assert err.value.errno == errno.EINVAL
+        g.attach(h)
+        assert g.handler == "t_no_init"
 
 
-def run_unprivileged(tree, name):
-    parent, child = multiprocessing.Pipe()
-    p = multiprocessing.Process(target=_attach_unprivileged, args=(tree, name, child))
-    p.start()
-    result = parent.recv()
-    p.join()
-    return result
+@pytest.mark.parametrize("name", [".", ".."])
+def test_dot_names_are_refused(name):
+    with pytest.raises(fanbpf.FanbpfError) as err:
+        Handler.load(vm_object("no_init"), name=name)
+    assert err.value.errno == errno.EINVAL
+    assert os.listdir(SYSFS).count(name) == 0
 
 
-def test_sys_admin_only_handler_refuses_unprivileged_attach(tree):
-    os.chmod(tree, 0o777)
-    with Handler.load("rules", name="t_admin", sys_admin_only=True):
-        with open(f"{SYSFS}/t_admin/flags") as f:
-            assert f.read() == "SYS_ADMIN_ONLY\n"
-        assert run_unprivileged(tree, "t_admin") == errno.EPERM
-    with Handler.load("rules", name="t_anyone"):
-        # An empty args blob: the rules handler rejects it, after the
-        # privilege check passed.
-        assert run_unprivileged(tree, "t_anyone") == errno.EINVAL
+def test_a_description_must_be_one_line():
+    with pytest.raises(fanbpf.FanbpfError) as err:
+        Handler.load(vm_object("two_line_desc"))
+    assert err.value.errno == errno.EINVAL
+
+
+def test_attach_by_fd_needs_a_registered_handler(tree):
+    """A map whose link is gone is unregistered: attaching it says ENOENT."""
+    with Handler.load(vm_object("no_init"), private=True) as h, notif_group(tree) as g:
+        add_fp(g.fileno(), flags=FAN_FP_ADD_BPF_FD, bpf_fd=h.map_fd)
+        assert g.handler == "t_no_init"
+        g.detach()
+        h.obj.unregister()  # the link goes, the map stays
+        raises_errno(errno.ENOENT, add_fp, g.fileno(), flags=FAN_FP_ADD_BPF_FD,
+                     bpf_fd=h.map_fd)
 
 
 def test_bpf_attach_detach_loop_under_load(tree):

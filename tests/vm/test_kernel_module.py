@@ -3,15 +3,17 @@
 Raw ioctls (tests/vm/kabi.py): these check the kernel, not the library.
 """
 import errno
+import fcntl
 import multiprocessing
 import os
 import subprocess
 
 import pytest
 
-from kabi import (FAN_CLOSE_WRITE, FAN_FP_ARGS_MAX, FAN_OPEN, KMOD, SYSFS,
-                  add_fp, churn, del_fp, fan_init, fan_mark, raises_errno,
-                  read_paths, subtree_args)
+from kabi import (FAN_CLASS_NOTIF, FAN_CLOSE_WRITE, FAN_FP_ADD_BPF_FD, FAN_FP_ARGS_MAX,
+                  FAN_OPEN, FAN_REPORT_FID, KMOD, SYSFS, add_fp, attached, churn,
+                  del_fp, fan_init, fan_mark, ioc_add_fp, raises_errno, read_paths,
+                  subtree_args)
 
 MASK = FAN_OPEN | FAN_CLOSE_WRITE
 
@@ -63,7 +65,7 @@ def test_subtree_filtering_and_detach(tree, group):
     touch(f"{tree}/out/b")
     assert delivered(group) == [f"{tree}/in/a", f"{tree}/in/sub/c"]
 
-    del_fp(group, KMOD.encode())
+    del_fp(group)
     touch(f"{tree}/out/b")
     assert delivered(group) == [f"{tree}/out/b"]
 
@@ -87,6 +89,30 @@ def test_rename_into_and_out_of_subtree_is_seen_at_once(tree, group):
     assert delivered(group) == []
 
 
+FAN_MOVE_SELF = 0x800
+
+
+def test_events_without_a_dentry_walk_from_a_hashed_alias(tree):
+    """MOVE_SELF carries only the inode: the handler walks from one of its
+    dentries.  An unlinked name that an open fd still pins stays on the
+    inode's alias list, unhashed, with its old parent; d_find_alias_rcu()
+    skips it, the first alias on the list (v1) is exactly that one."""
+    touch(f"{tree}/in/x")
+    os.link(f"{tree}/in/x", f"{tree}/out/y")  # the newest alias comes first
+    pin = os.open(f"{tree}/out/y", os.O_RDONLY)
+    os.unlink(f"{tree}/out/y")  # unhashed, still an alias, parent out/
+    fd = fan_init(FAN_CLASS_NOTIF | FAN_REPORT_FID)
+    try:
+        fan_mark(fd, FAN_MOVE_SELF, tree)
+        add_fp(fd, KMOD.encode(), subtree_args(f"{tree}/in"))
+        os.rename(f"{tree}/in/x", f"{tree}/in/w")
+        # an FID group reports no fd, so read_paths() gives (mask, None)
+        assert read_paths(fd) == [(FAN_MOVE_SELF, None)]
+    finally:
+        os.close(fd)
+        os.close(pin)
+
+
 def test_unknown_name(group):
     raises_errno(errno.ENOENT, add_fp, group, b"no_such_handler")
 
@@ -96,9 +122,39 @@ def test_second_attach_is_busy(tree, group):
     raises_errno(errno.EBUSY, add_fp, group, KMOD.encode(), subtree_args(tree))
 
 
-@pytest.mark.parametrize("kw", [{"version": 0}, {"version": 2}, {"flags": 0x80}])
-def test_bad_version_or_flags(tree, group, kw):
+@pytest.mark.parametrize("kw", [
+    {"flags": 0x80},            # unknown flag
+    {"reserved": 1},            # reserved must be 0
+    {"bpf_fd": 3},              # bpf_fd is only for FAN_FP_ADD_BPF_FD
+])
+def test_unknown_flags_and_unused_fields_are_refused(tree, group, kw):
     raises_errno(errno.EINVAL, add_fp, group, KMOD.encode(), subtree_args(tree), **kw)
+
+
+def test_args_pointer_without_length_is_refused(group):
+    raises_errno(errno.EINVAL, add_fp, group, KMOD.encode(), args_ptr=4096)
+
+
+def test_name_is_unused_with_bpf_fd(group):
+    raises_errno(errno.EINVAL, add_fp, group, KMOD.encode(), flags=FAN_FP_ADD_BPF_FD,
+                 bpf_fd=group)
+
+
+def test_args_struct_can_grow(tree, group):
+    # A later, bigger struct: fields this kernel does not know must be 0.
+    raises_errno(errno.E2BIG, add_fp, group, KMOD.encode(), subtree_args(tree),
+                 tail=b"\0\0\0\1")
+    raises_errno(errno.EINVAL, fcntl.ioctl, group, ioc_add_fp(80), b"\0" * 80)
+    add_fp(group, KMOD.encode(), subtree_args(tree), tail=b"\0" * 8)
+    assert attached(group)[0] == KMOD
+
+
+def test_bpf_fd_that_is_not_bpf(group):
+    # -EINVAL as bpf_map_get() says for a non-BPF fd; -EBADF for a closed one
+    raises_errno(errno.EINVAL, add_fp, group, flags=FAN_FP_ADD_BPF_FD, bpf_fd=group)
+    closed = os.dup(group)
+    os.close(closed)
+    raises_errno(errno.EBADF, add_fp, group, flags=FAN_FP_ADD_BPF_FD, bpf_fd=closed)
 
 
 def test_init_args_over_the_limit(tree, group):
@@ -115,15 +171,23 @@ def test_unterminated_name(group):
 
 def test_detach_with_nothing_attached(group):
     raises_errno(errno.ENOENT, del_fp, group)
-    raises_errno(errno.ENOENT, del_fp, group, KMOD.encode())
 
 
-def test_detach_by_another_name_keeps_the_handler(tree, group):
-    add_fp(group, KMOD.encode(), subtree_args(f"{tree}/in"))
-    raises_errno(errno.ENOENT, del_fp, group, b"someone_else")
-    touch(f"{tree}/out/b")
-    assert delivered(group) == []
+def test_detach_argument_must_be_zero(tree, group):
+    add_fp(group, KMOD.encode(), subtree_args(tree))
+    raises_errno(errno.EINVAL, del_fp, group, 1)
+    assert attached(group)[0] == KMOD
+
+
+def test_fdinfo_shows_the_attached_handler(tree, group):
+    assert attached(group) is None
+    add_fp(group, KMOD.encode(), subtree_args(tree))
+    name, first = attached(group)
+    assert name == KMOD
     del_fp(group)
+    assert attached(group) is None
+    add_fp(group, KMOD.encode(), subtree_args(tree))
+    assert attached(group)[1] > first  # a new attachment, a new id
 
 
 def module_refcount():
@@ -131,19 +195,26 @@ def module_refcount():
         return int(f.read())
 
 
-def test_attachment_pins_the_module_and_close_releases_it(tree, kmod_path):
+def test_unloading_the_module_revokes_its_attachments(tree, group, kmod_path):
+    """rmmod detaches the handler from every group; they deliver unfiltered."""
     before = module_refcount()
-    fd = fan_init()
-    fan_mark(fd, MASK, tree)
-    add_fp(fd, KMOD.encode(), subtree_args(tree))
-    assert module_refcount() == before + 1
-    assert subprocess.run(["rmmod", KMOD], capture_output=True).returncode != 0
-    os.close(fd)  # group teardown detaches
-    assert module_refcount() == before
-    # Unload and reload: the registry and sysfs entry go and come back.
-    subprocess.run(["rmmod", KMOD], check=True)
-    assert not os.path.exists(os.path.join(SYSFS, KMOD))
-    subprocess.run(["insmod", kmod_path], check=True)
+    add_fp(group, KMOD.encode(), subtree_args(f"{tree}/in"))
+    other = fan_init()
+    fan_mark(other, MASK, tree)
+    add_fp(other, KMOD.encode(), subtree_args(f"{tree}/in"))
+    assert module_refcount() == before  # attachments do not pin the module
+    try:
+        subprocess.run(["rmmod", KMOD], check=True)
+        assert not os.path.exists(os.path.join(SYSFS, KMOD))
+        assert attached(group) is None and attached(other) is None
+        touch(f"{tree}/out/b")
+        assert delivered(group) == [f"{tree}/out/b"]
+        assert delivered(other) == [f"{tree}/out/b"]
+        raises_errno(errno.ENOENT, del_fp, group)
+    finally:
+        os.close(other)
+        if not os.path.exists(os.path.join(SYSFS, KMOD)):
+            subprocess.run(["insmod", kmod_path], check=True)
     assert os.path.exists(os.path.join(SYSFS, KMOD))
 
 

@@ -65,7 +65,7 @@ int BPF_PROG(suffix_init, struct fanotify_fastpath_hook *hook,
 SEC("struct_ops/fp_handler")
 int BPF_PROG(suffix_handler, struct fanotify_fastpath_hook *hook, __u32 mask,
 	     struct inode *inode, struct dentry *dentry, struct inode *dir,
-	     const struct qstr *name)
+	     const struct fanotify_fastpath_name *name)
 {
 	char buf[NAME_BUF] = {};	/* the kfuncs want initialised memory */
 	const struct suffix_state *st;

@@ -20,7 +20,7 @@ const volatile __u32 extra_mask = 0;
 SEC("struct_ops/fp_handler")
 int BPF_PROG(test_handler, struct fanotify_fastpath_hook *hook, __u32 mask,
 	     struct inode *inode, struct dentry *dentry, struct inode *dir,
-	     const struct qstr *name)
+	     const struct fanotify_fastpath_name *name)
 {
 	return mask & extra_mask ? FAN_FP_RET_SKIP_EVENT : FAN_FP_RET_SEND_TO_USERSPACE;
 }
