@@ -143,8 +143,9 @@ _MESSAGES = {
         "a fastpath handler named {name!r} is already registered; load this one under "
         "another name (Handler.load(..., name='other')) or as private (private=True)",
     ("register", _errno.EINVAL):
-        "the kernel refused handler {name!r}: the name must be [A-Za-z0-9_.] and shorter "
-        "than 64 bytes, desc NUL-terminated and flags only FAN_FP_F_*{detail}",
+        "the kernel refused handler {name!r}: the name must be [A-Za-z0-9_.], not '.' or "
+        "'..', and shorter than 64 bytes, desc one NUL-terminated line and flags only "
+        "FAN_FP_F_*{detail}",
     ("register", _errno.EPERM):
         "registering handler {name!r} needs CAP_BPF and CAP_PERFMON, and CAP_SYS_ADMIN "
         "unless it is private (or root)",
