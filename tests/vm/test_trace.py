@@ -52,7 +52,8 @@ def real(path):
 
 # --- strace's side ----------------------------------------------------------------
 
-_CALL = re.compile(r"^(\d+) +(\w+)\((.*)\) = (-?\d+)(?:<(.*)>)?(?: .*)?$")
+# "PID  name(args) = ret<path>"; a resumed call's "=" is padded with spaces
+_CALL = re.compile(r"^(\d+) +(\w+)\((.*)\) +=  ?(-?\d+)(?:<(.*)>)?(?: .*)?$")
 _ARG = re.compile(r'(AT_FDCWD|\d+)<([^>]*)>, "((?:[^"\\]|\\.)*)"|"((?:[^"\\]|\\.)*)"')
 
 
