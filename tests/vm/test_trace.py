@@ -64,6 +64,7 @@ class StraceSets:
     def __init__(self, log: str, cwd: str):
         self.read, self.write, self.created, self.maybe_created = set(), set(), set(), set()
         self.deleted, self.executed = set(), set()
+        self.changed_dir = False
         pending = {}
         for line in log.splitlines():
             m = re.match(r"^(\d+) +(.*) <unfinished \.\.\.>$", line)
@@ -77,18 +78,28 @@ class StraceSets:
             if call and int(call.group(4)) >= 0:
                 self._add(call.group(2), call.group(3), call.group(5), cwd)
 
-    @staticmethod
-    def _paths(args: str, cwd: str):
+    def _paths(self, args: str, cwd: str):
         out = []
         for m in _ARG.finditer(args):
             if m.group(3) is not None:  # dirfd<dir>, "path"
                 base, path = m.group(2), m.group(3)
             else:
                 base, path = cwd, m.group(4)
+                # -y names the cwd of *at calls only
+                assert path.startswith("/") or not self.changed_dir, \
+                    f"a relative path {path!r} after a chdir: ambiguous in this comparison"
             out.append(os.path.normpath(os.path.join(base, path)))
         return out
 
+    _USED = {"open", "openat", "openat2", "creat", "execve", "execveat", "unlink", "unlinkat",
+             "rmdir", "mkdir", "mkdirat", "rename", "renameat", "renameat2", "link", "linkat",
+             "symlink", "symlinkat"}
+
     def _add(self, name: str, args: str, result_path, cwd: str) -> None:
+        if name in ("chdir", "fchdir"):
+            self.changed_dir = True
+        if name not in self._USED:
+            return
         paths = self._paths(args, cwd)
         if name in ("open", "openat", "openat2", "creat"):
             if "O_PATH" in args or "O_DIRECTORY" in args:
@@ -108,9 +119,6 @@ class StraceSets:
             self.created.add(paths[0])
         elif name in ("rename", "renameat", "renameat2", "link", "linkat", "symlink", "symlinkat"):
             self.maybe_created.add(paths[-1])
-        elif name in ("chdir", "fchdir"):
-            raise AssertionError("a traced command changed directory: relative paths "
-                                 "without a dirfd would be ambiguous in this comparison")
 
 
 def strace(argv, cwd) -> StraceSets:
