@@ -43,7 +43,6 @@ import json
 import os
 import select
 import signal
-import stat
 import sys
 import tempfile
 from collections.abc import Iterable, Sequence

@@ -29,7 +29,6 @@ import shutil
 import subprocess
 import sys
 import textwrap
-import time
 
 import pytest
 
