@@ -24,12 +24,13 @@ from .flags import EventMask, InitFlag, MarkFlag, Response
 from .group import Group
 from .rules import rules
 from .support import available_handlers, kernel_support
+from .trace import trace  # binds fanbpf.trace to the function, not the module
 
 __all__ = [
     "ArgsError", "BpfObject", "Event", "EventMask", "FanbpfError", "Group", "Handler",
     "InitFlag", "KernelSupportError",
     "MarkFlag", "Response", "VerifierError", "available_handlers", "kernel_support",
-    "get_include", "parse_events", "rules",
+    "get_include", "parse_events", "rules", "trace",
 ]
 
 

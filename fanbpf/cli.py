@@ -337,6 +337,24 @@ def build_parser() -> argparse.ArgumentParser:
     probe.add_argument("--json", action="store_true", help="print one JSON object")
     probe.set_defaults(func=cmd_probe)
 
+    tr = sub.add_parser("trace", help="run a command and report the files it and its "
+                        "descendants used (filtered in the kernel)",
+                        description="Run CMD and report what it and every process it starts "
+                        "read, wrote, created, deleted, renamed and executed, filtered in the "
+                        "kernel by a fastpath handler.")
+    tr.add_argument("--json", action="store_true",
+                    help="print JSON Lines (one per event, one per file, a summary)")
+    mode = tr.add_mutually_exclusive_group()
+    mode.add_argument("--cgroup", dest="cgroup", action="store_const", const=True,
+                      help="require a fresh cgroup v2 for the command (default: when possible)")
+    mode.add_argument("--no-cgroup", dest="cgroup", action="store_const", const=False,
+                      help="follow the process tree by ancestry only")
+    tr.add_argument("--fs", action="append", metavar="PATH",
+                    help="watch the file system of PATH (repeatable; default: every file "
+                    "system the command can reach)")
+    tr.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- CMD ARGS...")
+    tr.set_defaults(func=cmd_trace)
+
     demo = sub.add_parser("demo", help="subtree monitoring with the filter in the kernel "
                           "(in user space on a kernel without the hook)")
     demo.add_argument("--ops", type=_positive_int, default=400,
@@ -345,6 +363,22 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--quiet", action="store_true", help="print only the summary")
     demo.set_defaults(func=cmd_demo)
     return parser
+
+
+def cmd_trace(args) -> int:
+    from .trace import Tracer, main_text
+
+    cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
+    if not cmd:
+        raise _UsageError("trace: give the command after --")
+    tracer = Tracer(cmd, fs=args.fs, cgroup=args.cgroup)
+    result = tracer.run()
+    main_text(result, args.json)
+    if result.overflows:
+        print(f"fanbpf trace: {result.overflows} queue overflows: the trace is incomplete",
+              file=sys.stderr)
+        return 3
+    return result.returncode
 
 
 def cmd_demo(args) -> int:

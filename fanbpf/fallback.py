@@ -34,7 +34,9 @@ Limits of the user-space fallback (the kernel handler has none of these):
   them are taken as met (fail open, counted in ``uncertain``).  comm is
   the process's, not the thread's (the kernel sees the thread's).
   ``tgid`` and ``not_tgid`` compare the event's pid, which is the tgid
-  unless the group reports thread ids.
+  unless the group reports thread ids.  Ancestry follows ``PPid`` in
+  ``/proc`` at read time: a process whose parent exited in between has
+  been re-parented, and the fallback sees the new parent.
 - The walk up the tree is done on paths: it stops at the mount it went
   through.  The kernel walks dentries up to the filesystem's root, so
   for a bind mount of a subdirectory it would also see the directories
@@ -76,7 +78,7 @@ from fanbpf import model
 from fanbpf.events import Event
 from fanbpf.flags import EventMask, InitFlag
 from fanbpf.model import Facts, RulesArgs, Section
-from fanbpf.rules import kernel_dev
+from fanbpf.rules import cgroup2_mount, kernel_dev
 
 __all__ = ["RulesGroup", "RulesFilter", "Pieces", "kernel_pieces", "walk_path"]
 
@@ -185,23 +187,28 @@ class _Uncertain(Exception):
     """A fact the kernel had cannot be found now."""
 
 
+def proc_ancestors(pid: int, proc_dir: str = "/proc") -> Optional[tuple]:
+    """The :attr:`fanbpf.model.Facts.ancestors` of process ``pid`` as ``/proc``
+    shows them now: its tgid, its parent's (PPid)... down to the idle task
+    (0), cut after ``MAX_ANCESTRY + 1``; None if a process is gone."""
+    out = []
+    while pid and len(out) <= model.MAX_ANCESTRY:
+        out.append(pid)
+        try:
+            with open(os.path.join(proc_dir, str(pid), "status")) as f:
+                pid = next(int(line.split()[1]) for line in f if line.startswith("PPid:"))
+        except (OSError, ValueError, IndexError, StopIteration):
+            return None
+    return tuple(out) + ((0,) if not pid else ())
+
+
 @dataclass
 class _Proc:
     uid: Optional[int] = None
     comm: Optional[bytes] = None
     cgroup_id: Optional[int] = None
-
-
-def _cgroup2_mount() -> Optional[str]:
-    try:
-        with open("/proc/self/mounts") as f:
-            for line in f:
-                fields = line.split()
-                if len(fields) > 2 and fields[2] == "cgroup2":
-                    return fields[1]
-    except OSError:
-        pass
-    return None
+    cgroup_path: Optional[tuple] = None
+    ancestors: Optional[tuple] = None
 
 
 class RulesFilter:
@@ -243,21 +250,27 @@ class RulesFilter:
                 info.comm = f.read().rstrip(b"\n")[:model.COMM_LEN - 1]
         except OSError:
             pass
-        if self.args.process_flags & model.ProcessFlag.CGROUP:
-            info.cgroup_id = self._cgroup_id(base)
+        flags = self.args.process_flags
+        if flags & (model.ProcessFlag.CGROUP | model.ProcessFlag.CGROUP_TREE):
+            info.cgroup_path = self._cgroup_path(base)
+            info.cgroup_id = info.cgroup_path[-1] if info.cgroup_path else None
+        if flags & model.ProcessFlag.ANCESTOR:
+            info.ancestors = proc_ancestors(pid, self._proc_dir)
         return info
 
-    def _cgroup_id(self, base: str) -> Optional[int]:
+    def _cgroup_path(self, base: str) -> Optional[tuple]:
+        """The ids of the task's cgroup v2 and those above it, the root first."""
         if self._cgroup_root is None:
-            self._cgroup_root = _cgroup2_mount() or ""
+            self._cgroup_root = cgroup2_mount() or ""
         if not self._cgroup_root:
             return None
         try:
             with open(os.path.join(base, "cgroup")) as f:
                 for line in f:
                     if line.startswith("0::"):
-                        rel = line[3:].strip().lstrip("/")
-                        return os.stat(os.path.join(self._cgroup_root, rel)).st_ino
+                        parts = [p for p in line[3:].strip().split("/") if p]
+                        return tuple(os.stat(os.path.join(self._cgroup_root, *parts[:i])).st_ino
+                                     for i in range(len(parts) + 1))
         except OSError:
             pass
         return None
@@ -297,9 +310,12 @@ class RulesFilter:
             flags = args.process_flags
             if (flags & model.ProcessFlag.UID and proc.uid is None) or \
                     (flags & model.ProcessFlag.COMM and proc.comm is None) or \
-                    (flags & model.ProcessFlag.CGROUP and proc.cgroup_id is None):
+                    (flags & model.ProcessFlag.CGROUP and proc.cgroup_id is None) or \
+                    (flags & model.ProcessFlag.CGROUP_TREE and proc.cgroup_path is None) or \
+                    (flags & model.ProcessFlag.ANCESTOR and proc.ancestors is None):
                 raise _Uncertain("process")
-            fields = dict(uid=proc.uid or 0, comm=proc.comm or b"", cgroup_id=proc.cgroup_id or 0)
+            fields = dict(uid=proc.uid or 0, comm=proc.comm or b"", cgroup_id=proc.cgroup_id or 0,
+                          cgroup_path=proc.cgroup_path or (), ancestors=proc.ancestors or ())
         return Facts(mask=mask, name=name, tgid=event.pid, chains=chains, **fields)
 
     # -- decisions -----------------------------------------------------------

@@ -19,7 +19,14 @@ enabled in ``args.sections`` matches):
     every condition enabled in ``process.flags`` holds for the task that
     caused the event: ``tgid == process.tgid``; ``tgid != process.not_tgid``;
     real ``uid == process.uid``; cgroup v2 id ``== process.cgroup_id``;
-    ``comm == process.comm`` (C strings, at most 16 bytes).
+    ``comm == process.comm`` (C strings, at most 16 bytes); ``ANCESTOR``:
+    ``ancestor_tgid`` is among the first ``MAX_ANCESTRY`` thread-group ids
+    of ``facts.ancestors`` (the task's own first, up to the top of the
+    tree); ``CGROUP_TREE``: ``facts.cgroup_path[cgroup_tree_level] ==
+    cgroup_tree_id`` (the task's cgroup is that one or below it).  When
+    ``ancestors`` is at least ``MAX_ANCESTRY`` long and the first
+    ``MAX_ANCESTRY`` do not hold ``ancestor_tgid``, the walk cannot decide:
+    the event is ``UNDECIDED`` -- delivered (never denied) and counted.
 ``NAMES``
     applies to events with a bit in ``names.events`` (0: to all); others
     pass.  The event's name (its name argument, else its dentry's name;
@@ -34,7 +41,8 @@ enabled in ``args.sections`` matches):
     up to ``FANBPF_MAX_DEPTH`` dentries above it.
 
 A matching event is delivered (``SEND``), except a matching permission
-event when ``deny_errno`` is set: ``-deny_errno``.  Other events: ``SKIP``.
+event when ``deny_errno`` is set: ``-deny_errno``; an undecided one is
+delivered (``SEND``).  Other events: ``SKIP``.
 """
 
 from __future__ import annotations
@@ -47,7 +55,7 @@ from typing import Optional, Tuple
 
 __all__ = [
     "MAX_ROOTS", "MAX_PATTERNS", "PATTERN_MAX", "NAME_MAX", "MAX_DEPTH", "CHAIN_MAX",
-    "COMM_LEN", "ERRNO_MAX", "PERM_EVENTS", "SEND", "SKIP",
+    "COMM_LEN", "MAX_ANCESTRY", "ERRNO_MAX", "Match", "match", "ancestry", "in_cgroup_tree", "PERM_EVENTS", "SEND", "SKIP",
     "Section", "PatternKind", "NamesMode", "ProcessFlag",
     "Pattern", "RulesArgs", "Facts", "Node", "Chain",
     "check", "decide", "matches", "pattern_matches", "process_matches",
@@ -63,6 +71,7 @@ NAME_MAX = 256  #: bytes with the NUL: names are at most 255 bytes
 MAX_DEPTH = 64  #: dentries walked above the start
 CHAIN_MAX = MAX_DEPTH + 1  #: dentries a walk looks at, the start included
 COMM_LEN = 16
+MAX_ANCESTRY = 32  #: thread-group leaders an ancestry walk looks at
 ERRNO_MAX = 4095
 
 PERM_EVENTS = 0x00010000 | 0x00020000 | 0x00040000  #: FAN_{OPEN,ACCESS,OPEN_EXEC}_PERM
@@ -104,11 +113,22 @@ class ProcessFlag(enum.IntFlag):
     UID = 1 << 2
     CGROUP = 1 << 3
     COMM = 1 << 4
+    ANCESTOR = 1 << 5
+    CGROUP_TREE = 1 << 6
+
+
+class Match(enum.IntEnum):
+    """``enum fanbpf_match``: whether an event matches the rules."""
+
+    NO = 0
+    YES = 1
+    UNDECIDED = 2  #: the ancestry walk hit its bound: delivered, counted
 
 
 _SECTIONS_ALL = int(Section.SUBTREE | Section.NAMES | Section.PROCESS)
 _PROC_ALL = int(ProcessFlag.TGID | ProcessFlag.NOT_TGID | ProcessFlag.UID
-                | ProcessFlag.CGROUP | ProcessFlag.COMM)
+                | ProcessFlag.CGROUP | ProcessFlag.COMM | ProcessFlag.ANCESTOR
+                | ProcessFlag.CGROUP_TREE)
 
 #: A positive dentry met on a walk: ``(dev, ino)``, dev the kernel's s_dev.
 Node = Tuple[int, int]
@@ -167,6 +187,9 @@ class RulesArgs:
     uid: int = 0
     cgroup_id: int = 0
     comm: bytes = b""
+    ancestor_tgid: int = 0
+    cgroup_tree_id: int = 0
+    cgroup_tree_level: int = 0
 
     @property
     def n_roots(self) -> int:
@@ -211,6 +234,9 @@ class RulesArgs:
             uid=process.get("uid", 0),
             cgroup_id=process.get("cgroup_id", 0),
             comm=_bytes(process.get("comm", b"")),
+            ancestor_tgid=process.get("ancestor_tgid", 0),
+            cgroup_tree_id=process.get("cgroup_tree_id", 0),
+            cgroup_tree_level=process.get("cgroup_tree_level", 0),
         )
 
     def to_dict(self) -> dict:
@@ -237,6 +263,9 @@ class RulesArgs:
                 "uid": self.uid,
                 "cgroup_id": self.cgroup_id,
                 "comm": self.comm,
+                "ancestor_tgid": self.ancestor_tgid,
+                "cgroup_tree_id": self.cgroup_tree_id,
+                "cgroup_tree_level": self.cgroup_tree_level,
             },
         }
 
@@ -252,7 +281,12 @@ class Facts:
     walk from the dentry of its dir.  Each lists the positive dentries the
     walk met, start first (a walk looks at ``CHAIN_MAX`` dentries at most).
     ``name``: the event's name argument, else its dentry's name, else None.
-    The task fields describe the task that caused the event.
+    The task fields describe the task that caused the event;
+    ``ancestors`` are the thread-group ids met walking up from it through
+    real parents, its own first, to the top of the tree (the idle task,
+    tgid 0) -- a walk that goes on further than ``MAX_ANCESTRY`` can be
+    cut there; ``cgroup_path`` the ids of its cgroup v2 and the cgroups
+    above it, the root cgroup first.
     """
 
     mask: int
@@ -262,6 +296,8 @@ class Facts:
     cgroup_id: int = 0
     comm: bytes = b""
     chains: Tuple[Chain, Chain] = field(default=((), ()))
+    ancestors: Tuple[int, ...] = ()
+    cgroup_path: Tuple[int, ...] = ()
 
 
 # --- the decision ---------------------------------------------------------------
@@ -282,6 +318,10 @@ def check(args: RulesArgs) -> int:
             return _EINVAL
     if args.process_flags & ~_PROC_ALL:
         return _EINVAL
+    if args.process_flags & ProcessFlag.ANCESTOR and not args.ancestor_tgid:
+        return _EINVAL
+    if args.process_flags & ProcessFlag.CGROUP_TREE and not args.cgroup_tree_id:
+        return _EINVAL
     return 0
 
 
@@ -289,20 +329,37 @@ def _cstr(value: bytes, size: int) -> bytes:
     return value[:size].split(b"\0", 1)[0]
 
 
-def process_matches(args: RulesArgs, facts: Facts) -> bool:
+def ancestry(target: int, ancestors: Sequence[int]) -> Match:
+    """The ancestry walk: is ``target`` among the first ``MAX_ANCESTRY``?"""
+    if target in ancestors[:MAX_ANCESTRY]:
+        return Match.YES
+    return Match.NO if len(ancestors) < MAX_ANCESTRY else Match.UNDECIDED
+
+
+def in_cgroup_tree(args: RulesArgs, cgroup_path: Sequence[int]) -> bool:
+    """Is the task's cgroup ``cgroup_tree_id`` or below it?"""
+    level = args.cgroup_tree_level
+    return level < len(cgroup_path) and cgroup_path[level] == args.cgroup_tree_id
+
+
+def process_matches(args: RulesArgs, facts: Facts) -> Match:
     """The PROCESS section."""
     flags = args.process_flags
     if flags & ProcessFlag.TGID and facts.tgid != args.tgid:
-        return False
+        return Match.NO
     if flags & ProcessFlag.NOT_TGID and facts.tgid == args.not_tgid:
-        return False
+        return Match.NO
     if flags & ProcessFlag.UID and facts.uid != args.uid:
-        return False
+        return Match.NO
     if flags & ProcessFlag.CGROUP and facts.cgroup_id != args.cgroup_id:
-        return False
+        return Match.NO
     if flags & ProcessFlag.COMM and _cstr(facts.comm, COMM_LEN) != _cstr(args.comm, COMM_LEN):
-        return False
-    return True
+        return Match.NO
+    if flags & ProcessFlag.CGROUP_TREE and not in_cgroup_tree(args, facts.cgroup_path):
+        return Match.NO
+    if flags & ProcessFlag.ANCESTOR:
+        return ancestry(args.ancestor_tgid, facts.ancestors)
+    return Match.YES
 
 
 def glob_matches(text: bytes, name: bytes) -> bool:
@@ -365,11 +422,21 @@ def subtree_matches(args: RulesArgs, facts: Facts) -> bool:
                for chain in facts.chains for dev, ino in chain[:CHAIN_MAX])
 
 
+def match(facts: Facts, args: RulesArgs) -> Match:
+    """Does the event match every enabled section?  (UNDECIDED: maybe.)"""
+    result = Match.YES
+    if args.sections & Section.PROCESS:
+        result = process_matches(args, facts)
+    if result == Match.NO \
+            or (args.sections & Section.NAMES and not names_match(args, facts)) \
+            or (args.sections & Section.SUBTREE and not subtree_matches(args, facts)):
+        return Match.NO
+    return result
+
+
 def matches(facts: Facts, args: RulesArgs) -> bool:
-    """Does the event match every enabled section?"""
-    return ((not args.sections & Section.PROCESS or process_matches(args, facts))
-            and (not args.sections & Section.NAMES or names_match(args, facts))
-            and (not args.sections & Section.SUBTREE or subtree_matches(args, facts)))
+    """Is the event delivered as a match (undecided ones included)?"""
+    return match(facts, args) != Match.NO
 
 
 def decide(facts: Facts, args: RulesArgs | Mapping) -> int:
@@ -382,9 +449,10 @@ def decide(facts: Facts, args: RulesArgs | Mapping) -> int:
         args = RulesArgs.from_dict(args)
     if check(args):
         raise ValueError(f"fp_init would refuse these args: {args!r}")
-    if not matches(facts, args):
+    result = match(facts, args)
+    if result == Match.NO:
         return SKIP
-    if facts.mask & PERM_EVENTS and 0 < args.deny_errno <= ERRNO_MAX:
+    if result == Match.YES and facts.mask & PERM_EVENTS and 0 < args.deny_errno <= ERRNO_MAX:
         return -args.deny_errno
     return SEND
 

@@ -36,7 +36,7 @@ from fanbpf.model import (COMM_LEN, MAX_PATTERNS, MAX_ROOTS, PATTERN_MAX,
                           NamesMode, PatternKind, ProcessFlag, Section)
 
 __all__ = ["rules", "exact", "prefix", "suffix", "glob", "NamePattern", "RulesError",
-           "kernel_dev", "root_of", "DENY_ERRNOS"]
+           "kernel_dev", "root_of", "cgroup2_mount", "cgroup_tree_of", "DENY_ERRNOS"]
 
 #: Event bits the names rule may be restricted to (FAN_* event bits and FAN_ONDIR).
 _EVENT_BITS = 0x0007FFFF | 0x10000000 | 0x40000000
@@ -182,6 +182,37 @@ DENY_ERRNOS = frozenset({_errno.EPERM, _errno.EACCES, _errno.EIO, _errno.EBUSY,
                          _errno.ETXTBSY, _errno.EAGAIN, _errno.ENOSPC, _errno.EDQUOT})
 
 
+def cgroup2_mount() -> str | None:
+    """Where the cgroup v2 hierarchy is mounted (None if it is not)."""
+    try:
+        with open("/proc/self/mounts") as f:
+            for line in f:
+                fields = line.split()
+                if len(fields) > 2 and fields[2] == "cgroup2":
+                    return fields[1]
+    except OSError:
+        pass
+    return None
+
+
+def cgroup_tree_of(cgroup) -> tuple[int, int]:
+    """``(id, level)`` of a cgroup v2 directory: its inode number and how many
+    cgroups lie above it (the root cgroup is level 0)."""
+    mount = cgroup2_mount()
+    if mount is None:
+        raise RulesError("cgroup_tree: no cgroup v2 hierarchy is mounted")
+    try:
+        path = os.path.realpath(os.fsdecode(cgroup))
+    except TypeError:
+        raise RulesError(f"cgroup_tree: expected a cgroup v2 directory, got "
+                         f"{type(cgroup).__name__}") from None
+    rel = os.path.relpath(path, mount)
+    if rel == os.pardir or rel.startswith(os.pardir + os.sep) or not os.path.isdir(path):
+        raise RulesError(f"cgroup_tree: {path!r} is not a cgroup directory under {mount}")
+    level = 0 if rel == os.curdir else len(rel.split(os.sep))
+    return os.stat(path).st_ino, level
+
+
 def _errno_value(value) -> int:
     if isinstance(value, str):
         code = getattr(_errno, value.upper(), None)
@@ -205,6 +236,8 @@ def rules(*, subtree: Iterable | None = None,
           uid: int | None = None,
           cgroup=None,
           comm: str | bytes | None = None,
+          descendants_of: int | None = None,
+          cgroup_tree=None,
           deny_errno: int | str | None = None) -> dict:
     """Init args for ``fanbpf_rules``: deliver only events that match every rule given.
 
@@ -233,6 +266,15 @@ def rules(*, subtree: Iterable | None = None,
         only events from this cgroup v2 (an id, or its directory).
     ``comm``
         only events by tasks with this name (at most 15 bytes).
+    ``descendants_of``
+        only events by this process or its descendants (thread-group
+        leaders walked up through real parents).  The walk looks at 32
+        processes: a task deeper than that below the top of the tree,
+        without the process among its 32 nearest, is undecided -- its
+        event is delivered and counted in the handler's global
+        ``fanbpf_rules_undecided``.  Daemons re-parented to init leave the tree.
+    ``cgroup_tree``
+        only events from this cgroup v2 directory or a cgroup below it.
     ``deny_errno``
         permission events that match are denied with this errno (a number
         or a name such as ``"EPERM"``; one of :data:`DENY_ERRNOS`) instead
@@ -305,6 +347,14 @@ def rules(*, subtree: Iterable | None = None,
                              "no NUL); the kernel truncates names to 15 bytes")
         flags |= ProcessFlag.COMM
         process["comm"] = data
+    if descendants_of is not None:
+        process["ancestor_tgid"] = _uint(descendants_of, "descendants_of")
+        if not descendants_of:
+            raise RulesError("descendants_of: 0 is not a process (every task descends from it)")
+        flags |= ProcessFlag.ANCESTOR
+    if cgroup_tree is not None:
+        process["cgroup_tree_id"], process["cgroup_tree_level"] = cgroup_tree_of(cgroup_tree)
+        flags |= ProcessFlag.CGROUP_TREE
     if flags:
         sections |= Section.PROCESS
         process["flags"] = int(flags)

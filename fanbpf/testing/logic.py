@@ -10,7 +10,7 @@ from __future__ import annotations
 import errno
 from pathlib import Path
 
-from fanbpf.model import Facts, RulesArgs
+from fanbpf.model import MAX_ANCESTRY, Facts, RulesArgs
 
 __all__ = ["LogicProgram", "RulesLogic", "rules_test_ctx", "RULES_TEST_OBJECT"]
 
@@ -78,6 +78,8 @@ def rules_test_ctx(facts: Facts, args: RulesArgs) -> dict:
         "chains": [{"len": len(chain),
                     "nodes": [{"dev": dev, "ino": ino} for dev, ino in chain]}
                    for chain in facts.chains],
+        "ancestry": {"len": len(facts.ancestors), "tgids": list(facts.ancestors[:MAX_ANCESTRY])},
+        "cgroups": {"len": len(facts.cgroup_path), "ids": list(facts.cgroup_path)},
     }
 
 
@@ -94,6 +96,11 @@ class RulesLogic(LogicProgram):
 
     def decide(self, facts: Facts, args: RulesArgs) -> tuple[int, int]:
         """``(check, decision)``: the decision is meaningful when check is 0."""
+        check, decision, _ = self.outcome(facts, args)
+        return check, decision
+
+    def outcome(self, facts: Facts, args: RulesArgs) -> tuple[int, int, int]:
+        """``(check, decision, match)``, match a :class:`fanbpf.model.Match` value."""
         out = self.run(rules_test_ctx(facts, args))
-        return out["check"], out["decision"]
+        return out["check"], out["decision"], out["match"]
 

@@ -139,8 +139,15 @@ class FsTree:
             rel = os.path.relpath(pieces.dentry, self.base)
             name = b"/" if rel == "." else os.fsencode(os.path.basename(rel))
         first = pieces.dentry if pieces.dentry is not None else pieces.inode
+        ancestors = ()
+        if args.process_flags & model.ProcessFlag.ANCESTOR:
+            # the test's processes are all alive: /proc still knows their parents
+            from fanbpf.fallback import proc_ancestors
+
+            ancestors = proc_ancestors(event.pid)
         return Facts(mask=bit | (event.mask & FLAG_BITS), name=name, tgid=event.pid,
-                     chains=(self.chain(first or None), self.chain(pieces.dir or None)))
+                     chains=(self.chain(first or None), self.chain(pieces.dir or None)),
+                     ancestors=ancestors)
 
 
 def describe_keys(tree: FsTree, keys) -> list:
@@ -250,7 +257,8 @@ class RulesSpec:
     """:func:`fanbpf.rules.rules` keyword arguments with directories named
     relative to a test tree and processes by worker number, so that
     hypothesis can draw them before the tree exists; :meth:`build` makes
-    the args.  ``exclude_proc``/``only_proc``: 0 is the test process."""
+    the args.  ``exclude_proc``/``only_proc``/``descendants_of``: 0 is the
+    test process."""
 
     subtree: tuple = ()
     names: tuple = ()
@@ -258,6 +266,7 @@ class RulesSpec:
     events: int = 0
     exclude_proc: Optional[int] = None
     only_proc: Optional[int] = None
+    descendants_of: Optional[int] = None
 
     def build(self, base, pids=()) -> dict:
         from fanbpf.rules import rules
@@ -274,6 +283,8 @@ class RulesSpec:
             kwargs["exclude_pid"] = pid[self.exclude_proc]
         if self.only_proc is not None:
             kwargs["tgid"] = pid[self.only_proc]
+        if self.descendants_of is not None:  # the workers descend from the test process
+            kwargs["descendants_of"] = pid[self.descendants_of]
         return rules(**kwargs)
 
     def _repr_pretty_(self, printer, cycle) -> None:

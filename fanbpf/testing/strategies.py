@@ -17,6 +17,7 @@ from fanbpf.testing.fs import OPS_DIRS, FsOp
 from fanbpf.testing.oracle import RulesSpec
 
 __all__ = ["property_settings", "file_names", "patterns", "rules_args", "facts", "fs_ops",
+           "ancestries", "cgroup_paths",
            "rules_specs", "NODE_POOL"]
 
 
@@ -87,10 +88,13 @@ def rules_args(valid: bool = True, nodes=NODE_POOL):
         names_mode=st.sampled_from([0, 1]),
         patterns=st.lists(patterns(), max_size=model.MAX_PATTERNS).map(tuple),
         events=st.one_of(st.just(0), _bits(_MASK_BITS)),
-        process_flags=_bits([1, 2, 4, 8, 16]),
+        process_flags=_bits([1, 2, 4, 8, 16, 32, 64]),
         tgid=ids, not_tgid=ids, uid=ids,
         cgroup_id=st.sampled_from([0, 1, 12345, (1 << 64) - 1]),
         comm=comm,
+        ancestor_tgid=_TGIDS,
+        cgroup_tree_id=_CGROUPS,
+        cgroup_tree_level=st.sampled_from([0, 1, 2, 3, 7, 8, (1 << 32) - 1]),
     )
     if valid:
         return st.builds(RulesArgs, **common)
@@ -104,9 +108,32 @@ def rules_args(valid: bool = True, nodes=NODE_POOL):
         names_mode=st.integers(0, 3),
         patterns=st.lists(patterns(valid=False), max_size=model.MAX_PATTERNS).map(tuple),
         nr_patterns=st.one_of(st.none(), st.integers(0, 10)),
-        process_flags=st.integers(0, 63),
+        process_flags=st.integers(0, 255),
+        ancestor_tgid=st.one_of(st.just(0), _TGIDS),
+        cgroup_tree_id=st.one_of(st.just(0), _CGROUPS),
     )
     return st.builds(RulesArgs, **bad)
+
+
+#: tgids and cgroup ids that ancestries, cgroup paths and args are drawn from (never 0:
+#: the check refuses ancestor 0 and cgroup 0, the idle task is added at the top).
+_TGIDS = st.sampled_from([1, 2, 100, 4242, (1 << 32) - 1])
+_CGROUPS = st.sampled_from([1, 2, 12345, (1 << 64) - 1])
+
+
+def ancestries():
+    """Ancestries as a walk sees them: short ones ending at the idle task
+    (tgid 0), and long ones around ``MAX_ANCESTRY`` (the walk's bound)."""
+    tgids = st.one_of(_TGIDS, st.integers(3, 99))
+    short = st.lists(tgids, max_size=6).map(lambda t: tuple(t) + (0,))
+    deep = st.lists(tgids, min_size=model.MAX_ANCESTRY - 3, max_size=model.MAX_ANCESTRY + 3)
+    return st.one_of(short, short, deep.map(tuple))
+
+
+def cgroup_paths():
+    """A task's cgroup v2 and those above it, the root (id 1) first."""
+    # at most 8 levels: the test program's FANBPF_TEST_CGROUP_DEPTH
+    return st.lists(_CGROUPS, max_size=7).map(lambda p: (1,) + tuple(p))
 
 
 def facts(nodes=NODE_POOL):
@@ -126,6 +153,8 @@ def facts(nodes=NODE_POOL):
         cgroup_id=st.sampled_from([0, 1, 12345, (1 << 64) - 1]),
         comm=st.binary(max_size=model.COMM_LEN - 1).map(lambda b: bytes(b"bashx"[x % 5] for x in b)),
         chains=st.tuples(chain, chain),
+        ancestors=ancestries(),
+        cgroup_path=cgroup_paths(),
     )
 
 
@@ -214,6 +243,7 @@ def rules_specs(dirs=OPS_DIRS, procs: int = 2):
         events=st.sampled_from([0, 0, 0x100, 0x20 | 0x8, 0x200 | 0x400]),
         exclude_proc=proc,
         only_proc=st.one_of(st.none(), st.none(), st.integers(0, procs)),
+        descendants_of=st.one_of(st.none(), st.none(), st.integers(0, procs)),
     )
 
 

@@ -45,6 +45,54 @@ FANBPF_HOOK_MAP(fanbpf_rules_by_hook, struct fanbpf_rules_args,
 static struct fanbpf_rules_args empty_args;
 
 extern void *bpf_rdonly_cast(const void *obj__ign, __u32 btf_id__k) __ksym;
+extern struct task_struct *bpf_task_from_pid(s32 pid) __ksym;
+extern void bpf_task_release(struct task_struct *p) __ksym;
+
+/*
+ * Events delivered because the ancestry walk could not decide (see
+ * fanbpf_rules_logic.h), summed over this object's attachments; user
+ * space reads it as a global (Handler.obj.get_global).
+ */
+__u64 fanbpf_rules_undecided;
+
+/*
+ * The ancestry walk's cursor steps.  Like the dentry walk, it takes no
+ * references: tasks are RCU-freed and the handler runs under RCU, and the
+ * pointers are untrusted (bpf_rdonly_cast), so every load is
+ * fault-handled.  The top of the tree is the idle task, its own parent.
+ */
+#define TASK_TGID(t)	((t)->tgid)
+static __always_inline struct task_struct *task_up(struct task_struct *t)
+{
+	struct task_struct *parent = t->real_parent;
+
+	/* Pointer comparison: allowed because loading needs CAP_PERFMON. */
+	if (!parent || parent == t)
+		return NULL;
+	return parent->group_leader;
+}
+
+static __always_inline int ancestry_of(__u32 target)
+{
+	struct task_struct *leader, *t;
+	int ret;
+
+	/*
+	 * The walk starts at the current thread group's leader, found by its
+	 * tgid: bpf_get_current_task_btf() is not offered to struct_ops
+	 * programs on kernels without CONFIG_BPF_EVENTS (the test kernel).
+	 * That lookup takes the only reference, dropped after the walk.  A
+	 * leader no longer hashed (its group is being reaped) cannot be
+	 * walked from: undecided.
+	 */
+	leader = bpf_task_from_pid(bpf_get_current_pid_tgid() >> 32);
+	if (!leader)
+		return FANBPF_MATCH_UNDECIDED;
+	t = bpf_rdonly_cast(leader, bpf_core_type_id_kernel(struct task_struct));
+	ret = fanbpf_ancestry_walk(target, t, TASK_TGID, task_up);
+	bpf_task_release(leader);
+	return ret;
+}
 
 /* Is @d, or one of the FANBPF_MAX_DEPTH dentries above it, a root? */
 static __always_inline bool walk_inside(const struct fanbpf_subtree_args *sa,
@@ -108,7 +156,7 @@ int BPF_PROG(fanbpf_rules_handler, struct fanotify_fastpath_hook *hook, __u32 ma
 	struct fanbpf_event_facts f = {};	/* the kfuncs read what they write */
 	const struct fanbpf_rules_args *a;
 	__u64 id = hook->id;
-	int ret;
+	int ret, match;
 
 	a = bpf_map_lookup_elem(&fanbpf_rules_by_hook, &id);
 	if (!a)		/* not initialised: cannot happen, fail open */
@@ -121,6 +169,11 @@ int BPF_PROG(fanbpf_rules_handler, struct fanotify_fastpath_hook *hook, __u32 ma
 		f.uid = (__u32)bpf_get_current_uid_gid();
 		f.cgroup_id = bpf_get_current_cgroup_id();
 		bpf_get_current_comm(f.comm, sizeof(f.comm));
+		if (a->process.flags & FANBPF_PROC_CGROUP_TREE)
+			f.cgroup_ancestor = bpf_get_current_ancestor_cgroup_id(
+				a->process.cgroup_tree_level);
+		if (a->process.flags & FANBPF_PROC_ANCESTOR)
+			f.ancestry = ancestry_of(a->process.ancestor_tgid);
 	}
 	if (a->sections & FANBPF_SEC_NAMES) {
 		/* The event's name if it has one, else its dentry's. */
@@ -133,7 +186,10 @@ int BPF_PROG(fanbpf_rules_handler, struct fanotify_fastpath_hook *hook, __u32 ma
 		f.name_len = ret >= 0 ? ret : -1;
 	}
 
-	return fanbpf_rules_decide(a, &f, subtree_inside(&a->subtree, inode, dentry, dir));
+	match = fanbpf_rules_match(a, &f, subtree_inside(&a->subtree, inode, dentry, dir));
+	if (match == FANBPF_MATCH_UNDECIDED)
+		__sync_fetch_and_add(&fanbpf_rules_undecided, 1);
+	return fanbpf_rules_verdict(a, mask, match);
 }
 
 SEC("struct_ops/fp_init")

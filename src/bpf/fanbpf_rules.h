@@ -17,6 +17,7 @@
 #define FANBPF_NAME_MAX		256	/* NAME_MAX + 1 */
 #define FANBPF_MAX_DEPTH	64	/* directories walked above an object */
 #define FANBPF_COMM_LEN		16
+#define FANBPF_MAX_ANCESTRY	32	/* thread-group leaders an ancestry walk looks at */
 
 /* fanbpf_rules_args.sections: which rule sections are on (all must match) */
 enum fanbpf_section {
@@ -68,6 +69,8 @@ enum fanbpf_process_flags {
 	FANBPF_PROC_UID		= 1 << 2,	/* only events by uid */
 	FANBPF_PROC_CGROUP	= 1 << 3,	/* only events from cgroup_id */
 	FANBPF_PROC_COMM	= 1 << 4,	/* only events by comm */
+	FANBPF_PROC_ANCESTOR	= 1 << 5,	/* only events by ancestor_tgid and its descendants */
+	FANBPF_PROC_CGROUP_TREE	= 1 << 6,	/* only events from cgroup_tree_id or a cgroup below */
 };
 
 struct fanbpf_process_args {
@@ -77,6 +80,10 @@ struct fanbpf_process_args {
 	__u32 uid;
 	__u64 cgroup_id;
 	char comm[FANBPF_COMM_LEN];
+	/* the process-tree rule (appended, so older fields keep their offsets) */
+	__u32 ancestor_tgid;		/* not 0 */
+	__u32 cgroup_tree_level;	/* cgroup_tree_id's level: 0 is the root cgroup */
+	__u64 cgroup_tree_id;		/* a cgroup v2 id (not 0) */
 };
 
 /*

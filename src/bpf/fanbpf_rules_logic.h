@@ -23,7 +23,19 @@
  *           caused the event: tgid == process.tgid; tgid != not_tgid;
  *           uid (real uid, as bpf_get_current_uid_gid() reports it) ==
  *           process.uid; cgroup v2 id == process.cgroup_id; comm equals
- *           process.comm (compared up to the first NUL, at most 16 bytes).
+ *           process.comm (compared up to the first NUL, at most 16 bytes);
+ *           ANCESTOR: ancestor_tgid is the task's thread group or one of
+ *           its ancestors -- walking the thread-group leaders up through
+ *           real_parent, the task's own first, looking at most at
+ *           FANBPF_MAX_ANCESTRY of them; CGROUP_TREE: the task's cgroup v2
+ *           is cgroup_tree_id or below it (its ancestor at level
+ *           cgroup_tree_level is cgroup_tree_id).
+ *           When the ancestry walk looks at FANBPF_MAX_ANCESTRY leaders
+ *           without meeting ancestor_tgid or the top of the tree (a task
+ *           that is its own parent), the handler cannot decide: the
+ *           condition counts as met but the event is delivered UNDECIDED
+ *           (sent to user space, never denied) and counted in the
+ *           handler's fanbpf_rules_undecided.
  *
  *  NAMES    only for events with a bit in names.events (0 = all events;
  *           other events pass the section).  The name is the event's name
@@ -66,7 +78,15 @@
 
 #define FANBPF_SEC_ALL	(FANBPF_SEC_SUBTREE | FANBPF_SEC_NAMES | FANBPF_SEC_PROCESS)
 #define FANBPF_PROC_ALL	(FANBPF_PROC_TGID | FANBPF_PROC_NOT_TGID | FANBPF_PROC_UID | \
-			 FANBPF_PROC_CGROUP | FANBPF_PROC_COMM)
+			 FANBPF_PROC_CGROUP | FANBPF_PROC_COMM | FANBPF_PROC_ANCESTOR | \
+			 FANBPF_PROC_CGROUP_TREE)
+
+/* Whether an event matched: no, yes, or cannot tell (delivered, counted). */
+enum fanbpf_match {
+	FANBPF_MATCH_NO		= 0,
+	FANBPF_MATCH_YES	= 1,
+	FANBPF_MATCH_UNDECIDED	= 2,
+};
 
 /* Dentries a subtree walk looks at: the start and FANBPF_MAX_DEPTH above. */
 #define FANBPF_CHAIN_MAX	(FANBPF_MAX_DEPTH + 1)
@@ -79,6 +99,15 @@ struct fanbpf_event_facts {
 	__u32 uid;			/* its real uid */
 	__u64 cgroup_id;		/* its cgroup v2 id */
 	char comm[FANBPF_COMM_LEN];
+	/*
+	 * Gathered only for the process-tree rule, which needs the args:
+	 * ancestry is the ancestry walk's answer for process.ancestor_tgid
+	 * (enum fanbpf_match), cgroup_ancestor the id of the task's cgroup's
+	 * ancestor at process.cgroup_tree_level (0 if its cgroup is higher).
+	 */
+	__u32 ancestry;
+	__u32 reserved;
+	__u64 cgroup_ancestor;
 	char name[FANBPF_NAME_MAX];	/* name_len bytes */
 };
 
@@ -118,6 +147,11 @@ static __always_inline int fanbpf_rules_check(const struct fanbpf_rules_args *a)
 			return -FANBPF_LOGIC_EINVAL;
 	}
 	if (a->process.flags & ~FANBPF_PROC_ALL)
+		return -FANBPF_LOGIC_EINVAL;
+	/* 0 would match the idle task at the top of every walk / no cgroup */
+	if ((a->process.flags & FANBPF_PROC_ANCESTOR) && !a->process.ancestor_tgid)
+		return -FANBPF_LOGIC_EINVAL;
+	if ((a->process.flags & FANBPF_PROC_CGROUP_TREE) && !a->process.cgroup_tree_id)
 		return -FANBPF_LOGIC_EINVAL;
 	return 0;
 }
@@ -160,22 +194,51 @@ static __always_inline bool fanbpf_comm_eq(const char *a, const char *b)
 	return true;
 }
 
-static __always_inline bool fanbpf_process_match(const struct fanbpf_process_args *p,
-						 const struct fanbpf_event_facts *f)
+/*
+ * The ancestry walk, written once for both programs over a cursor: the
+ * handler's cursor is a task pointer, the test program's an index into a
+ * list of tgids.  TGID(c) is the thread-group id at c, UP(c) the next
+ * leader up, or 0 past the top.  Evaluates to an enum fanbpf_match.
+ */
+#define fanbpf_ancestry_walk(target, start, TGID, UP) ({			\
+	__typeof__(start) __c = (start);					\
+	int __r = FANBPF_MATCH_UNDECIDED, __i;					\
+										\
+	for (__i = 0; __i < FANBPF_MAX_ANCESTRY; __i++) {			\
+		if (!__c) {							\
+			__r = FANBPF_MATCH_NO;					\
+			break;							\
+		}								\
+		if (TGID(__c) == (target)) {					\
+			__r = FANBPF_MATCH_YES;					\
+			break;							\
+		}								\
+		__c = UP(__c);							\
+	}									\
+	__r;									\
+})
+
+static __always_inline int fanbpf_process_match(const struct fanbpf_process_args *p,
+						const struct fanbpf_event_facts *f)
 {
 	__u32 flags = p->flags;
 
 	if ((flags & FANBPF_PROC_TGID) && f->tgid != p->tgid)
-		return false;
+		return FANBPF_MATCH_NO;
 	if ((flags & FANBPF_PROC_NOT_TGID) && f->tgid == p->not_tgid)
-		return false;
+		return FANBPF_MATCH_NO;
 	if ((flags & FANBPF_PROC_UID) && f->uid != p->uid)
-		return false;
+		return FANBPF_MATCH_NO;
 	if ((flags & FANBPF_PROC_CGROUP) && f->cgroup_id != p->cgroup_id)
-		return false;
+		return FANBPF_MATCH_NO;
 	if ((flags & FANBPF_PROC_COMM) && !fanbpf_comm_eq(f->comm, p->comm))
-		return false;
-	return true;
+		return FANBPF_MATCH_NO;
+	if ((flags & FANBPF_PROC_CGROUP_TREE) && f->cgroup_ancestor != p->cgroup_tree_id)
+		return FANBPF_MATCH_NO;
+	if (flags & FANBPF_PROC_ANCESTOR)
+		return f->ancestry == FANBPF_MATCH_YES ? FANBPF_MATCH_YES :
+		       f->ancestry == FANBPF_MATCH_NO ? FANBPF_MATCH_NO : FANBPF_MATCH_UNDECIDED;
+	return FANBPF_MATCH_YES;
 }
 
 /* --- NAMES: one matcher for all four pattern kinds ---------------------- */
@@ -389,39 +452,50 @@ static __always_inline bool fanbpf_chain_inside(const struct fanbpf_subtree_args
 
 /* --- the decision -------------------------------------------------------- */
 
-/* The sections that need no walk: PROCESS, then NAMES. */
-static __always_inline bool fanbpf_rules_prefilter(const struct fanbpf_rules_args *a,
-						   const struct fanbpf_event_facts *f)
+/* The sections that need no dentry walk: PROCESS, then NAMES. */
+static __always_inline int fanbpf_rules_prefilter(const struct fanbpf_rules_args *a,
+						  const struct fanbpf_event_facts *f)
 {
-	if ((a->sections & FANBPF_SEC_PROCESS) && !fanbpf_process_match(&a->process, f))
-		return false;
+	int match = FANBPF_MATCH_YES;
+
+	if (a->sections & FANBPF_SEC_PROCESS) {
+		match = fanbpf_process_match(&a->process, f);
+		if (match == FANBPF_MATCH_NO)
+			return FANBPF_MATCH_NO;
+	}
 	if ((a->sections & FANBPF_SEC_NAMES) &&
 	    !fanbpf_names_match(&a->names, f->mask, f->name, f->name_len))
-		return false;
-	return true;
+		return FANBPF_MATCH_NO;
+	return match;
 }
 
 /* What fp_handler returns once it knows whether the event matched. */
 static __always_inline int fanbpf_rules_verdict(const struct fanbpf_rules_args *a,
-						__u32 mask, bool match)
+						__u32 mask, int match)
 {
 	__s32 err = a->deny_errno;
 
-	if (!match)
+	if (match == FANBPF_MATCH_NO)
 		return FANBPF_RET_SKIP;
-	if ((mask & FANBPF_LOGIC_PERM_EVENTS) && err > 0 && err <= FANBPF_ERRNO_MAX)
+	if (match == FANBPF_MATCH_YES && (mask & FANBPF_LOGIC_PERM_EVENTS) &&
+	    err > 0 && err <= FANBPF_ERRNO_MAX)
 		return -err;
-	return FANBPF_RET_SEND;
+	return FANBPF_RET_SEND;		/* undecided: user space decides */
 }
 
 /*
- * The whole decision.  inside_expr says whether the object is under a root;
- * it is evaluated only when the SUBTREE section is on and the cheaper
- * sections matched, so the handler walks the tree only when it must.
+ * Whether the event matches (enum fanbpf_match).  inside_expr says whether
+ * the object is under a root; it is evaluated only when the SUBTREE section
+ * is on and the cheaper sections did not say no, so the handler walks the
+ * tree only when it must.  fp_handler returns fanbpf_rules_verdict() of it.
  */
-#define fanbpf_rules_decide(a, f, inside_expr)					\
-	fanbpf_rules_verdict((a), (f)->mask,					\
-			     fanbpf_rules_prefilter((a), (f)) &&		\
-			     (!((a)->sections & FANBPF_SEC_SUBTREE) || (inside_expr)))
+#define fanbpf_rules_match(a, f, inside_expr) ({				\
+	int __m = fanbpf_rules_prefilter((a), (f));				\
+										\
+	if (__m != FANBPF_MATCH_NO && ((a)->sections & FANBPF_SEC_SUBTREE) &&	\
+	    !(inside_expr))							\
+		__m = FANBPF_MATCH_NO;						\
+	__m;									\
+})
 
 #endif /* __FANBPF_RULES_LOGIC_H */

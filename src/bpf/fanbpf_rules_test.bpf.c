@@ -22,6 +22,22 @@ struct fanbpf_chain {
 	struct fanbpf_node nodes[FANBPF_CHAIN_MAX];
 };
 
+/* The task's ancestry as collected: tgids, the task's own first. */
+struct fanbpf_ancestry {
+	__u32 len;			/* leaders up to the top; may exceed the array */
+	__u32 reserved;
+	__u32 tgids[FANBPF_MAX_ANCESTRY];
+};
+
+#define FANBPF_TEST_CGROUP_DEPTH	8
+
+/* The task's cgroup and its ancestors, the root cgroup first. */
+struct fanbpf_cgroup_path {
+	__u32 len;
+	__u32 reserved;
+	__u64 ids[FANBPF_TEST_CGROUP_DEPTH];
+};
+
 /*
  * BPF_PROG_TEST_RUN's ctx.  chains[0] is the walk from the event's dentry
  * (or, without dentry and dir, from its inode's dentry), chains[1] the walk
@@ -31,8 +47,12 @@ struct fanbpf_rules_test_ctx {
 	struct fanbpf_rules_args args;
 	struct fanbpf_event_facts facts;
 	struct fanbpf_chain chains[2];
+	struct fanbpf_ancestry ancestry;	/* gathered into facts.ancestry */
+	struct fanbpf_cgroup_path cgroups;	/* gathered into facts.cgroup_ancestor */
 	__s32 check;		/* out: fanbpf_rules_check(&args) */
 	__s32 decision;		/* out: fp_handler's return value (if check == 0) */
+	__s32 match;		/* out: enum fanbpf_match (if check == 0) */
+	__s32 reserved;
 };
 
 /* The ctx, copied where the logic may index it with variable offsets. */
@@ -43,12 +63,21 @@ struct {
 	__type(value, struct fanbpf_rules_test_ctx);
 } fanbpf_rules_test_scratch SEC(".maps");
 
+/*
+ * The ancestry walk's cursor: 1 + an index into t->ancestry.tgids, 0 past
+ * the top.  The walk visits at most FANBPF_MAX_ANCESTRY cursors, so the
+ * index stays in the array; the mask tells the verifier so.
+ */
+#define TEST_TGID(c)	(t->ancestry.tgids[((c) - 1) & (FANBPF_MAX_ANCESTRY - 1)])
+#define TEST_UP(c)	((c) < t->ancestry.len ? (c) + 1 : 0)
+_Static_assert((FANBPF_MAX_ANCESTRY & (FANBPF_MAX_ANCESTRY - 1)) == 0, "a power of two");
+
 SEC("syscall")
 int fanbpf_rules_test(struct fanbpf_rules_test_ctx *ctx)
 {
 	struct fanbpf_rules_test_ctx *t;
-	__u32 zero = 0;
-	int err;
+	__u32 zero = 0, level;
+	int err, match;
 
 	/*
 	 * Verifier: ctx accesses must have constant offsets, but the logic
@@ -68,8 +97,16 @@ int fanbpf_rules_test(struct fanbpf_rules_test_ctx *ctx)
 	if (ctx->check)
 		return 0;
 	fanbpf_rules_normalize(&t->args);
-	ctx->decision = fanbpf_rules_decide(&t->args, &t->facts,
+	t->facts.ancestry = fanbpf_ancestry_walk(t->args.process.ancestor_tgid, 1,
+						 TEST_TGID, TEST_UP);
+	/* As bpf_get_current_ancestor_cgroup_id(): 0 above the task's level. */
+	level = t->args.process.cgroup_tree_level;
+	t->facts.cgroup_ancestor = level < t->cgroups.len && level < FANBPF_TEST_CGROUP_DEPTH ?
+				   t->cgroups.ids[level] : 0;
+	match = fanbpf_rules_match(&t->args, &t->facts,
 		fanbpf_chain_inside(&t->args.subtree, t->chains[0].nodes, t->chains[0].len) ||
 		fanbpf_chain_inside(&t->args.subtree, t->chains[1].nodes, t->chains[1].len));
+	ctx->match = match;
+	ctx->decision = fanbpf_rules_verdict(&t->args, t->facts.mask, match);
 	return 0;
 }

@@ -10,6 +10,7 @@
 #include <sys/fanotify.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include <bpf/bpf.h>
@@ -68,6 +69,13 @@ int fanbpf_fanotify_mark(int fan_fd, unsigned int flags, uint64_t mask,
 			 int dirfd, const char *path)
 {
 	if (fanotify_mark(fan_fd, flags, mask, dirfd, path))
+		return fanbpf_err(-errno);
+	return 0;
+}
+
+int fanbpf_set_child_subreaper(void)
+{
+	if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0))
 		return fanbpf_err(-errno);
 	return 0;
 }

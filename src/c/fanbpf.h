@@ -50,6 +50,13 @@ int fanbpf_fanotify_mark(int fan_fd, unsigned int flags, uint64_t mask,
 			 int dirfd, const char *path);
 
 /**
+ * @brief prctl(PR_SET_CHILD_SUBREAPER, 1): orphaned descendants of the
+ *        caller are re-parented to it, not to init (fanbpf.trace's root).
+ * @return 0, or -errno
+ */
+int fanbpf_set_child_subreaper(void);
+
+/**
  * @brief open_by_handle_at(2) on the file handle of a FID info record.
  * @param handle a struct file_handle as the record carries it (handle_bytes,
  *        handle_type, f_handle), @len bytes, any alignment

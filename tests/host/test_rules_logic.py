@@ -101,7 +101,70 @@ def test_process_section_matches_model(fanbpf_rules_logic, args, f):
     assert bpf_decide(fanbpf_rules_logic, f, args) == want
 
 
+@PROPERTY
+@given(args=rules_args(), f=facts(), flags=st.sampled_from([32, 64, 96, 32 | 2, 64 | 1]))
+def test_process_tree_matches_model(fanbpf_rules_logic, args, f, flags):
+    """The process-tree conditions (ancestry walk, cgroup subtree), with the
+    three-way match: undecided walks must agree too."""
+    args = RulesArgs(**{**args.__dict__, "process_flags": flags,
+                        "sections": args.sections | Section.PROCESS})
+    want = model.match(f, args)
+    event(f"match {want.name}")
+    check, decision, match = fanbpf_rules_logic.outcome(f, args)
+    assert (check, match, decision) == (0, want, model.decide(f, args))
+
+
 # --- fixed cases: the documented semantics ------------------------------------------
+
+def _tree_args(tgid=7, **kw):
+    kw = {"process_flags": model.ProcessFlag.ANCESTOR, **kw}
+    return RulesArgs(sections=Section.PROCESS, ancestor_tgid=tgid, **kw)
+
+
+_M = model.MAX_ANCESTRY
+
+
+@pytest.mark.parametrize("ancestors,want", [
+    ((7, 1, 0), model.Match.YES),  # the process itself
+    ((9, 8, 7, 1, 0), model.Match.YES),  # a descendant
+    ((9, 8, 1, 0), model.Match.NO),  # the walk reached the top
+    (tuple(range(100, 100 + _M - 1)) + (7,), model.Match.YES),  # the last leader looked at
+    (tuple(range(100, 100 + _M - 2)) + (0,), model.Match.NO),  # past the top within the bound
+    (tuple(range(100, 100 + _M - 1)) + (0,), model.Match.UNDECIDED),  # the top is the last looked at
+    (tuple(range(100, 100 + _M)) + (7,), model.Match.UNDECIDED),  # beyond the bound
+    ((), model.Match.NO),
+])
+def test_ancestry_walk(fanbpf_rules_logic, ancestors, want):
+    f = Facts(mask=0x20, ancestors=ancestors)
+    assert model.match(f, _tree_args()) == want
+    assert fanbpf_rules_logic.outcome(f, _tree_args())[1:] == \
+        (model.SKIP if want == model.Match.NO else model.SEND, want)
+
+
+@pytest.mark.parametrize("f,args,want", [
+    # undecided permission events go to user space, never denied
+    (Facts(mask=0x10000, ancestors=tuple(range(100, 100 + _M))), _tree_args(deny_errno=1), model.SEND),
+    (Facts(mask=0x10000, ancestors=(7, 0)), _tree_args(deny_errno=1), -1),
+    # another condition that fails decides, undecided or not
+    (Facts(mask=0x20, ancestors=tuple(range(100, 100 + _M)), uid=5),
+     _tree_args(uid=4, process_flags=model.ProcessFlag.ANCESTOR | model.ProcessFlag.UID), model.SKIP),
+    (Facts(mask=0x20, name=b"a", ancestors=tuple(range(100, 100 + _M))),
+     RulesArgs(**{**_tree_args().__dict__, "sections": Section.PROCESS | Section.NAMES,
+                  "patterns": (Pattern(PatternKind.EXACT, b"b"),)}), model.SKIP),
+    # cgroup subtree: the cgroup itself, below it, beside it, above it
+    (Facts(mask=0x20, cgroup_path=(1, 50, 60)), RulesArgs(
+        sections=Section.PROCESS, process_flags=64, cgroup_tree_id=50, cgroup_tree_level=1), model.SEND),
+    (Facts(mask=0x20, cgroup_path=(1, 50)), RulesArgs(
+        sections=Section.PROCESS, process_flags=64, cgroup_tree_id=50, cgroup_tree_level=1), model.SEND),
+    (Facts(mask=0x20, cgroup_path=(1, 51, 50)), RulesArgs(
+        sections=Section.PROCESS, process_flags=64, cgroup_tree_id=50, cgroup_tree_level=1), model.SKIP),
+    (Facts(mask=0x20, cgroup_path=(1,)), RulesArgs(
+        sections=Section.PROCESS, process_flags=64, cgroup_tree_id=50, cgroup_tree_level=1), model.SKIP),
+])
+def test_process_tree_semantics(fanbpf_rules_logic, f, args, want):
+    assert model.decide(f, args) == want
+    assert bpf_decide(fanbpf_rules_logic, f, args) == want
+
 
 def _names_args(*pats, mode=0, events=0):
     return RulesArgs(sections=Section.NAMES, names_mode=mode, patterns=tuple(pats), events=events)
@@ -155,7 +218,9 @@ def test_semantics(fanbpf_rules_logic, f, args, want):
     RulesArgs(patterns=(Pattern(5, b"x"),)),
     RulesArgs(patterns=(Pattern(1, b"x", 32),)),
     RulesArgs(nr_patterns=1),  # a zeroed pattern slot has kind 0
-    RulesArgs(process_flags=32),
+    RulesArgs(process_flags=128),
+    RulesArgs(process_flags=32),  # ancestor tgid 0
+    RulesArgs(process_flags=64),  # cgroup id 0
 ])
 def test_check_refuses(fanbpf_rules_logic, args):
     assert model.check(args) == -22
@@ -212,6 +277,21 @@ def test_plain_patterns_are_globs(text, name):
 def test_rules_errors(kwargs, message):
     with pytest.raises(RulesError, match=message):
         rules(**kwargs)
+
+
+def test_process_tree_args(tmp_path):
+    from fanbpf.rules import cgroup2_mount
+
+    args = RulesArgs.from_dict(rules(descendants_of=os.getpid()))
+    assert args.process_flags == model.ProcessFlag.ANCESTOR and args.ancestor_tgid == os.getpid()
+    with pytest.raises(RulesError, match="0 is not a process"):
+        rules(descendants_of=0)
+    with pytest.raises(RulesError, match="not a cgroup directory"):
+        rules(cgroup_tree=tmp_path)
+    mount = cgroup2_mount()
+    if mount is not None:  # the host may have none; the VM tests have one
+        args = RulesArgs.from_dict(rules(cgroup_tree=mount))
+        assert (args.cgroup_tree_id, args.cgroup_tree_level) == (os.stat(mount).st_ino, 0)
 
 
 def test_missing_root():

@@ -20,12 +20,13 @@ Example counts: FANBPF_EXAMPLES examples (default 500), derandomized.
 import errno
 import os
 import subprocess
+import tempfile
 
 import pytest
 from hypothesis import given, note
 
 import fanbpf
-from fanbpf import EventMask, Group, MarkFlag
+from fanbpf import EventMask, Group, MarkFlag, model
 from fanbpf.model import RulesArgs
 from fanbpf.testing.fs import OPS_DIRS, OPS_MASK, FsOp, Workers, tmpfs_mount
 from fanbpf.testing.oracle import OpsRun, describe_keys, event_keys, expected_keys
@@ -262,3 +263,92 @@ def test_permission_events_allowed_in_kernel_when_skipped(fanbpf_rules_handler, 
             open_close(f"{tree}/in/f")
         assert err.value.errno == errno.EACCES
         assert g.read_events(timeout=0) == []
+
+
+# --- the process-tree rule ----------------------------------------------------------
+
+def _go(cmd, cwd):
+    """A shell running ``cmd`` in ``cwd`` once told to (a line on stdin)."""
+    return subprocess.Popen(["sh", "-c", f"read go; {cmd}"], cwd=cwd, stdin=subprocess.PIPE)
+
+
+def test_descendants_of(tree, watch):
+    """The process and its descendants, however deep; not its parent or siblings."""
+    parent = _go("touch in/child; sh -c 'touch in/grandchild; sh -c \"touch in/deeper\"'", tree)
+    sibling = _go("touch in/sibling", tree)
+    w = watch(EventMask.CREATE, descendants_of=parent.pid)
+    touch(f"{tree}/in/mine")
+    for p in (parent, sibling):
+        p.communicate(b"go\n")
+    assert w.seen() == {("CREATE", "in/child"), ("CREATE", "in/grandchild"),
+                        ("CREATE", "in/deeper")}
+
+
+def test_descendants_of_an_ancestor(tree, watch):
+    """This process descends from pid 1."""
+    w = watch(EventMask.CREATE, descendants_of=1)
+    touch(f"{tree}/in/mine")
+    assert w.seen() == {("CREATE", "in/mine")}
+
+
+def test_cgroup_tree(tree, watch):
+    """A cgroup and the cgroups below it; not the cgroup next to it."""
+    from fanbpf.rules import cgroup2_mount
+
+    top = tempfile.mkdtemp(prefix="fanbpf-test-", dir=cgroup2_mount())
+    inside, below, beside = f"{top}/in", f"{top}/in/below", f"{top}/beside"
+    for d in (inside, below, beside):
+        os.mkdir(d)
+    procs = {}
+    try:
+        for name, cg in (("a", inside), ("b", below), ("c", beside)):
+            procs[name] = _go(f"touch in/{name}", tree)
+            with open(f"{cg}/cgroup.procs", "w") as f:
+                f.write(str(procs[name].pid))
+        w = watch(EventMask.CREATE, cgroup_tree=inside)
+        touch(f"{tree}/in/mine")
+        for p in procs.values():
+            p.communicate(b"go\n")
+        assert w.seen() == {("CREATE", "in/a"), ("CREATE", "in/b")}
+    finally:
+        for p in procs.values():
+            p.kill()
+            p.wait()
+        for d in (below, inside, beside, top):
+            os.rmdir(d)
+
+
+NEST = """
+import os, sys
+def nest(n):
+    if n == 0:
+        open(sys.argv[2], "w").close()
+        return
+    pid = os.fork()
+    if pid == 0:
+        nest(n - 1)
+        os._exit(0)
+    os.waitpid(pid, 0)
+nest(int(sys.argv[1]))
+"""
+
+
+def test_deep_ancestry_is_delivered_and_counted(fanbpf_rules_handler, tree, watch):
+    """A task too deep for the walk to reach the ancestor or the top: the
+    handler cannot decide, delivers the event and counts it."""
+    import sys
+
+    other = subprocess.Popen(["sleep", "60"])  # alive, and nobody's ancestor
+    try:
+        w = watch(EventMask.CREATE, descendants_of=other.pid)
+        before = fanbpf_rules_handler.obj.get_global("fanbpf_rules_undecided")
+        subprocess.run([sys.executable, "-c", NEST, "2", f"{tree}/in/shallow"], check=True)
+        assert w.seen() == set()  # walked to the top: decided, not a descendant
+        assert fanbpf_rules_handler.obj.get_global("fanbpf_rules_undecided") == before
+        subprocess.run([sys.executable, "-c", NEST, str(model.MAX_ANCESTRY),
+                        f"{tree}/in/deep"], check=True)
+        assert w.seen() == {("CREATE", "in/deep")}
+        assert fanbpf_rules_handler.obj.get_global("fanbpf_rules_undecided") == before + 1
+    finally:
+        other.kill()
+        other.wait()
