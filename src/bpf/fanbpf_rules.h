@@ -11,27 +11,28 @@
 #include <linux/types.h>
 #endif
 
-#define FANBPF_MAX_ROOTS	16
-#define FANBPF_MAX_PATTERNS	8
-#define FANBPF_PATTERN_MAX	32	/* bytes, including the NUL */
-#define FANBPF_NAME_MAX		256	/* NAME_MAX + 1 */
-#define FANBPF_MAX_DEPTH	64	/* directories walked above an object */
+#define FANBPF_MAX_ROOTS	16	/* roots in the init args; any number more in fanbpf_rules_nodes */
+#define FANBPF_MAX_GLOBS	64	/* non-exact name patterns per list */
+#define FANBPF_NAME_MAX		256	/* NAME_MAX + 1: a name or a pattern, with its NUL */
+#define FANBPF_MAX_DEPTH	4096	/* dentries a walk looks at: the object and its ancestors */
 #define FANBPF_COMM_LEN		16
 #define FANBPF_MAX_ANCESTRY	32	/* thread-group leaders an ancestry walk looks at */
 
 /* fanbpf_rules_args.sections: which rule sections are on (all must match) */
 enum fanbpf_section {
-	FANBPF_SEC_SUBTREE	= 1 << 0,
-	FANBPF_SEC_NAMES	= 1 << 1,
+	FANBPF_SEC_SUBTREE	= 1 << 0,	/* under a root (args roots, ROOT nodes) */
+	FANBPF_SEC_NAMES	= 1 << 1,	/* the event's name against the NAMES list */
 	FANBPF_SEC_PROCESS	= 1 << 2,
+	FANBPF_SEC_EXCLUDE	= 1 << 3,	/* not below an EXCLUDED node or a DIRS-list name */
 };
 
-/* A subtree root, named the way the kernel sees it (dev is s_dev). */
+/* A subtree root, named the way the kernel sees it (see struct fanbpf_node_key). */
 struct fanbpf_root {
 	__u64 dev;
 	__u64 ino;
 };
 
+/* Roots given as init args (a rule set without maps, e.g. attached by name). */
 struct fanbpf_subtree_args {
 	__u32 nr_roots;
 	__u32 reserved;
@@ -45,22 +46,24 @@ enum fanbpf_pattern_kind {
 	FANBPF_PAT_GLOB		= 4,	/* '*' and '?' */
 };
 
-struct fanbpf_pattern {
-	__u32 kind;			/* enum fanbpf_pattern_kind */
-	__u32 len;			/* strlen(text) */
-	char text[FANBPF_PATTERN_MAX];
-};
-
 enum fanbpf_names_mode {
 	FANBPF_NAMES_INCLUDE	= 0,	/* only names matching a pattern */
 	FANBPF_NAMES_EXCLUDE	= 1,	/* only names matching no pattern */
 };
 
+/* The NAMES section; its patterns are in the maps (list FANBPF_LIST_NAMES). */
 struct fanbpf_names_args {
 	__u32 mode;			/* enum fanbpf_names_mode */
-	__u32 nr_patterns;
+	__u32 nr_exact;			/* EXACT patterns in fanbpf_rules_names */
+	__u32 nr_globs;			/* other patterns in fanbpf_rules_globs, 0..nr_globs-1 */
+	__u32 reserved;
 	__u64 events;			/* events the rule applies to; 0 = all */
-	struct fanbpf_pattern patterns[FANBPF_MAX_PATTERNS];
+};
+
+/* Directory names excluded at any depth (list FANBPF_LIST_DIRS). */
+struct fanbpf_dirs_args {
+	__u32 nr_exact;
+	__u32 nr_globs;
 };
 
 enum fanbpf_process_flags {
@@ -91,14 +94,79 @@ struct fanbpf_process_args {
  * `sections` matches.  Notification events are delivered when they match.
  * Permission events that match are denied with -deny_errno when deny_errno
  * is set and otherwise sent to user space; those that do not match are
- * allowed in the kernel without a round trip.
+ * allowed in the kernel without a round trip.  set_id names the
+ * attachment's entries in the rules maps below (0: it has none, so it can
+ * use only init-args roots and the PROCESS section).
  */
 struct fanbpf_rules_args {
 	__u32 sections;			/* enum fanbpf_section */
 	__s32 deny_errno;		/* 0, or e.g. EPERM */
+	__u64 set_id;
 	struct fanbpf_subtree_args subtree;
 	struct fanbpf_names_args names;
+	struct fanbpf_dirs_args dirs;
 	struct fanbpf_process_args process;
+};
+
+/* --- the rules maps: per attachment, keyed by set_id, written by user space */
+
+/*
+ * fanbpf_rules_nodes: directories by identity.  dev is the superblock's
+ * s_dev (the kernel's dev_t, major << 20 | minor), except on btrfs, where
+ * it is the subvolume's anonymous dev (what stat() reports as st_dev),
+ * because inode numbers repeat across the subvolumes of one superblock.
+ * ino is i_ino.  Value: enum fanbpf_node_kind.
+ */
+struct fanbpf_node_key {
+	__u64 set_id;
+	__u64 dev;
+	__u64 ino;
+};
+
+enum fanbpf_node_kind {
+	FANBPF_NODE_ROOT	= 1,	/* a subtree root */
+	FANBPF_NODE_EXCLUDED	= 2,	/* an excluded subtree */
+};
+
+enum fanbpf_name_list {
+	FANBPF_LIST_NAMES	= 1,	/* the NAMES section's patterns */
+	FANBPF_LIST_DIRS	= 2,	/* excluded directory names */
+};
+
+/*
+ * fanbpf_rules_names: EXACT patterns.  name is the pattern's len bytes,
+ * zero-filled to the end, so a name copied into a zeroed key finds it.
+ * Value: __u32, 1.
+ */
+struct fanbpf_name_key {
+	__u64 set_id;
+	__u32 list;			/* enum fanbpf_name_list */
+	__u32 len;
+	char name[FANBPF_NAME_MAX];
+};
+
+/* fanbpf_rules_globs: PREFIX, SUFFIX and GLOB patterns, by index in a list. */
+struct fanbpf_glob_key {
+	__u64 set_id;
+	__u32 list;			/* enum fanbpf_name_list */
+	__u32 index;			/* 0 .. nr_globs - 1 */
+};
+
+struct fanbpf_pattern {
+	__u32 kind;			/* enum fanbpf_pattern_kind, not EXACT */
+	__u32 len;			/* strlen(text), < FANBPF_NAME_MAX */
+	char text[FANBPF_NAME_MAX];	/* zero-filled past len */
+};
+
+/*
+ * fanbpf_rules_stats (per CPU, keyed by set_id): what the handler decided
+ * for one attachment.  undecided events are also counted as delivered.
+ */
+struct fanbpf_rules_stats {
+	__u64 delivered;		/* sent to user space */
+	__u64 skipped;			/* dropped (permission events: allowed) */
+	__u64 denied;			/* permission events denied with deny_errno */
+	__u64 undecided;		/* delivered because the handler could not decide */
 };
 
 #endif /* __FANBPF_RULES_H */

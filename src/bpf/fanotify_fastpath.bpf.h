@@ -194,20 +194,37 @@ extern int bpf_fanotify_read_name(const struct fanotify_fastpath_name *name,
 				  char *dst, __u32 dst__sz) __ksym;
 
 /*
- * Copy the current name of fp_handler's @dentry (a trusted dentry: not one
- * reached through d_parent) into @dst.  Returns the length or -E2BIG.  A
- * concurrent rename may give a mix of the old and the new name.
+ * Copy the current name of @dentry -- fp_handler's @dentry, or one that
+ * bpf_iter_fanotify_parents_next() returned -- into @dst.  Returns the
+ * length or -E2BIG.  A concurrent rename may give a mix of the old and the
+ * new name.
  */
 extern int bpf_fanotify_dentry_name(struct dentry *dentry, char *dst,
 				    __u32 dst__sz) __ksym;
 
 /*
- * A dentry of fp_handler's @inode or @dir, without a reference, for events
- * that carry none: a directory's, or a hashed alias of a file; NULL when
- * the inode has none left (it was unlinked).  The result is a plain pointer, valid until the handler
- * returns: walk up from it, but it cannot be passed to the kfuncs above.
+ * An open-coded iterator over a dentry and its ancestors, taking no
+ * references (the handler runs under RCU; dentries are RCU-freed):
+ * @dentry if given, else a dentry of @inode (a directory's, or a hashed
+ * alias of a file; none when the inode has none left), then each d_parent
+ * up to and including the root of its superblock (the dentry that is its
+ * own parent).  At most @max dentries are returned, so a walk ends even
+ * while renames move directories around it; a caller that got @max and
+ * wanted more cannot tell where the object is.  Concurrent renames may
+ * show a path that never existed as a whole (no rename_lock is taken).
+ *
+ *	bpf_for_each(fanotify_parents, d, dentry, NULL, FANBPF_MAX_DEPTH) { ... }
  */
-extern struct dentry *bpf_fanotify_inode_dentry(struct inode *inode) __ksym;
+struct bpf_iter_fanotify_parents {
+	__u64 __opaque[2];
+} __attribute__((aligned(8)));
+
+extern int bpf_iter_fanotify_parents_new(struct bpf_iter_fanotify_parents *it,
+					 struct dentry *dentry__nullable,
+					 struct inode *inode__nullable,
+					 unsigned int max) __ksym;
+extern struct dentry *bpf_iter_fanotify_parents_next(struct bpf_iter_fanotify_parents *it) __ksym;
+extern void bpf_iter_fanotify_parents_destroy(struct bpf_iter_fanotify_parents *it) __ksym;
 
 /* --- helpers ----------------------------------------------------------- */
 
