@@ -122,7 +122,7 @@ vm: kernel
 
 # --- tests ---------------------------------------------------------------
 
-test-host: build
+test-host: build bench-tools
 	$(PY) -m pytest -q -p no:cacheprovider tests/host
 
 test-vm: build kernel
