@@ -240,3 +240,38 @@ def test_verifier_refuses_the_name_of_a_loaded_d_parent():
     with pytest.raises(fanbpf.VerifierError) as err:
         Handler.load(vm_object("parent_name_untrusted"))
     assert "must be a rcu pointer" in err.value.log
+
+
+def _move_back_and_forth(src, dst, rounds):
+    for _ in range(rounds):
+        os.rename(src, dst)
+        os.rename(dst, src)
+
+
+def test_parents_walk_races_renames_of_an_ancestor(tmpfs):
+    """The walk reads each d_parent once without rename_lock: while another
+    process keeps moving an ancestor between two parents, every walk sees
+    one whole chain or the other, never a mix and never a splat."""
+    os.mkdir(f"{tmpfs}/away")
+    fd, _ = deep_dirs(tmpfs, ["top", "mid"] + ["d"] * 20)
+    under_top = {"new_ret": 0, "count": 23, "match": 23, "started_from_inode": 0}
+    under_away = {"new_ret": 0, "count": 24, "match": 0, "started_from_inode": 0}
+    seen = []
+    try:
+        with Handler.load(vm_object("parents_named"), private=True) as h, \
+                notif_group(tmpfs) as g:
+            g.attach(h, parents_args("top", 4096))
+            mover = multiprocessing.Process(target=_move_back_and_forth,
+                                            args=(f"{tmpfs}/top/mid", f"{tmpfs}/away/mid", 2000))
+            mover.start()
+            alive = True
+            while alive:
+                alive = mover.is_alive()
+                create(fd, "f")
+                seen.append(walk(h))
+                g.read_events(timeout=0)
+            mover.join()
+            assert mover.exitcode == 0
+    finally:
+        os.close(fd)
+    assert all(w in (under_top, under_away) for w in seen)
