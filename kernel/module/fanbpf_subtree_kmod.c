@@ -6,7 +6,10 @@
  * roots given at attach time (struct fanbpf_subtree_args).  It decides exactly
  * as the BPF "fanbpf_rules" handler's subtree section does, so the two can be
  * compared event for event and timed side by side.  Roots are named by
- * (s_dev, i_ino); no dentry, path or mount is referenced.
+ * (s_dev, i_ino); no dentry, path or mount is referenced.  One difference:
+ * on btrfs the BPF handler names a node by its subvolume's anonymous dev
+ * (stat's st_dev), this module by the superblock's s_dev, because a module
+ * cannot reach struct btrfs_inode.
  */
 #include <linux/dcache.h>
 #include <linux/fanotify.h>
@@ -31,21 +34,34 @@ static bool is_root(const struct fanbpf_subtree_args *args, struct dentry *d)
 	return false;
 }
 
-/* Walk up from @d, without references, looking for a root. */
-static bool under_root(const struct fanbpf_subtree_args *args, struct dentry *d)
+/* What a walk found; ordered so that max() combines two walks. */
+enum walk_result {
+	WALK_OUTSIDE,		/* reached the top without meeting a root */
+	WALK_UNDECIDED,		/* looked at FANBPF_MAX_DEPTH dentries, no top */
+	WALK_INSIDE,		/* met a root */
+};
+
+/*
+ * Walk up from @d, without references, looking for a root among at most
+ * FANBPF_MAX_DEPTH dentries: @d and its ancestors.
+ */
+static enum walk_result walk_up(const struct fanbpf_subtree_args *args,
+				struct dentry *d)
 {
 	struct dentry *parent;
-	int depth;
+	int n;
 
-	for (depth = 0; d && depth <= FANBPF_MAX_DEPTH; depth++) {
+	for (n = 0; d && n < FANBPF_MAX_DEPTH; n++) {
 		if (is_root(args, d))
-			return true;
+			return WALK_INSIDE;
+		/* A rename may change d_parent under us; read it once. */
 		parent = READ_ONCE(d->d_parent);
 		if (parent == d)
-			return false;
+			return WALK_OUTSIDE;
 		d = parent;
 	}
-	return false;
+	/* d is NULL here only if there was no dentry to start from. */
+	return d ? WALK_UNDECIDED : WALK_OUTSIDE;
 }
 
 /*
@@ -78,19 +94,21 @@ static int subtree_handler(struct fanotify_fastpath_hook *hook, u32 mask,
 			   const struct fanotify_fastpath_name *name)
 {
 	const struct fanbpf_subtree_args *args = hook->data;
-	bool inside = false;
+	enum walk_result res = WALK_OUTSIDE;
 
 	/* Dentries are RCU-freed: the walk needs no reference. */
 	rcu_read_lock();
 	if (dentry)
-		inside = under_root(args, dentry);
-	if (!inside && dir)
-		inside = under_root(args, inode_dentry(dir));
-	if (!inside && !dentry && !dir && inode)
-		inside = under_root(args, inode_dentry(inode));
+		res = walk_up(args, dentry);
+	if (res != WALK_INSIDE && dir)
+		res = max(res, walk_up(args, inode_dentry(dir)));
+	if (!dentry && !dir && inode)
+		res = walk_up(args, inode_dentry(inode));
 	rcu_read_unlock();
 
-	return inside ? FAN_FP_RET_SEND_TO_USERSPACE : FAN_FP_RET_SKIP_EVENT;
+	/* Undecided: deliver, a filter must not lose an event it cannot place. */
+	return res == WALK_OUTSIDE ? FAN_FP_RET_SKIP_EVENT
+				   : FAN_FP_RET_SEND_TO_USERSPACE;
 }
 
 static int subtree_init(struct fanotify_fastpath_hook *hook,

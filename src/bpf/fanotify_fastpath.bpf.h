@@ -212,12 +212,26 @@ extern int bpf_fanotify_dentry_name(struct dentry *dentry, char *dst,
  * while renames move directories around it; a caller that got @max and
  * wanted more cannot tell where the object is.  Concurrent renames may
  * show a path that never existed as a whole (no rename_lock is taken).
+ * The kernel caps @max at 65536.  new() returns 0, -EINVAL with neither a
+ * dentry nor an inode, -ENOENT when the inode has no dentry; the walk is
+ * empty then.
  *
- *	bpf_for_each(fanotify_parents, d, dentry, NULL, FANBPF_MAX_DEPTH) { ... }
+ * Verifier: @dentry and @inode each take NULL or a pointer the program has
+ * tested, not one that may be NULL ("must be referenced or trusted"):
+ *
+ *	if (dentry)
+ *		bpf_for_each(fanotify_parents, d, dentry, NULL, FANBPF_MAX_DEPTH) { ... }
+ *
+ * libbpf: a program that passes an inode must also read a field of struct
+ * inode somewhere, or clang puts only a forward declaration of it in the
+ * object's BTF and libbpf refuses the kfunc ("func_proto ... incompatible
+ * with vmlinux").
  */
+#ifndef FANBPF_VMLINUX_HAS_FASTPATH
 struct bpf_iter_fanotify_parents {
 	__u64 __opaque[2];
 } __attribute__((aligned(8)));
+#endif
 
 extern int bpf_iter_fanotify_parents_new(struct bpf_iter_fanotify_parents *it,
 					 struct dentry *dentry__nullable,

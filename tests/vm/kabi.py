@@ -108,8 +108,9 @@ def subtree_args(*roots):
     return struct.pack("<II", len(roots), 0) + body.ljust(16 * 16, b"\0")
 
 
-def read_paths(fd):
-    """Drain the queue of an fd-reporting group: [(mask, path)], fds closed."""
+def read_events(fd, describe):
+    """Drain the queue of an fd-reporting group: [(mask, describe(event fd))]
+    (describe gets -1 for events without an fd), fds closed."""
     out = []
     while True:
         try:
@@ -119,12 +120,24 @@ def read_paths(fd):
         off = 0
         while off < len(buf):
             ev_len, _, _, _, mask, evfd, _ = METADATA.unpack_from(buf, off)
-            path = None
-            if evfd >= 0:
-                path = os.readlink(f"/proc/self/fd/{evfd}")
-                os.close(evfd)
-            out.append((mask, path))
+            try:
+                out.append((mask, describe(evfd)))
+            finally:
+                if evfd >= 0:
+                    os.close(evfd)
             off += ev_len
+
+
+def read_paths(fd):
+    """[(mask, path)] of the queued events (path None without an fd)."""
+    return read_events(fd, lambda evfd: os.readlink(f"/proc/self/fd/{evfd}") if evfd >= 0 else None)
+
+
+def read_inos(fd):
+    """The inode numbers of the queued events' objects (for paths too long
+    for readlink)."""
+    inos = read_events(fd, lambda evfd: os.fstat(evfd).st_ino if evfd >= 0 else None)
+    return {ino for _, ino in inos if ino is not None}
 
 
 TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -133,6 +146,36 @@ TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))
 def vm_object(name):
     """A handler built from tests/vm/bpf/ by `make build`."""
     return os.path.join(TOP, "build", "test-bpf-vm", f"{name}.bpf.o")
+
+
+def deep_dirs(top, names):
+    """mkdir top/names[0]/names[1]/... with dir fds (no chdir, no PATH_MAX);
+    returns an fd of the deepest directory and its path."""
+    fd = os.open(top, os.O_DIRECTORY)
+    for n in names:
+        os.mkdir(n, dir_fd=fd)
+        sub = os.open(n, os.O_DIRECTORY, dir_fd=fd)
+        os.close(fd)
+        fd = sub
+    return fd, os.path.join(top, *names)
+
+
+def create(dir_fd, name):
+    """Create (or truncate) file `name` in the directory open as `dir_fd`."""
+    os.close(os.open(name, os.O_CREAT | os.O_WRONLY, 0o644, dir_fd=dir_fd))
+
+
+def parents_args(name, max_dentries):
+    """Init args of tests/vm/bpf/parents_named.bpf.c: deliver events with
+    an object or ancestor called `name`, walking at most `max_dentries`."""
+    name = name.encode()
+    return struct.pack("<II64s", max_dentries, len(name), name)
+
+
+def walk(handler):
+    """What the parents_named handler's last walk saw."""
+    return {k: handler.obj.get_global(f"last_{k}")
+            for k in ("new_ret", "count", "match", "started_from_inode")}
 
 
 def touch(path):

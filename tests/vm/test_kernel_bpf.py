@@ -9,7 +9,8 @@ import pytest
 import fanbpf
 from fanbpf import EventMask, Group, Handler, InitFlag, MarkFlag
 
-from kabi import FAN_FP_ADD_BPF_FD, SYSFS, add_fp, churn, raises_errno, touch, vm_object
+from kabi import (FAN_FP_ADD_BPF_FD, SYSFS, add_fp, churn, create, deep_dirs, parents_args,
+                  raises_errno, touch, vm_object, walk)
 
 
 
@@ -150,3 +151,127 @@ def test_bpf_attach_detach_loop_under_load(tree):
         stop.set()
         for w in workers:
             w.join()
+
+
+# --- the parents iterator (bpf_iter_fanotify_parents_*) ----------------------
+
+DEPTH = 1000
+
+
+@pytest.fixture
+def deep(tmpfs):
+    """tmpfs/top/d/.../d with DEPTH directories in all: (fd of the deepest, its path)."""
+    fd, path = deep_dirs(tmpfs, ["top"] + ["d"] * (DEPTH - 1))
+    yield fd, path
+    os.close(fd)
+
+
+def test_parents_iterator_finds_a_name_1000_levels_up(tmpfs, deep):
+    fd, path = deep
+    os.mkdir(f"{tmpfs}/other")
+    with Handler.load(vm_object("parents_named"), private=True) as h, notif_group(tmpfs) as g:
+        g.attach(h, parents_args("top", 4096))
+        create(fd, "f")
+        # f, 999 "d" and then "top": the 1001st dentry, where the walk stops
+        assert walk(h) == {"new_ret": 0, "count": DEPTH + 1, "match": DEPTH + 1,
+                           "started_from_inode": 0}
+        assert {e.path for e in g.read_events(timeout=0)} == {f"{path}/f"}
+        touch(f"{tmpfs}/other/g")
+        # g, other, the root of the tmpfs (included), and nothing above it
+        assert walk(h) == {"new_ret": 0, "count": 3, "match": 0, "started_from_inode": 0}
+        assert g.read_events(timeout=0) == []
+
+
+@pytest.mark.parametrize("max_dentries,delivered,count", [
+    (DEPTH, False, DEPTH),          # stops one short of "top"
+    (DEPTH + 1, True, DEPTH + 1),   # reaches it
+    (1, False, 1),                  # the object only
+    (0, False, 0),                  # nothing at all
+])
+def test_parents_iterator_returns_at_most_max(deep, tmpfs, max_dentries, delivered, count):
+    fd, path = deep
+    with Handler.load(vm_object("parents_named"), private=True) as h, notif_group(tmpfs) as g:
+        g.attach(h, parents_args("top", max_dentries))
+        create(fd, "f")
+        assert walk(h)["count"] == count
+        assert bool(g.read_events(timeout=0)) == delivered
+
+
+def test_parents_iterator_caps_max_at_65536(tmpfs):
+    """A program may ask for any max; the kernel walks at most 65536."""
+    fd, path = deep_dirs(tmpfs, ["d"] * 65540)
+    try:
+        with Handler.load(vm_object("parents_named"), private=True) as h, \
+                notif_group(tmpfs) as g:
+            g.attach(h, parents_args("nowhere", 0xFFFFFFFF))
+            create(fd, "f")
+            assert walk(h)["count"] == 65536
+    finally:
+        os.close(fd)
+
+
+def test_parents_iterator_starts_from_an_inode_or_refuses(tmpfs, deep):
+    """Events without a dentry start from a hashed alias of the inode: a
+    moved file is found at its new place; an unlinked one has none
+    (-ENOENT).  With neither a dentry nor an inode: -EINVAL, empty walk."""
+    fd, path = deep
+    os.mkdir(f"{tmpfs}/other")
+    touch(f"{tmpfs}/other/m")
+    with Handler.load(vm_object("parents_named"), private=True) as h, \
+            Group(InitFlag.CLASS_NOTIF | InitFlag.REPORT_DFID_NAME) as g:
+        g.mark(tmpfs, EventMask.MOVED_TO | EventMask.DELETE, MarkFlag.FILESYSTEM)
+        g.attach(h, parents_args("top", 4096))
+        assert h.obj.get_global("init_new_ret") == -errno.EINVAL
+        assert h.obj.get_global("init_count") == 0
+        os.rename(f"{tmpfs}/other/m", f"{path}/m")
+        assert h.obj.get_global("last_inode_ino") == os.stat(f"{path}/m").st_ino
+        assert walk(h) == {"new_ret": 0, "count": DEPTH + 1, "match": DEPTH + 1,
+                           "started_from_inode": 1}
+        assert [(e.mask, e.name) for e in g.read_events(timeout=0)] == [(EventMask.MOVED_TO, "m")]
+        os.unlink(f"{path}/m")
+        assert walk(h) == {"new_ret": -errno.ENOENT, "count": 0, "match": 0,
+                           "started_from_inode": 1}
+        assert g.read_events(timeout=0) == []
+
+
+def test_verifier_refuses_the_name_of_a_loaded_d_parent():
+    """bpf_fanotify_dentry_name() takes the iterator's dentries, which the
+    verifier marks RCU-protected, but not a d_parent the program loaded."""
+    with pytest.raises(fanbpf.VerifierError) as err:
+        Handler.load(vm_object("parent_name_untrusted"))
+    assert "must be a rcu pointer" in err.value.log
+
+
+def _move_back_and_forth(src, dst, rounds):
+    for _ in range(rounds):
+        os.rename(src, dst)
+        os.rename(dst, src)
+
+
+def test_parents_walk_races_renames_of_an_ancestor(tmpfs):
+    """The walk reads each d_parent once without rename_lock: while another
+    process keeps moving an ancestor between two parents, every walk sees
+    one whole chain or the other, never a mix and never a splat."""
+    os.mkdir(f"{tmpfs}/away")
+    fd, _ = deep_dirs(tmpfs, ["top", "mid"] + ["d"] * 20)
+    under_top = {"new_ret": 0, "count": 23, "match": 23, "started_from_inode": 0}
+    under_away = {"new_ret": 0, "count": 24, "match": 0, "started_from_inode": 0}
+    seen = []
+    try:
+        with Handler.load(vm_object("parents_named"), private=True) as h, \
+                notif_group(tmpfs) as g:
+            g.attach(h, parents_args("top", 4096))
+            mover = multiprocessing.Process(target=_move_back_and_forth,
+                                            args=(f"{tmpfs}/top/mid", f"{tmpfs}/away/mid", 2000))
+            mover.start()
+            alive = True
+            while alive:
+                alive = mover.is_alive()
+                create(fd, "f")
+                seen.append(walk(h))
+                g.read_events(timeout=0)
+            mover.join()
+            assert mover.exitcode == 0
+    finally:
+        os.close(fd)
+    assert all(w in (under_top, under_away) for w in seen)

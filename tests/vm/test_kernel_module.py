@@ -11,9 +11,9 @@ import subprocess
 import pytest
 
 from kabi import (FAN_CLASS_NOTIF, FAN_CLOSE_WRITE, FAN_FP_ADD_BPF_FD, FAN_FP_ARGS_MAX,
-                  FAN_OPEN, FAN_REPORT_FID, KMOD, SYSFS, add_fp, attached, churn,
-                  del_fp, fan_init, fan_mark, ioc_add_fp, raises_errno, read_paths,
-                  subtree_args)
+                  FAN_OPEN, FAN_REPORT_FID, KMOD, SYSFS, add_fp, attached, churn, create,
+                  deep_dirs, del_fp, fan_init, fan_mark, ioc_add_fp, raises_errno, read_inos,
+                  read_paths, subtree_args)
 
 MASK = FAN_OPEN | FAN_CLOSE_WRITE
 
@@ -235,3 +235,25 @@ def test_attach_detach_loop_under_load(tree, group):
     read_paths(group)
     touch(f"{tree}/out/last")
     assert f"{tree}/out/last" in delivered(group)
+
+
+def test_a_walk_that_cannot_reach_the_top_delivers(tree, group):
+    """The module looks at FANBPF_MAX_DEPTH (4096) dentries: a file whose
+    root is the 4096th is placed (outside: skipped); one a level deeper
+    cannot be placed and is delivered (fail open), never dropped."""
+    # tree/out/d x N/f: f, N "d", out and the tmpfs root are N + 3 dentries
+    fd, _ = deep_dirs(f"{tree}/out", ["d"] * 4093)
+    try:
+        create(fd, "placed")
+        os.mkdir("d", dir_fd=fd)
+        create(fd, "d/unplaced")
+        unplaced = os.stat("d/unplaced", dir_fd=fd).st_ino
+        read_inos(group)  # the creations, before the handler
+        add_fp(group, KMOD.encode(), subtree_args(f"{tree}/in"))
+        for name in ("placed", "d/unplaced"):
+            os.close(os.open(name, os.O_WRONLY, dir_fd=fd))
+        touch(f"{tree}/in/a")
+        # "placed" is outside the root: skipped
+        assert read_inos(group) == {unplaced, os.stat(f"{tree}/in/a").st_ino}
+    finally:
+        os.close(fd)
