@@ -32,8 +32,11 @@ from dataclasses import dataclass
 from typing import Union
 
 from fanbpf.errors import ArgsError
-from fanbpf.model import (COMM_LEN, MAX_PATTERNS, MAX_ROOTS, PATTERN_MAX,
+from fanbpf.model import (COMM_LEN, MAX_GLOBS, MAX_ROOTS, NAME_MAX,
                           NamesMode, PatternKind, ProcessFlag, Section)
+
+# (until rules() builds a rule set for the maps: rulespy's branch)
+MAX_PATTERNS, PATTERN_MAX = MAX_GLOBS, NAME_MAX
 
 __all__ = ["rules", "exact", "prefix", "suffix", "glob", "NamePattern", "RulesError",
            "kernel_dev", "root_of", "cgroup2_mount", "cgroup_tree_of", "DENY_ERRNOS"]
