@@ -106,7 +106,7 @@ class Attachment:
 
     def __repr__(self) -> str:
         state = f"closed: {self.reason}" if self.closed else f"fd={self._fan_fd}"
-        rules = f" set {self.set_id}, {len(self.roots)} roots" if self.set_id and not self.closed else ""
+        rules = f" set {self.set_id}, {len(self._roots())} roots" if self.set_id else ""
         return f"<Attachment {self.name!r}{rules} ({state})>"
 
     # --- state ------------------------------------------------------------

@@ -581,7 +581,7 @@ class Group:
         from . import handler
 
         att = self._attachment
-        if att is not None and (name is None or name in (att.name, getattr(name, "name", None))):
+        if att is not None and getattr(name, "name", name) in (None, att.name):
             return att.detach()
         return handler.detach(fd, name)
 
