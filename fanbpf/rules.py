@@ -36,8 +36,9 @@ from fanbpf.errors import ArgsError, os_error
 from fanbpf.model import (COMM_LEN, MAX_GLOBS, MAX_ROOTS, NAME_MAX, NamesMode, Node, Pattern,
                           PatternKind, ProcessFlag, RulesArgs, Section)
 
-__all__ = ["rules", "exact", "prefix", "suffix", "glob", "NamePattern", "RulesError",
-           "kernel_dev", "root_of", "cgroup2_mount", "cgroup_tree_of", "DENY_ERRNOS"]
+__all__ = ["rules", "Rules", "exact", "prefix", "suffix", "glob", "NamePattern", "RulesError",
+           "kernel_dev", "root_of", "resolve_dirs", "name_dirs", "nested_mounts", "mounts",
+           "Mount", "ResolvedDir", "cgroup2_mount", "cgroup_tree_of", "DENY_ERRNOS"]
 
 #: Event bits the names rule may be restricted to (FAN_* event bits and FAN_ONDIR).
 _EVENT_BITS = 0x0007FFFF | 0x10000000 | 0x40000000
