@@ -31,8 +31,7 @@ from collections.abc import Iterable
 from dataclasses import replace
 from typing import Any
 
-from . import rulesmaps
-from .model import Node, Section
+from .model import Node, NodeKind, Section
 from .rules import DirArg, ResolvedDir, Rules, close_pins, name_dirs, nested_mounts, resolve_dirs
 
 __all__ = ["Attachment", "pin_overlay"]
@@ -165,24 +164,23 @@ class Attachment:
         """Add many roots at once: looked up in batches, written in one map update."""
         self._check_rules("add_root")
         keys, dirs = name_dirs(roots, "add_root", pin=True)
+        saved = dict(self._explicit), dict(self._nested)
         try:
             new = [k for k in keys if k not in self._explicit]
             nested = nested_mounts(new, self._excluded, pin=True)
             dirs += [d for _, d in nested]
-            below: dict[Node, list[Node]] = {k: [] for k in new}
+            present = self._roots()
+            for key in new:
+                self._explicit[key] = ()
             for root, d in nested:
-                below[root].append(d.key)
-            present = self._explicit.keys() | self._nested.keys()
-            added = [k for k in dict.fromkeys([*new, *(d.key for _, d in nested)])
-                     if k not in present]
-            self._maps().add_nodes(self.set_id, added, rulesmaps.ROOT)
+                self._explicit[root] += (d.key,)
+                self._nested[d.key] = self._nested.get(d.key, 0) + 1
+            self._store(k for k in dict.fromkeys([*new, *(d.key for _, d in nested)])
+                        if k not in present)
         except BaseException:
+            self._explicit, self._nested = saved
             close_pins(dirs)
             raise
-        for key, keys_below in below.items():
-            self._explicit[key] = tuple(keys_below)
-            for k in keys_below:
-                self._nested[k] = self._nested.get(k, 0) + 1
         self._keep_pins(dirs)
 
     def remove_root(self, root: DirArg) -> None:
@@ -199,22 +197,15 @@ class Attachment:
         if missing:
             raise KeyError(f"remove_root: {missing[0]} is not a root of this attachment "
                            "(the roots of nested mounts go with the root they are below)")
-        candidates = []
+        changed = []
         for key in keys:
-            candidates.append(key)
+            changed.append(key)
             for below in self._explicit.pop(key):
                 self._nested[below] -= 1
                 if not self._nested[below]:
                     del self._nested[below]
-                    candidates.append(below)
-        gone = [k for k in dict.fromkeys(candidates) if k not in self._explicit
-                and k not in self._nested]
-        # a root that is also excluded was stored as a root (the root wins): it stays, excluded
-        maps = self._maps()
-        maps.delete_nodes(self.set_id, [k for k in gone if k not in self._excluded])
-        maps.add_nodes(self.set_id, [k for k in gone if k in self._excluded],
-                            rulesmaps.EXCLUDED)
-        self._unpin(k for k in gone if k not in self._excluded)
+                    changed.append(below)
+        self._store(dict.fromkeys(changed))
 
     # --- excluded subtrees ------------------------------------------------
 
@@ -225,14 +216,14 @@ class Attachment:
             raise ValueError("exclude_subtree: this rule set has no exclusions; give "
                              "exclude_subtrees=[] (or exclude_dirs) to rules()")
         keys, dirs = name_dirs([path], "exclude_subtree", pin=True)
+        added = [k for k in keys if k not in self._excluded]
+        self._excluded.update(added)
         try:
-            self._maps().add_nodes(self.set_id, [k for k in keys if k not in self._excluded
-                                                            and k not in self._roots()],
-                                rulesmaps.EXCLUDED)
+            self._store(added)
         except BaseException:
+            self._excluded.difference_update(added)
             close_pins(dirs)
             raise
-        self._excluded.update(keys)
         self._keep_pins(dirs)
 
     def include_subtree(self, path: DirArg) -> None:
@@ -242,9 +233,7 @@ class Attachment:
         if keys[0] not in self._excluded:
             raise KeyError(f"include_subtree: {keys[0]} is not an excluded subtree")
         self._excluded.discard(keys[0])
-        if keys[0] not in self._roots():
-            self._maps().delete_nodes(self.set_id, keys)
-            self._unpin(keys)
+        self._store(keys)
 
     # --- counters -----------------------------------------------------------
 
@@ -323,6 +312,22 @@ class Attachment:
 
     def _roots(self):
         return self._explicit.keys() | self._nested.keys()
+
+    def _store(self, keys: Iterable[Node]) -> None:
+        """Make the nodes map say what this object does about ``keys``: each is a
+        root, excluded, both (a value of both bits) or, being neither, absent."""
+        roots = self._roots()
+        by_kind: dict[NodeKind, list[Node]] = {}
+        for key in keys:
+            kind = (NodeKind.ROOT if key in roots else NodeKind(0)) | \
+                (NodeKind.EXCLUDED if key in self._excluded else NodeKind(0))
+            by_kind.setdefault(kind, []).append(key)
+        maps = self._maps()
+        for kind, group in by_kind.items():
+            if kind:
+                maps.add_nodes(self.set_id, group, kind)
+        maps.delete_nodes(self.set_id, by_kind.get(NodeKind(0), ()))
+        self._unpin(k for k in by_kind.get(NodeKind(0), ()))
 
     def _maps(self):
         return self._handler.rules_maps

@@ -28,6 +28,7 @@ import re
 import warnings
 import weakref
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import NamedTuple
 
@@ -471,7 +472,7 @@ def _attach_rule_set(fd: int, handler: Handler, rules, group):
     try:
         maps.write_set(set_id, rules.args)
         try:
-            _attach_blob(fd, handler, maps.init_args(set_id, rules.args))
+            _attach_blob(fd, handler, replace(rules.args, set_id=set_id).to_dict())
         except BaseException:
             maps.delete_set(set_id)
             raise

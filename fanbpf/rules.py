@@ -29,7 +29,7 @@ import os
 import re
 import stat
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Union
 
 from fanbpf.errors import ArgsError, os_error
@@ -502,8 +502,12 @@ class Rules:
         return bool(a.patterns or a.dirs or a.excluded or len(a.roots) > MAX_ROOTS
                     or a.sections & Section.EXCLUDE)
 
-    def to_dict(self) -> dict:
-        return self.args.to_dict()
+    @property
+    def model_args(self) -> RulesArgs:
+        """``args`` as :mod:`fanbpf.model` (and the user-space filter) take them:
+        with a set id, which only says that the set has map entries (attaching
+        gives the set its own)."""
+        return replace(self.args, set_id=self.args.set_id or 1)
 
 
 def _patterns(items, what: str) -> tuple[Pattern, ...]:

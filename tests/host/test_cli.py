@@ -244,7 +244,7 @@ def test_undecided_events_are_reported(capsys, tmp_path):
     from fanbpf.fallback import RulesFilter
     from fanbpf.rules import rules
 
-    f = RulesFilter(rules(subtree=[tmp_path]))
+    f = RulesFilter(rules(subtree=[tmp_path]).model_args)
     _report_undecided(f)
     assert capsys.readouterr().err == ""
     f.uncertain = 3

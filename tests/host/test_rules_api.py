@@ -6,11 +6,14 @@ import os
 import tempfile
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from fanbpf import model
-from fanbpf.model import PatternKind, Section
+from fanbpf.model import Pattern, PatternKind, Section
 from fanbpf.rules import (RulesError, exact, glob, kernel_dev, mounts, name_dirs, nested_mounts,
-                          resolve_dirs, root_of, rules)
+                          prefix, resolve_dirs, root_of, rules, suffix)
+from fanbpf.testing.strategies import file_names, property_settings
 
 root_only = pytest.mark.skipif(os.geteuid() != 0, reason="mounting needs root")
 
@@ -174,7 +177,8 @@ def test_rules_returns_a_rule_set(tmp_path):
     assert [(p.kind, p.text) for p in args.patterns] == [
         (PatternKind.SUFFIX, b".log"), (PatternKind.EXACT, b"core"), (PatternKind.EXACT, b"*")]
     assert built.needs_maps and built.filesystems == (os.fsencode(tmp_path),)
-    assert model.check(args) == 0
+    assert model.check(args) != 0  # NAMES and EXCLUDE need a set id: attaching gives one
+    assert model.check(built.model_args) == 0
 
 
 def test_rules_subtree_may_start_empty():
@@ -208,8 +212,13 @@ def test_rules_take_many_names():
     (dict(names=["a/b"]), "'/'"),
     (dict(names=["a"], exclude_names=["b"]), "cannot be combined"),
     (dict(events=["create"]), "only restricts the name rule"),
+    (dict(names=["a"], events=["nonsense"]), "no event named"),
     (dict(comm="x" * 16), "task name"),
+    (dict(uid=-1), "out of range"),
+    (dict(deny_errno=5000), "denies only with"),
     (dict(deny_errno="EINTR"), "EINTR would become EPERM"),
+    (dict(deny_errno=529), "would become EPERM"),  # EIOCBQUEUED, kernel-internal
+    (dict(deny_errno="ENOSUCH"), "unknown errno"),
 ])
 def test_rules_errors(kwargs, message):
     with pytest.raises(RulesError, match=message):
@@ -219,3 +228,51 @@ def test_rules_errors(kwargs, message):
 def test_rules_missing_directory(tmp_path):
     with pytest.raises(FileNotFoundError, match="nothere"):
         rules(subtree=[tmp_path, tmp_path / "nothere"])
+
+
+def test_rules_pattern_kinds_and_process_fields():
+    args = rules(names=["*.log", "core", prefix("a*"), suffix(".x"), glob("?"), exact("*")],
+                 events=["create", 0x8], tgid=1, exclude_pid=True, cgroup=5, comm="bash").args
+    assert [(p.kind, p.text) for p in args.patterns] == [
+        (PatternKind.SUFFIX, b".log"), (PatternKind.EXACT, b"core"), (PatternKind.PREFIX, b"a*"),
+        (PatternKind.SUFFIX, b".x"), (PatternKind.GLOB, b"?"), (PatternKind.EXACT, b"*")]
+    assert args.events == 0x108 and args.not_tgid == os.getpid() and args.tgid == 1
+    assert args.cgroup_id == 5 and args.comm == b"bash"
+
+
+@property_settings()
+@given(text=st.text(alphabet="ab*?.", min_size=1, max_size=31), name=file_names())
+def test_plain_patterns_are_globs(text, name):
+    """A str pattern means the glob, whichever cheaper kind rules() stores it as."""
+    [pattern] = rules(names=[text]).args.patterns
+    assert model.pattern_matches(pattern, name) == \
+        model.pattern_matches(Pattern(PatternKind.GLOB, text.encode()), name)
+
+
+def test_process_tree_args(tmp_path):
+    from fanbpf.rules import cgroup2_mount
+
+    args = rules(descendants_of=os.getpid()).args
+    assert args.process_flags == model.ProcessFlag.ANCESTOR and args.ancestor_tgid == os.getpid()
+    with pytest.raises(RulesError, match="0 is not a process"):
+        rules(descendants_of=0)
+    with pytest.raises(RulesError, match="not a cgroup directory"):
+        rules(cgroup_tree=tmp_path)
+    mount = cgroup2_mount()
+    if mount is not None:  # the host may have none; the VM tests have one
+        args = rules(cgroup_tree=mount).args
+        assert (args.cgroup_tree_id, args.cgroup_tree_level) == (os.stat(mount).st_ino, 0)
+
+
+def test_rules_encode_as_init_args():
+    """A rule set that fits the init args (no set id) encodes with the handler's BTF."""
+    from fanbpf.handler import BpfObject, builtin_path
+
+    built = rules(subtree=[(5, 2)], uid=0)
+    assert not built.needs_maps
+    with BpfObject(builtin_path("rules")) as obj:
+        ctype = obj.btf.struct("fanbpf_rules_args")
+        decoded = model.RulesArgs.from_dict(ctype.decode(ctype.encode(built.args.to_dict())))
+        assert decoded.active_roots() == ((5, 2),) and decoded.uid == 0
+    assert rules(subtree=[(5, i) for i in range(17)]).needs_maps
+    assert rules(exclude_dirs=[".git"]).needs_maps and rules(names=["a"]).needs_maps
