@@ -370,7 +370,15 @@ class Handler:
         return self.obj.link_fd
 
     def encode_args(self, args: Mapping) -> bytes:
-        """Init args from a dict, laid out as this handler's args struct."""
+        """Init args from a dict, laid out as this handler's args struct.
+
+        A :class:`fanbpf.rules.Rules` gives its init args (one without map
+        entries: see :meth:`~fanbpf.rules.Rules.init_args`).
+        """
+        from fanbpf.rules import Rules
+
+        if isinstance(args, Rules):
+            args = args.init_args()
         if self.args_type is None:
             raise ArgsError(f"handler {self.name!r} has no init-args struct (by convention "
                             "struct <compiled ops name>_args in its BTF); pass args_type= "
@@ -453,11 +461,7 @@ def attach(fan_fd, target, args=None, *, group=None):
     if isinstance(args, Rules):
         if isinstance(target, Handler) and target.rules_maps is not None:
             return _attach_rule_set(fd, target, args, group)
-        if args.needs_maps:
-            raise ArgsError("this rule set has names, exclusions or more than 16 roots, which "
-                            "live in the rules handler's maps: attach a loaded Handler "
-                            "(Handler.load(\"rules\")), not a handler by name")
-        args = args.args.to_dict()
+        args = args.init_args()
     name = _attach_blob(fd, target, args)
     return Attachment(fd, name, group=group, handler=target if isinstance(target, Handler) else None)
 

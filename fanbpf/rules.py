@@ -502,6 +502,16 @@ class Rules:
         return bool(a.patterns or a.dirs or a.excluded or len(a.roots) > MAX_ROOTS
                     or a.sections & Section.EXCLUDE)
 
+    def init_args(self) -> dict:
+        """The init args of a rule set without map entries (attached by name):
+        RulesError if it needs maps."""
+        if self.needs_maps:
+            raise RulesError("this rule set has names, exclusions or more than "
+                             f"{MAX_ROOTS} roots, which live in the rules handler's maps: "
+                             "attach it as a loaded Handler (Handler.load(\"rules\")), "
+                             "not by a handler's name or as encoded bytes")
+        return self.args.to_dict()
+
     @property
     def model_args(self) -> RulesArgs:
         """``args`` as :mod:`fanbpf.model` (and the user-space filter) take them:

@@ -276,3 +276,12 @@ def test_rules_encode_as_init_args():
         assert decoded.active_roots() == ((5, 2),) and decoded.uid == 0
     assert rules(subtree=[(5, i) for i in range(17)]).needs_maps
     assert rules(exclude_dirs=[".git"]).needs_maps and rules(names=["a"]).needs_maps
+    with pytest.raises(RulesError, match="attach it as a loaded Handler"):
+        rules(names=["a"]).init_args()
+
+
+def test_a_rule_set_with_maps_does_not_attach_by_name():
+    from fanbpf import handler
+
+    with pytest.raises(RulesError, match="names, exclusions or more than 16 roots"):
+        handler.attach(-1, "fanbpf_rules", rules(exclude_dirs=[".git"]))
