@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/fanotify.h>
+#include <sys/inotify.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
@@ -78,6 +79,20 @@ int fanbpf_set_child_subreaper(void)
 	if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0))
 		return fanbpf_err(-errno);
 	return 0;
+}
+
+int fanbpf_inotify_init(int flags)
+{
+	int fd = inotify_init1(flags);
+
+	return fd < 0 ? fanbpf_err(-errno) : fd;
+}
+
+int fanbpf_inotify_add_watch(int fd, const char *path, uint32_t mask)
+{
+	int wd = inotify_add_watch(fd, path, mask);
+
+	return wd < 0 ? fanbpf_err(-errno) : wd;
 }
 
 int fanbpf_open_by_handle_at(int mount_fd, const void *handle, size_t len,

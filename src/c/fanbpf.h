@@ -57,6 +57,21 @@ int fanbpf_fanotify_mark(int fan_fd, unsigned int flags, uint64_t mask,
 int fanbpf_set_child_subreaper(void);
 
 /**
+ * @brief inotify_init1(2): used only to learn how the kernel names
+ *        directories (see fanbpf_inotify_add_watch), never read.
+ * @return the new inotify fd, or -errno
+ */
+int fanbpf_inotify_init(int flags);
+
+/**
+ * @brief inotify_add_watch(2).  The watch's line in the fd's fdinfo gives
+ *        the inode's i_ino and its superblock's s_dev exactly, which stat()
+ *        does not on overlayfs and btrfs.
+ * @return the watch descriptor, or -errno
+ */
+int fanbpf_inotify_add_watch(int fd, const char *path, uint32_t mask);
+
+/**
  * @brief open_by_handle_at(2) on the file handle of a FID info record.
  * @param handle a struct file_handle as the record carries it (handle_bytes,
  *        handle_type, f_handle), @len bytes, any alignment
