@@ -225,11 +225,14 @@ class Paths:
             raise AssertionError(f"{rel!r} has the handle of {known!r}")
 
     def add_tree(self, rel):
-        top = os.path.join(self.base, rel)
-        self.add(rel)
-        for dirpath, dirnames, filenames in os.walk(top):
-            for name in dirnames + filenames:
-                self.add(os.path.relpath(os.path.join(dirpath, name), self.base))
+        """``rel`` and everything below it (no recursion: trees here go deep)."""
+        todo = [rel]
+        while todo:
+            rel = todo.pop()
+            self.add(rel)
+            if os.path.isdir(os.path.join(self.base, rel)):
+                with os.scandir(os.path.join(self.base, rel)) as it:
+                    todo += [os.path.join(rel, e.name) for e in it]
 
     def apply(self, op: FsOp, via=None):
         """Perform ``op`` (paths relative to base) and record its effect.
