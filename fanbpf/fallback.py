@@ -78,7 +78,7 @@ from fanbpf import model
 from fanbpf.events import Event
 from fanbpf.flags import EventMask, InitFlag
 from fanbpf.model import Facts, RulesArgs, Section
-from fanbpf.rules import cgroup2_mount, kernel_dev
+from fanbpf.rules import Rules, cgroup2_mount, kernel_dev
 
 __all__ = ["RulesGroup", "RulesFilter", "Pieces", "kernel_pieces", "walk_path"]
 
@@ -387,7 +387,10 @@ class RulesGroup:
         self._handler = None
         self._own_handler = False
         self.filter: Optional[RulesFilter] = None
-        if isinstance(args, Mapping):
+        rule_set = None
+        if isinstance(args, Rules):  # attached as it is: its entries go into the maps
+            rule_set, args = args, args.model_args
+        elif isinstance(args, Mapping):
             args = dict(args)
         else:
             args = args.to_dict()
@@ -396,7 +399,7 @@ class RulesGroup:
         self.fallback_reason: Optional[OSError] = None
         if mode != "userspace":
             try:
-                self._attach(args, handler)
+                self._attach(rule_set or args, handler)
                 self.mode = "kernel"
             except OSError as err:
                 if mode == "kernel" or not _no_hook(err):
