@@ -27,7 +27,7 @@ export FANBPF_CACHE ?= $(HOME)/.cache/fanbpf
 APT_PACKAGES := clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev pkg-config \
 	qemu-system-x86 linux-source-6.12 build-essential flex bison bc \
 	libssl-dev dwarves udev busybox-static cpio kmod rsync xz-utils \
-	python3-venv e2fsprogs inotify-tools liburing-dev strace
+	python3-venv e2fsprogs btrfs-progs xfsprogs inotify-tools liburing-dev strace
 
 LIBBPF_SRC := $(BUILD)/linux-tools/tools/lib/bpf
 LIBBPF_OUT := $(BUILD)/libbpf

@@ -8,7 +8,8 @@ marks match and decides, in the kernel, whether user space sees it::
 
     with fanbpf.Group() as group, fanbpf.Handler.load("rules", private=True) as rules:
         group.mark("/srv", EventMask.CREATE | EventMask.ONDIR, MarkFlag.FILESYSTEM)
-        group.attach(rules, fanbpf.rules(subtree=["/srv/www"]))
+        att = group.attach(rules, fanbpf.rules(subtree=["/srv/www"], exclude_dirs=[".git"]))
+        att.add_root("/srv/api")  # live: effective for the next event
         for event in group:
             print(event)
 
@@ -22,15 +23,15 @@ from .errors import ArgsError, FanbpfError, KernelSupportError, VerifierError
 from .events import Event, parse_events
 from .flags import EventMask, InitFlag, MarkFlag, Response
 from .group import Group
-from .rules import rules
+from .rules import Rules, rules
 from .support import available_handlers, kernel_support
 from .trace import trace  # binds fanbpf.trace to the function, not the module
 
 __all__ = [
-    "ArgsError", "BpfObject", "Event", "EventMask", "FanbpfError", "Group", "Handler",
+    "ArgsError", "Attachment", "BpfObject", "Event", "EventMask", "FanbpfError", "Group", "Handler",
     "InitFlag", "KernelSupportError",
     "MarkFlag", "Response", "VerifierError", "available_handlers", "kernel_support",
-    "get_include", "parse_events", "rules", "trace",
+    "get_include", "parse_events", "Rules", "rules", "trace",
 ]
 
 
@@ -41,4 +42,8 @@ def __getattr__(name: str):
         from . import handler
 
         return getattr(handler, name)
+    if name == "Attachment":
+        from .attachment import Attachment
+
+        return Attachment
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

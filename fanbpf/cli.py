@@ -7,7 +7,10 @@ fastpath handler, so the filtering happens in the kernel. On a kernel
 without the fastpath hook they fail with a message saying what is missing,
 unless ``--fallback auto`` (or ``always``) runs the same rules in user
 space (:class:`fanbpf.fallback.RulesGroup`); either way one line on stderr
-says where the filtering runs.
+says where the filtering runs.  Subtree roots (``--subtree``,
+``--roots-from``) need no PATH: every filesystem they live on is marked,
+those mounted below them too.  On exit the handler's counters (delivered,
+skipped, undecided) go to stderr.
 
 Exit status: 0 success; 1 an error (message on stderr); 2 ``--timeout``
 expired before ``--count`` events arrived, or bad usage.
@@ -28,7 +31,8 @@ from .events import Event
 from .flags import EventMask, MarkFlag
 from .group import Group
 
-__all__ = ["main", "build_parser", "event_to_dict", "format_event", "mask_names", "parse_event_names"]
+__all__ = ["main", "build_parser", "event_to_dict", "format_event", "mask_names", "parse_event_names",
+           "read_roots"]
 
 M = EventMask
 #: Events ``watch`` asks for by default, per mark type. Mount marks cannot
@@ -139,15 +143,18 @@ def cmd_watch(args: argparse.Namespace) -> int:
     mask |= M.ONDIR  # directories too, as fsnotifywait does
     if mark_type == MarkFlag.INODE:
         mask |= M.EVENT_ON_CHILD  # a marked directory reports its files
+    if not args.paths and not (args.subtree or args.roots_from):
+        raise _UsageError("give PATHs to watch, or roots (--subtree, --roots-from), whose "
+                          "filesystems are then watched")
     deadline = None if args.timeout is None else time.monotonic() + args.timeout
     seen = 0
     with ExitStack() as stack:
         group = stack.enter_context(Group())
-        reader = _attach_filter(group, args, stack)
-        if getattr(reader, "filter", None) is not None:
-            stack.callback(_report_undecided, reader.filter)
+        reader, rule_set = _attach_filter(group, args, stack)
         for path in args.paths:
             group.mark(path, mask, mark_type)
+        if rule_set is not None:
+            _mark_filesystems(group, rule_set, args.events)
         print("Watches established.", file=sys.stderr, flush=True)  # as fsnotifywait says it
         while args.count is None or seen < args.count:
             remaining = None if deadline is None else deadline - time.monotonic()
@@ -162,46 +169,79 @@ def cmd_watch(args: argparse.Namespace) -> int:
     return 0
 
 
+def _mark_filesystems(group: Group, rule_set, events) -> None:
+    """Mark each filesystem a root lives on (nested mounts included).
+
+    One that cannot be marked (a pseudo filesystem below ``/``, say) is
+    named on stderr: its events are not seen.
+    """
+    mask = (events or DEFAULT_EVENTS[MarkFlag.FILESYSTEM]) | M.ONDIR
+    for path in rule_set.filesystems:
+        try:
+            group.mark(path, mask, MarkFlag.FILESYSTEM)
+        except OSError as err:
+            print(f"fanbpf watch: not watching the filesystem of {os.fsdecode(path)}: {err}",
+                  file=sys.stderr, flush=True)
+
+
+def read_roots(path: str) -> list[str]:
+    """``--roots-from FILE``: one directory per line; blank lines and lines starting
+    with ``#`` are skipped; ``-`` reads standard input."""
+    with (open(sys.stdin.fileno(), closefd=False) if path == "-" else open(path)) as f:
+        lines = [line.rstrip("\n") for line in f]
+    return [line for line in lines if line.strip() and not line.lstrip().startswith("#")]
+
+
 #: --fallback -> RulesGroup mode
 _FALLBACK_MODES = {"never": "kernel", "auto": "auto", "always": "userspace"}
 
 
 def _attach_filter(group: Group, args: argparse.Namespace, stack: ExitStack):
-    """Attach what the filter options ask for; what to read events from.
+    """Attach what the filter options ask for: what to read events from, and
+    the rule set (None without the rules options).
 
     Handlers live as long as the group.  The rules options run through
     :class:`~fanbpf.fallback.RulesGroup`, in the kernel or (``--fallback``)
-    in user space, and say on stderr which.
+    in user space, and say on stderr which; their counters are printed
+    there on exit.
     """
     from . import handler
 
-    rule_options = args.subtree or args.name or args.exclude_name or args.exclude_self
+    roots = [*args.subtree, *(r for f in args.roots_from for r in read_roots(f))]
+    has_roots = bool(args.subtree or args.roots_from)
+    rule_options = (has_roots or args.name or args.exclude_name or args.exclude_self
+                    or args.exclude_dir or args.exclude_subtree)
     if args.arg and not (args.handler or args.handler_object):
         raise _UsageError("--arg is for --handler/--handler-object")
     if args.fallback != "never" and not rule_options:
-        raise _UsageError("--fallback is for the rules options (--subtree, --name, "
-                          "--exclude-name, --exclude-self): other handlers run in the kernel only")
+        raise _UsageError("--fallback is for the rules options (--subtree, --roots-from, --name, "
+                          "--exclude-name, --exclude-dir, --exclude-subtree, --exclude-self): "
+                          "other handlers run in the kernel only")
     if rule_options:
         if args.handler or args.handler_object:
-            raise _UsageError("--subtree/--name/--exclude-name/--exclude-self use the built-in "
-                              "rules handler; they cannot be combined with --handler")
+            raise _UsageError("the rules options use the built-in rules handler; they cannot "
+                              "be combined with --handler")
         from .fallback import RulesGroup
         from .rules import rules
 
-        rule_args = rules(  # checked here, before anything is loaded
-            subtree=args.subtree or None,
+        rule_set = rules(  # checked here, before anything is loaded
+            subtree=roots if has_roots else None,
+            exclude_dirs=args.exclude_dir or None,
+            exclude_subtrees=args.exclude_subtree or None,
             names=args.name or None,
             exclude_names=args.exclude_name or None,
             exclude_pid=True if args.exclude_self else None,
         )
-        filtered = stack.enter_context(RulesGroup(group, rule_args, mode=_FALLBACK_MODES[args.fallback]))
+        filtered = stack.enter_context(RulesGroup(group, rule_set, mode=_FALLBACK_MODES[args.fallback]))
         if filtered.mode == "kernel":
             print("fanbpf watch: filtering in the kernel (fastpath handler fanbpf_rules)",
                   file=sys.stderr, flush=True)
+            stack.callback(_report_stats, group.attachment)
         else:
             print(f"fanbpf watch: filtering in user space ({_why(filtered.fallback_reason)})",
                   file=sys.stderr, flush=True)
-        return filtered
+            stack.callback(_report_undecided, filtered.filter)
+        return filtered, (rule_set if has_roots else None)
     elif args.handler_object:
         loaded = stack.enter_context(handler.Handler.load(os.path.abspath(args.handler_object), private=True))
         group.attach(loaded, _nest(args.arg))
@@ -216,7 +256,19 @@ def _attach_filter(group: Group, args: argparse.Namespace, stack: ExitStack):
         else:  # a built-in handler: load a private copy
             loaded = stack.enter_context(handler.Handler.load(args.handler, private=True))
             group.attach(loaded, _nest(args.arg))
-    return group
+    return group, None
+
+
+def _report_stats(attachment) -> None:
+    """What the handler decided, from its counters (kept when the group closes)."""
+    try:
+        s = attachment.stats
+    except (OSError, ValueError) as err:
+        print(f"fanbpf watch: no counters: {err}", file=sys.stderr, flush=True)
+        return
+    print(f"fanbpf watch: delivered {s.delivered}, skipped {s.skipped}, undecided {s.undecided}"
+          + (" (delivered: the handler could not decide them)" if s.undecided else ""),
+          file=sys.stderr, flush=True)
 
 
 def _report_undecided(rules_filter) -> None:
@@ -294,7 +346,8 @@ def build_parser() -> argparse.ArgumentParser:
     watch = sub.add_parser("watch", help="print filesystem events under PATHs",
                            description="Print filesystem events (like fsnotifywait). Filter options "
                            "attach a fastpath handler: the filtering runs in the kernel.")
-    watch.add_argument("paths", nargs="+", metavar="PATH")
+    watch.add_argument("paths", nargs="*", metavar="PATH",
+                       help="what to mark (default with roots: every filesystem they live on)")
     watch.add_argument("-e", "--events", type=parse_event_names, metavar="LIST",
                        help="comma-separated events (create,delete,modify,close_write,moved_from,"
                        "moved_to,attrib,open,access,...; default: all changes)")
@@ -312,7 +365,15 @@ def build_parser() -> argparse.ArgumentParser:
                        help="exit after SECONDS (status 2 if --count events had not arrived)")
     rules = watch.add_argument_group("in-kernel filters (built-in rules handler)")
     rules.add_argument("--subtree", action="append", default=[], metavar="DIR",
-                       help="only events under DIR (repeatable)")
+                       help="only events under DIR (repeatable); the filesystems of the roots "
+                       "(and of mounts below them) are marked")
+    rules.add_argument("--roots-from", action="append", default=[], metavar="FILE",
+                       help="more roots, one directory per line ('#' comments; - for stdin)")
+    rules.add_argument("--exclude-dir", action="append", default=[], metavar="PATTERN",
+                       help="drop events below directories named PATTERN at any depth, e.g. "
+                       ".git, node_modules, '*.egg-info' (repeatable)")
+    rules.add_argument("--exclude-subtree", action="append", default=[], metavar="DIR",
+                       help="drop events below DIR (repeatable)")
     rules.add_argument("--name", action="append", default=[], metavar="PATTERN",
                        help="only entries whose name matches PATTERN (* and ?; repeatable)")
     rules.add_argument("--exclude-name", action="append", default=[], metavar="PATTERN",

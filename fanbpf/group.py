@@ -123,6 +123,7 @@ class Group:
         self._unanswered: dict[int, _OwnedFds] = {}  # event fd -> permission event's fds
         self._backlog: collections.deque[Event] = collections.deque()  # read, not yet iterated
         self._overflows = 0
+        self._attachment: Any = None  # the Attachment of the handler attached through attach()
 
     # --- the fd ----------------------------------------------------------
 
@@ -157,6 +158,8 @@ class Group:
         with self._lock:
             if self._fd < 0:
                 return
+            if self._attachment is not None and not self._closing:
+                self._attachment._snapshot()  # its counters go with the hook
             self._closing = True
             self._wake_readers()
             if threading.get_ident() in self._users:
@@ -197,6 +200,8 @@ class Group:
         for box in owned:
             box.release()
         os.close(fd)  # first: closing the mount fds must not queue events
+        if self._attachment is not None:
+            self._attachment._release("its group was closed")
         for mount_fd in self._mount_fds.values():
             os.close(mount_fd)
         self._mount_fds.clear()
@@ -539,11 +544,24 @@ class Group:
     # --- fastpath handlers -------------------------------------------------
 
     def attach(self, target: Any, args: Any = None) -> Any:
-        """Attach a fastpath handler to this group: see :func:`fanbpf.handler.attach`."""
+        """Attach a fastpath handler to this group: see :func:`fanbpf.handler.attach`.
+
+        Returns its :class:`~fanbpf.Attachment`. The group owns the hook:
+        closing the group detaches the handler and closes the attachment.
+        """
         fd = self.fileno()
         from . import handler
 
-        return handler.attach(fd, target, args)
+        old = self._attachment
+        if old is not None and old.revoked:  # the kernel dropped it: attaching anew is fine
+            old._release("revoked: the kernel detached its handler")
+        self._attachment = handler.attach(fd, target, args, group=self)
+        return self._attachment
+
+    @property
+    def attachment(self) -> Any:
+        """The :class:`~fanbpf.Attachment` of the handler attached with :meth:`attach`, or None."""
+        return self._attachment
 
     @property
     def handler(self) -> str | None:
@@ -562,6 +580,9 @@ class Group:
         fd = self.fileno()
         from . import handler
 
+        att = self._attachment
+        if att is not None and getattr(name, "name", name) in (None, att.name):
+            return att.detach()
         return handler.detach(fd, name)
 
 

@@ -26,7 +26,9 @@ import errno
 import os
 import re
 import warnings
+import weakref
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import NamedTuple
 
@@ -301,6 +303,8 @@ class Handler:
         self.args_type = args_type
         self.name = obj.ops_name(ops_map)
         self.flags = obj.ops_flags(ops_map)
+        self._attachments: weakref.WeakSet = weakref.WeakSet()  # released on close
+        self._rules_maps = None
 
     @classmethod
     def load(cls, source, *, name: str | None = None, private: bool | None = None,
@@ -366,7 +370,15 @@ class Handler:
         return self.obj.link_fd
 
     def encode_args(self, args: Mapping) -> bytes:
-        """Init args from a dict, laid out as this handler's args struct."""
+        """Init args from a dict, laid out as this handler's args struct.
+
+        A :class:`fanbpf.rules.Rules` gives its init args (one without map
+        entries: see :meth:`~fanbpf.rules.Rules.init_args`).
+        """
+        from fanbpf.rules import Rules
+
+        if isinstance(args, Rules):
+            args = args.init_args()
         if self.args_type is None:
             raise ArgsError(f"handler {self.name!r} has no init-args struct (by convention "
                             "struct <compiled ops name>_args in its BTF); pass args_type= "
@@ -374,12 +386,32 @@ class Handler:
         return encode_args(self.args_type, args)
 
     @property
+    def rules_maps(self):
+        """The ``fanbpf_rules`` maps of this object (:class:`fanbpf.rulesmaps.RulesMaps`),
+        or None if it has none."""
+        if self._rules_maps is None and not self.closed:
+            from fanbpf import rulesmaps
+
+            self._rules_maps = rulesmaps.RulesMaps.of(self.obj)
+        return self._rules_maps
+
+    @property
     def closed(self) -> bool:
         return self.obj.closed
 
     def close(self) -> None:
-        """Unregister and free; idempotent."""
+        """Unregister and free; idempotent.
+
+        The kernel revokes the handler from every group it is attached
+        to; their :class:`~fanbpf.Attachment` objects close (their maps
+        go with the object), keeping the counts they had.
+        """
+        attachments = list(self._attachments)
+        for att in attachments:
+            att._snapshot()
         self.obj.close()
+        for att in attachments:
+            att._release("revoked: its handler was closed", maps_alive=False)
 
     def __del__(self):
         obj = getattr(self, "obj", None)
@@ -405,14 +437,59 @@ def check_name(name: str) -> None:
                         f"{lib.FAN_FP_NAME_MAX - 1} characters from A-Z a-z 0-9 _ .")
 
 
-def attach(fan_fd, target, args=None) -> None:
+def attach(fan_fd, target, args=None, *, group=None):
     """Attach a handler to the fanotify group behind ``fan_fd`` (an fd or has fileno()).
 
     ``target`` is a :class:`Handler` (attached by link fd if private, else by
     name; a dict ``args`` is encoded with its BTF) or a registered handler's
-    name (then ``args`` must be bytes or None).
+    name (then ``args`` must be bytes or None).  ``args`` may also be a
+    :class:`fanbpf.rules.Rules` (what :func:`fanbpf.rules` returns): attached
+    as a loaded ``fanbpf_rules`` Handler, its roots, names and exclusions go
+    into the handler's maps; by name only a rule set that fits the init args
+    (at most 16 roots, no names or exclusions) can be attached.
+
+    Returns the :class:`~fanbpf.Attachment` (``group``: the
+    :class:`~fanbpf.Group` that owns the hook, if any).
     """
+    from fanbpf.attachment import Attachment
+    from fanbpf.model import RulesArgs
+    from fanbpf.rules import Rules
+
     fd = _fileno(fan_fd)
+    if isinstance(args, RulesArgs):
+        args = Rules(args)
+    if isinstance(args, Rules):
+        if isinstance(target, Handler) and target.rules_maps is not None:
+            return _attach_rule_set(fd, target, args, group)
+        args = args.init_args()
+    name = _attach_blob(fd, target, args)
+    return Attachment(fd, name, group=group, handler=target if isinstance(target, Handler) else None)
+
+
+def _attach_rule_set(fd: int, handler: Handler, rules, group):
+    """A rule set in the handler's maps under a new set id, then the hook."""
+    from fanbpf.attachment import Attachment, pin_overlay
+
+    maps = handler.rules_maps
+    rules, pins = pin_overlay(rules)
+    set_id = maps.new_set_id()
+    try:
+        maps.write_set(set_id, rules.args)
+        try:
+            _attach_blob(fd, handler, replace(rules.args, set_id=set_id).to_dict())
+        except BaseException:
+            maps.delete_set(set_id)
+            raise
+    except BaseException:
+        for d in pins:
+            os.close(d.fd)
+        raise
+    return Attachment(fd, handler.name, group=group, handler=handler, set_id=set_id,
+                      rules=rules, pins=pins)
+
+
+def _attach_blob(fd: int, target, args) -> str:
+    """The attach ioctl; the handler's name."""
     if isinstance(target, Handler):
         name = target.name
         blob = target.encode_args(args) if isinstance(args, Mapping) else args
@@ -440,6 +517,7 @@ def attach(fan_fd, target, args=None) -> None:
     else:
         ret = lib.fanbpf_fp_attach_name(fd, name.encode(), buf, len(blob))
     check(ret, "attach", name=name, args_len=len(blob))
+    return name
 
 
 def attached(fan_fd) -> str | None:

@@ -3,14 +3,20 @@
 
 ``decide(facts, args)`` returns what the ``fanbpf_rules`` handler's
 ``fp_handler`` returns for an event described by ``facts`` when attached
-with ``args``: ``SEND`` (0), ``SKIP`` (1) or ``-errno`` (deny a permission
-event).  ``check(args)`` is what its ``fp_init`` answers (0 or ``-EINVAL``).
-Both are pure functions of plain data.  They restate
+with the rule set ``args``: ``SEND`` (0), ``SKIP`` (1) or ``-errno`` (deny a
+permission event).  ``check(args)`` is what its ``fp_init`` answers (0 or
+``-EINVAL``).  Both are pure functions of plain data.  They restate
 ``src/bpf/fanbpf_rules_logic.h`` independently (globs by a set-of-states
 simulation, not the BPF matcher's greedy algorithm); the host tests run the
 compiled logic through ``BPF_PROG_TEST_RUN`` and compare the two, and the
 user-space fallback (:mod:`fanbpf.fallback`) uses this module to filter
 events on kernels without the fastpath hook.
+
+A rule set (:class:`RulesArgs`) is an attachment's init args
+(``struct fanbpf_rules_args``) together with what user space put in the
+rules maps under its ``set_id`` (:mod:`fanbpf.rulesmaps` writes them):
+subtree roots and excluded subtrees by ``(dev, ino)``, and two name lists,
+NAMES and DIRS, each of exact names and globs.
 
 The semantics, section by section (an event MATCHES when every section
 enabled in ``args.sections`` matches):
@@ -26,55 +32,78 @@ enabled in ``args.sections`` matches):
     cgroup_tree_id`` (the task's cgroup is that one or below it).  When
     ``ancestors`` is at least ``MAX_ANCESTRY`` long and the first
     ``MAX_ANCESTRY`` do not hold ``ancestor_tgid``, the walk cannot decide:
-    the event is ``UNDECIDED`` -- delivered (never denied) and counted.
+    ``UNDECIDED``.
 ``NAMES``
     applies to events with a bit in ``names.events`` (0: to all); others
     pass.  The event's name (its name argument, else its dentry's name;
-    ``None`` for events with neither) must match some pattern
-    (``INCLUDE``) or none (``EXCLUDE``); ``None`` matches no pattern.
-    Patterns compare bytes: ``EXACT``, ``PREFIX``, ``SUFFIX``, ``GLOB``
-    (``*`` any run of bytes, ``?`` one byte, nothing else special).
-``SUBTREE``
-    a root ``(dev, ino)`` is on one of the event's chains: the positive
-    dentries met walking up from the event's dentry, from its dir's
-    dentry, or (with neither) from a dentry of its inode -- the start and
-    up to ``FANBPF_MAX_DEPTH`` dentries above it.
+    ``None`` for events with neither) must be on the NAMES list
+    (``INCLUDE``) or not (``EXCLUDE``); ``None`` is on no list.
+``SUBTREE`` and ``EXCLUDE``: the walks
+    Each of the event's chains (:attr:`Facts.chains`) is walked up from
+    its first node, looking at most at ``MAX_DEPTH`` dentries (virtual
+    nodes are no dentries); the FIRST node that decides wins:
+
+    - a root -- an init-args root, or a ROOT node of the set (``map_roots``)
+      -- with ``SUBTREE`` on: the chain is ``INSIDE``;
+    - an excluded node of the set (``excluded``), or a directory whose
+      name is on the DIRS list, with ``EXCLUDE`` on: ``EXCLUDED``.
+
+    A node that is both a root and excluded is a root; a root's name is
+    never looked at; virtual nodes (no dev/ino) are only names.  No node
+    decides up to the chain's end (the superblock's root): ``OUTSIDE``;
+    ``MAX_DEPTH`` dentries looked at without reaching the end:
+    ``UNDECIDED``.  With ``SUBTREE`` on, the sections match when some
+    chain is ``INSIDE``, else they are undecided when some chain is, else
+    they do not match.  With ``SUBTREE`` off and ``EXCLUDE`` on, they match
+    when some chain is ``OUTSIDE``, else undecided when some chain is,
+    else (every chain ``EXCLUDED``) not.  An event without chains counts as
+    one ``OUTSIDE`` chain.
+
+A list (NAMES or DIRS) holds a name when it is one of the list's exact
+names (looked up only when the list's ``nr_exact`` is not 0) or matches one
+of its first ``nr_globs`` globs.  Patterns compare bytes: ``EXACT``,
+``PREFIX``, ``SUFFIX``, ``GLOB`` (``*`` any run of bytes, ``?`` one byte,
+nothing else special); a glob with an unknown kind or a length of
+``NAME_MAX`` or more matches nothing.  Node devs are compared as the
+kernel's 32-bit ``dev_t``.
 
 A matching event is delivered (``SEND``), except a matching permission
 event when ``deny_errno`` is set: ``-deny_errno``; an undecided one is
-delivered (``SEND``).  Other events: ``SKIP``.
+delivered (``SEND``, never denied).  Other events: ``SKIP``.  :func:`outcome`
+also says which stats counter the handler bumps.
 """
 
 from __future__ import annotations
 
 import enum
 import errno as _errno
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Optional, Tuple
+from functools import cached_property
+from typing import NamedTuple, Optional, Tuple
 
 __all__ = [
-    "MAX_ROOTS", "MAX_PATTERNS", "PATTERN_MAX", "NAME_MAX", "MAX_DEPTH", "CHAIN_MAX",
-    "COMM_LEN", "MAX_ANCESTRY", "ERRNO_MAX", "Match", "match", "ancestry", "in_cgroup_tree", "PERM_EVENTS", "SEND", "SKIP",
-    "Section", "PatternKind", "NamesMode", "ProcessFlag",
-    "Pattern", "RulesArgs", "Facts", "Node", "Chain",
-    "check", "decide", "matches", "pattern_matches", "process_matches",
-    "names_match", "subtree_matches", "chains_of", "glob_matches",
+    "MAX_ROOTS", "MAX_GLOBS", "NAME_MAX", "MAX_DEPTH", "COMM_LEN", "MAX_ANCESTRY",
+    "ERRNO_MAX", "PERM_EVENTS", "ONDIR", "SEND", "SKIP",
+    "Section", "PatternKind", "NamesMode", "ProcessFlag", "NodeKind", "NameList",
+    "Match", "Walk", "Pattern", "RulesArgs", "Facts", "Node", "ChainNode", "Chain",
+    "check", "decide", "match", "matches", "outcome", "pattern_matches", "process_matches",
+    "names_match", "name_listed", "walk", "walks_match", "chains_of", "glob_matches",
+    "ancestry", "in_cgroup_tree", "dir_chain",
 ]
 
 # --- constants of src/bpf/fanbpf_rules.h ------------------------------------
 
-MAX_ROOTS = 16
-MAX_PATTERNS = 8
-PATTERN_MAX = 32  #: bytes with the NUL: patterns are at most 31 bytes
-NAME_MAX = 256  #: bytes with the NUL: names are at most 255 bytes
-MAX_DEPTH = 64  #: dentries walked above the start
-CHAIN_MAX = MAX_DEPTH + 1  #: dentries a walk looks at, the start included
+MAX_ROOTS = 16  #: roots in the init args (any number more in the set's map)
+MAX_GLOBS = 64  #: non-exact patterns per list
+NAME_MAX = 256  #: bytes with the NUL: names and patterns are at most 255 bytes
+MAX_DEPTH = 4096  #: dentries a walk looks at
 COMM_LEN = 16
 MAX_ANCESTRY = 32  #: thread-group leaders an ancestry walk looks at
 ERRNO_MAX = 4095
 
 PERM_EVENTS = 0x00010000 | 0x00020000 | 0x00040000  #: FAN_{OPEN,ACCESS,OPEN_EXEC}_PERM
+ONDIR = 0x40000000  #: FAN_ONDIR
 SEND = 0  #: FAN_FP_RET_SEND_TO_USERSPACE
 SKIP = 1  #: FAN_FP_RET_SKIP_EVENT
 _EINVAL = -_errno.EINVAL
@@ -87,6 +116,7 @@ class Section(enum.IntFlag):
     SUBTREE = 1 << 0
     NAMES = 1 << 1
     PROCESS = 1 << 2
+    EXCLUDE = 1 << 3
 
 
 class PatternKind(enum.IntEnum):
@@ -117,23 +147,84 @@ class ProcessFlag(enum.IntFlag):
     CGROUP_TREE = 1 << 6
 
 
+class NodeKind(enum.IntFlag):
+    """``enum fanbpf_node_kind``: the value bits of ``fanbpf_rules_nodes``."""
+
+    ROOT = 1
+    EXCLUDED = 2
+
+
+class NameList(enum.IntEnum):
+    """``enum fanbpf_name_list``."""
+
+    NAMES = 1
+    DIRS = 2
+
+
 class Match(enum.IntEnum):
     """``enum fanbpf_match``: whether an event matches the rules."""
 
     NO = 0
     YES = 1
-    UNDECIDED = 2  #: the ancestry walk hit its bound: delivered, counted
+    UNDECIDED = 2  #: a walk hit its bound: delivered, counted
 
 
-_SECTIONS_ALL = int(Section.SUBTREE | Section.NAMES | Section.PROCESS)
+class Walk(enum.IntEnum):
+    """``enum fanbpf_walk``: what one walk up a chain found."""
+
+    NONE = -1  #: not walked
+    OUTSIDE = 0  #: reached the top, no node decided
+    INSIDE = 1  #: a root
+    EXCLUDED = 2  #: an excluded node or directory name
+    UNDECIDED = 3  #: MAX_DEPTH dentries without the top
+
+
+_SECTIONS_ALL = int(Section.SUBTREE | Section.NAMES | Section.PROCESS | Section.EXCLUDE)
+_SECTIONS_MAPS = int(Section.NAMES | Section.EXCLUDE)
 _PROC_ALL = int(ProcessFlag.TGID | ProcessFlag.NOT_TGID | ProcessFlag.UID
                 | ProcessFlag.CGROUP | ProcessFlag.COMM | ProcessFlag.ANCESTOR
                 | ProcessFlag.CGROUP_TREE)
 
-#: A positive dentry met on a walk: ``(dev, ino)``, dev the kernel's s_dev.
+
+#: A directory's identity, ``(dev, ino)``: dev as the kernel's ``dev_t`` (the
+#: superblock's ``s_dev``; on btrfs the subvolume's anonymous dev, stat's
+#: ``st_dev``), ino as ``i_ino``.
 Node = Tuple[int, int]
-#: The dentries of one walk, the start first.
-Chain = Tuple[Node, ...]
+
+
+class ChainNode(NamedTuple):
+    """One node of a walk.
+
+    ``dev``/``ino``: the dentry's identity (see :data:`Node`); both
+    ``None`` for the virtual node of an event's name, which starts the walk
+    from the event's dir.  ``name``: the dentry's name (``b"/"`` for a
+    superblock's root), ``None`` if unknown.  ``is_dir``: a directory --
+    for the first node of a chain what the event's ``FAN_ONDIR`` says; the
+    nodes above it are directories.
+    """
+
+    dev: Optional[int]
+    ino: Optional[int]
+    name: Optional[bytes] = None
+    is_dir: bool = True
+
+    @classmethod
+    def virtual(cls, name: Optional[bytes], is_dir: bool) -> ChainNode:
+        """The event's name before a walk from its dir."""
+        return cls(None, None, name, is_dir)
+
+    @property
+    def is_virtual(self) -> bool:
+        return self.dev is None
+
+    @property
+    def key(self) -> Node:
+        """``(dev, ino)`` as the handler looks them up: dev cut to 32 bits."""
+        return (self.dev & _U32, self.ino)
+
+
+#: The nodes of one walk, nearest first, up to the superblock's root.
+Chain = Tuple[ChainNode, ...]
 
 
 def _bytes(value) -> bytes:
@@ -151,35 +242,63 @@ class Pattern:
     length: Optional[int] = None
 
     @property
-    def effective(self) -> bytes:
-        """The bytes the handler compares: ``text[:len]``."""
-        n = len(self.text) if self.length is None else self.length
-        return self.text[:n]
-
-    @property
     def len(self) -> int:
         return len(self.text) if self.length is None else self.length
+
+    @property
+    def effective(self) -> bytes:
+        """The bytes the handler compares: ``len`` bytes of the zero-filled text."""
+        return self.text[:self.len].ljust(self.len, b"\0")
+
+
+def _patterns(items) -> Tuple[Pattern, ...]:
+    return tuple(p if isinstance(p, Pattern) else Pattern(*p) for p in items)
+
+
+def _nodes(items) -> Tuple[Node, ...]:
+    return tuple(dict.fromkeys((int(d), int(i)) for d, i in items))
 
 
 @dataclass(frozen=True)
 class RulesArgs:
-    """``struct fanbpf_rules_args`` as plain data.
+    """One rule set: ``struct fanbpf_rules_args`` and the set's map entries, as plain data.
 
-    The ``nr_*`` counts default to the lengths of the lists; set them
-    explicitly to describe any struct, valid or not (:func:`check` decides).
+    ``sections``, ``deny_errno``, ``names_mode``, ``events`` and the
+    process fields are the init args'.  ``set_id`` names the set's entries
+    in the rules maps (0: it has none; NAMES and EXCLUDE need one).
+
+    ``roots``: every subtree root.  Without a set id the init args carry
+    them (at most ``MAX_ROOTS``); with one, the nodes map does (ROOT
+    nodes), unless ``args_roots`` says which go into the init args (the
+    rest go to the map).  ``excluded``: the excluded subtrees (EXCLUDED
+    nodes).  ``patterns``: the NAMES list, ``dirs``: the DIRS list; in
+    each, EXACT patterns go to the names map (any number), the others to
+    the globs map in order (at most ``MAX_GLOBS``).
+
+    The ``nr_*`` counts and reserved fields default to what the lists say;
+    set them to describe any struct, valid or not (:func:`check` decides).
     """
 
     sections: int = 0
     deny_errno: int = 0
+    set_id: int = 0
     # subtree
     roots: Tuple[Node, ...] = ()
+    args_roots: Optional[Tuple[Node, ...]] = None
     nr_roots: Optional[int] = None
     subtree_reserved: int = 0
+    excluded: Tuple[Node, ...] = ()
     # names
     names_mode: int = NamesMode.INCLUDE
     patterns: Tuple[Pattern, ...] = ()
-    nr_patterns: Optional[int] = None
+    nr_exact: Optional[int] = None
+    nr_globs: Optional[int] = None
+    names_reserved: int = 0
     events: int = 0
+    # dirs
+    dirs: Tuple[Pattern, ...] = ()
+    dirs_nr_exact: Optional[int] = None
+    dirs_nr_globs: Optional[int] = None
     # process
     process_flags: int = 0
     tgid: int = 0
@@ -191,43 +310,97 @@ class RulesArgs:
     cgroup_tree_id: int = 0
     cgroup_tree_level: int = 0
 
+    def __post_init__(self):
+        # any iterables in, tuples kept (hashable, comparable)
+        object.__setattr__(self, "roots", _nodes(self.roots))
+        object.__setattr__(self, "excluded", _nodes(self.excluded))
+        if self.args_roots is not None:
+            object.__setattr__(self, "args_roots", tuple(tuple(r) for r in self.args_roots))
+        object.__setattr__(self, "patterns", _patterns(self.patterns))
+        object.__setattr__(self, "dirs", _patterns(self.dirs))
+
+    # -- where the entries go --------------------------------------------------
+
+    @property
+    def init_roots(self) -> Tuple[Node, ...]:
+        """The roots in the init args."""
+        if self.args_roots is not None:
+            return self.args_roots
+        return () if self.set_id else self.roots
+
+    @property
+    def map_roots(self) -> Tuple[Node, ...]:
+        """The roots in the nodes map (ROOT nodes): none without a set id."""
+        if not self.set_id:
+            return ()
+        init = set(self.init_roots)
+        return tuple(r for r in self.roots if r not in init)
+
     @property
     def n_roots(self) -> int:
-        return len(self.roots) if self.nr_roots is None else self.nr_roots
+        return len(self.init_roots) if self.nr_roots is None else self.nr_roots
 
-    @property
-    def n_patterns(self) -> int:
-        return len(self.patterns) if self.nr_patterns is None else self.nr_patterns
+    def lists(self, which: NameList) -> Tuple[Tuple[bytes, ...], Tuple[Pattern, ...]]:
+        """``(exact names, globs)`` of a list, as the names and globs maps hold them."""
+        patterns = self.patterns if which == NameList.NAMES else self.dirs
+        exact = tuple(dict.fromkeys(p.text for p in patterns if p.kind == PatternKind.EXACT))
+        return exact, tuple(p for p in patterns if p.kind != PatternKind.EXACT)
+
+    def counts(self, which: NameList) -> Tuple[int, int]:
+        """``(nr_exact, nr_globs)`` of a list, as the init args carry them."""
+        exact, globs = self.lists(which)
+        if which == NameList.NAMES:
+            nr_exact, nr_globs = self.nr_exact, self.nr_globs
+        else:
+            nr_exact, nr_globs = self.dirs_nr_exact, self.dirs_nr_globs
+        return (len(exact) if nr_exact is None else nr_exact,
+                len(globs) if nr_globs is None else nr_globs)
 
     def active_roots(self) -> Tuple[Node, ...]:
-        """The roots the handler compares: the first ``nr_roots`` slots (zero-filled)."""
+        """The init-args roots the handler compares: the first ``nr_roots`` slots (zero-filled)."""
         n = min(self.n_roots, MAX_ROOTS)
-        return tuple(self.roots[:n]) + ((0, 0),) * max(0, n - len(self.roots))
+        roots = self.init_roots
+        return tuple(roots[:n]) + ((0, 0),) * max(0, n - len(roots))
 
-    def active_patterns(self) -> Tuple[Pattern, ...]:
-        """The patterns the handler uses: the first ``nr_patterns`` slots (zero-filled)."""
-        n = min(self.n_patterns, MAX_PATTERNS)
-        return tuple(self.patterns[:n]) + (Pattern(0, b"", 0),) * max(0, n - len(self.patterns))
+    @cached_property
+    def _node_kinds(self) -> dict:
+        kinds: dict = {}
+        if self.set_id:
+            for key in self.map_roots:
+                kinds[key] = NodeKind.ROOT
+            for key in self.excluded:
+                kinds[key] = kinds.get(key, NodeKind(0)) | NodeKind.EXCLUDED
+        return kinds
+
+    def node_kind(self, key: Node) -> NodeKind:
+        """The value of ``fanbpf_rules_nodes`` for ``key`` under this set (0: none)."""
+        return self._node_kinds.get(key, NodeKind(0))
 
     @classmethod
-    def from_dict(cls, d: Mapping) -> RulesArgs:
-        """From the dict :func:`fanbpf.rules.rules` builds (the struct's fields)."""
+    def from_dict(cls, d: Mapping, **maps) -> RulesArgs:
+        """From the init-args dict (``struct fanbpf_rules_args``'s fields);
+        ``maps`` gives the set's map entries (``roots=``, ``dirs=``...)."""
         subtree = d.get("subtree", {})
         names = d.get("names", {})
+        dirs = d.get("dirs", {})
         process = d.get("process", {})
-        roots = tuple((r.get("dev", 0), r.get("ino", 0)) for r in subtree.get("roots", ()))
-        patterns = tuple(Pattern(p.get("kind", 0), _bytes(p.get("text", b"")), p.get("len", 0))
-                         for p in names.get("patterns", ()))
+        init_roots = tuple((r.get("dev", 0), r.get("ino", 0)) for r in subtree.get("roots", ()))
+        roots = maps.pop("roots", ())
         return cls(
             sections=d.get("sections", 0),
             deny_errno=d.get("deny_errno", 0),
-            roots=roots,
+            set_id=d.get("set_id", 0),
+            roots=tuple(init_roots) + tuple(roots),
+            args_roots=init_roots,
             nr_roots=subtree.get("nr_roots", 0),
             subtree_reserved=subtree.get("reserved", 0),
             names_mode=names.get("mode", 0),
-            patterns=patterns,
-            nr_patterns=names.get("nr_patterns", 0),
+            nr_exact=names.get("nr_exact", 0),
+            nr_globs=names.get("nr_globs", 0),
+            names_reserved=names.get("reserved", 0),
             events=names.get("events", 0),
+            dirs_nr_exact=dirs.get("nr_exact", 0),
+            dirs_nr_globs=dirs.get("nr_globs", 0),
             process_flags=process.get("flags", 0),
             tgid=process.get("tgid", 0),
             not_tgid=process.get("not_tgid", 0),
@@ -237,25 +410,30 @@ class RulesArgs:
             ancestor_tgid=process.get("ancestor_tgid", 0),
             cgroup_tree_id=process.get("cgroup_tree_id", 0),
             cgroup_tree_level=process.get("cgroup_tree_level", 0),
+            **maps,
         )
 
     def to_dict(self) -> dict:
-        """The dict for :meth:`fanbpf.Handler.encode_args` (btfargs)."""
+        """The init-args dict for :meth:`fanbpf.Handler.encode_args` (btfargs)."""
+        names_exact, names_globs = self.counts(NameList.NAMES)
+        dirs_exact, dirs_globs = self.counts(NameList.DIRS)
         return {
             "sections": self.sections,
             "deny_errno": self.deny_errno,
+            "set_id": self.set_id,
             "subtree": {
                 "nr_roots": self.n_roots,
                 "reserved": self.subtree_reserved,
-                "roots": [{"dev": dev, "ino": ino} for dev, ino in self.roots],
+                "roots": [{"dev": dev, "ino": ino} for dev, ino in self.init_roots],
             },
             "names": {
                 "mode": self.names_mode,
-                "nr_patterns": self.n_patterns,
+                "nr_exact": names_exact,
+                "nr_globs": names_globs,
+                "reserved": self.names_reserved,
                 "events": self.events,
-                "patterns": [{"kind": p.kind, "len": p.len, "text": p.text}
-                             for p in self.patterns],
             },
+            "dirs": {"nr_exact": dirs_exact, "nr_globs": dirs_globs},
             "process": {
                 "flags": self.process_flags,
                 "tgid": self.tgid,
@@ -276,17 +454,19 @@ class RulesArgs:
 class Facts:
     """What the handler knows about one event.
 
-    ``chains[0]``: the walk from the event's dentry (or, for events with
-    neither dentry nor dir, from a dentry of its inode); ``chains[1]``: the
-    walk from the dentry of its dir.  Each lists the positive dentries the
-    walk met, start first (a walk looks at ``CHAIN_MAX`` dentries at most).
-    ``name``: the event's name argument, else its dentry's name, else None.
-    The task fields describe the task that caused the event;
-    ``ancestors`` are the thread-group ids met walking up from it through
-    real parents, its own first, to the top of the tree (the idle task,
-    tgid 0) -- a walk that goes on further than ``MAX_ANCESTRY`` can be
-    cut there; ``cgroup_path`` the ids of its cgroup v2 and the cgroups
-    above it, the root cgroup first.
+    ``chains``: the walks the handler makes, each a :data:`Chain` of
+    :class:`ChainNode` s from its start up to the superblock's root (the whole
+    way, however long: the model applies ``MAX_DEPTH``): from the event's
+    dentry (or, for events with neither dentry nor dir, from a dentry of
+    its inode -- an empty chain if it has none); from the event's dir,
+    starting with ``ChainNode.virtual(name, mask & ONDIR)``.  Empty chains are
+    not walked.  ``name``: the event's name argument, else its dentry's
+    name, else None (the NAMES section's name).  The task fields describe
+    the task that caused the event; ``ancestors`` are the thread-group ids
+    met walking up from it through real parents, its own first, to the top
+    of the tree (the idle task, tgid 0) -- a walk that goes on further than
+    ``MAX_ANCESTRY`` can be cut there; ``cgroup_path`` the ids of its
+    cgroup v2 and the cgroups above it, the root cgroup first.
     """
 
     mask: int
@@ -295,27 +475,36 @@ class Facts:
     uid: int = 0
     cgroup_id: int = 0
     comm: bytes = b""
-    chains: Tuple[Chain, Chain] = field(default=((), ()))
+    chains: Tuple[Chain, ...] = field(default=((), ()))
     ancestors: Tuple[int, ...] = ()
     cgroup_path: Tuple[int, ...] = ()
+
+    def __post_init__(self):
+        object.__setattr__(self, "chains", tuple(
+            tuple(n if isinstance(n, ChainNode) else ChainNode(*n) for n in c)
+            for c in self.chains))
 
 
 # --- the decision ---------------------------------------------------------------
 
 def check(args: RulesArgs) -> int:
-    """``fp_init``'s answer for these args: 0, or ``-EINVAL``."""
+    """``fp_init``'s answer for these args: 0, or ``-EINVAL``.
+
+    (fp_init also refuses a ``set_id`` another attachment uses, with
+    ``-EEXIST``: a fact about the maps, not the args.)
+    """
     if args.sections & ~_SECTIONS_ALL:
+        return _EINVAL
+    if args.sections & _SECTIONS_MAPS and not args.set_id:
         return _EINVAL
     if not 0 <= args.deny_errno <= ERRNO_MAX:
         return _EINVAL
     if args.n_roots > MAX_ROOTS or args.subtree_reserved:
         return _EINVAL
-    if args.names_mode not in (NamesMode.INCLUDE, NamesMode.EXCLUDE) \
-            or args.n_patterns > MAX_PATTERNS:
+    if args.names_mode not in (NamesMode.INCLUDE, NamesMode.EXCLUDE) or args.names_reserved \
+            or args.counts(NameList.NAMES)[1] > MAX_GLOBS \
+            or args.counts(NameList.DIRS)[1] > MAX_GLOBS:
         return _EINVAL
-    for pat in args.active_patterns():
-        if pat.kind not in tuple(PatternKind) or pat.len >= PATTERN_MAX:
-            return _EINVAL
     if args.process_flags & ~_PROC_ALL:
         return _EINVAL
     if args.process_flags & ProcessFlag.ANCESTOR and not args.ancestor_tgid:
@@ -391,7 +580,9 @@ def _glob_closure(text: bytes, states: set) -> set:
 
 
 def pattern_matches(pattern: Pattern, name: bytes) -> bool:
-    """Does ``name`` match one pattern?"""
+    """Does ``name`` match one glob-map pattern?"""
+    if pattern.len >= NAME_MAX or len(name) >= NAME_MAX:
+        return False
     text = pattern.effective
     if pattern.kind == PatternKind.EXACT:
         return name == text
@@ -404,22 +595,61 @@ def pattern_matches(pattern: Pattern, name: bytes) -> bool:
     return False
 
 
+def name_listed(args: RulesArgs, which: NameList, name: Optional[bytes]) -> bool:
+    """Is ``name`` on list ``which`` of the rule set?"""
+    if name is None or len(name) >= NAME_MAX:
+        return False
+    nr_exact, nr_globs = args.counts(which)
+    exact, globs = args.lists(which)
+    if nr_exact and name in exact:
+        return True
+    return any(pattern_matches(p, name) for p in globs[:min(nr_globs, MAX_GLOBS)])
+
+
 def names_match(args: RulesArgs, facts: Facts) -> bool:
     """The NAMES section."""
     if args.events and not facts.mask & args.events:
         return True  # the section does not apply to this event
-    name = facts.name
-    hit = False
-    if name is not None and len(name) < NAME_MAX:
-        hit = any(pattern_matches(p, name) for p in args.active_patterns())
+    hit = name_listed(args, NameList.NAMES, facts.name)
     return not hit if args.names_mode == NamesMode.EXCLUDE else hit
 
 
-def subtree_matches(args: RulesArgs, facts: Facts) -> bool:
-    """The SUBTREE section: is a root on one of the walks?"""
+def _dirs_apply(args: RulesArgs) -> bool:
+    return bool(args.sections & Section.EXCLUDE) and any(args.counts(NameList.DIRS))
+
+
+def walk(args: RulesArgs, chain: Sequence[ChainNode]) -> Walk:
+    """One walk up ``chain``: the nearest node that decides, or why none did."""
+    subtree = bool(args.sections & Section.SUBTREE)
+    exclude = bool(args.sections & Section.EXCLUDE)
+    dirs = _dirs_apply(args)
     roots = set(args.active_roots())
-    return any((dev & _U32, ino) in roots
-               for chain in facts.chains for dev, ino in chain[:CHAIN_MAX])
+    seen = 0
+    for node in chain:
+        if node.is_virtual:
+            if dirs and node.is_dir and name_listed(args, NameList.DIRS, node.name):
+                return Walk.EXCLUDED
+            continue
+        if seen == MAX_DEPTH:
+            return Walk.UNDECIDED
+        seen += 1
+        key = node.key
+        kind = args.node_kind(key)
+        if subtree and (key in roots or kind & NodeKind.ROOT):
+            return Walk.INSIDE
+        if exclude and (kind & NodeKind.EXCLUDED or
+                        (dirs and node.is_dir and name_listed(args, NameList.DIRS, node.name))):
+            return Walk.EXCLUDED
+    return Walk.OUTSIDE
+
+
+def walks_match(args: RulesArgs, facts: Facts) -> Match:
+    """The SUBTREE and EXCLUDE sections together."""
+    results = [walk(args, chain) for chain in facts.chains if chain] or [Walk.OUTSIDE]
+    settles = Walk.INSIDE if args.sections & Section.SUBTREE else Walk.OUTSIDE
+    if settles in results:
+        return Match.YES
+    return Match.UNDECIDED if Walk.UNDECIDED in results else Match.NO
 
 
 def match(facts: Facts, args: RulesArgs) -> Match:
@@ -427,10 +657,14 @@ def match(facts: Facts, args: RulesArgs) -> Match:
     result = Match.YES
     if args.sections & Section.PROCESS:
         result = process_matches(args, facts)
-    if result == Match.NO \
-            or (args.sections & Section.NAMES and not names_match(args, facts)) \
-            or (args.sections & Section.SUBTREE and not subtree_matches(args, facts)):
+    if result == Match.NO or (args.sections & Section.NAMES and not names_match(args, facts)):
         return Match.NO
+    if args.sections & (Section.SUBTREE | Section.EXCLUDE):
+        walked = walks_match(args, facts)
+        if walked == Match.NO:
+            return Match.NO
+        if walked == Match.UNDECIDED:
+            result = Match.UNDECIDED
     return result
 
 
@@ -439,26 +673,47 @@ def matches(facts: Facts, args: RulesArgs) -> bool:
     return match(facts, args) != Match.NO
 
 
+def _as_args(args) -> RulesArgs:
+    if isinstance(args, Mapping):
+        args = RulesArgs.from_dict(args)
+    if check(args):
+        raise ValueError(f"fp_init would refuse these args: {args!r}")
+    return args
+
+
+def outcome(facts: Facts, args: RulesArgs | Mapping) -> Tuple[int, Match]:
+    """``(decision, match)``: ``fp_handler``'s return value and whether the
+    event matched.  The handler's stats count ``delivered`` for SEND,
+    ``skipped`` for SKIP, ``denied`` for -errno, and ``undecided`` (too)
+    when the match is UNDECIDED."""
+    args = _as_args(args)
+    result = match(facts, args)
+    if result == Match.NO:
+        return SKIP, result
+    if result == Match.YES and facts.mask & PERM_EVENTS and 0 < args.deny_errno <= ERRNO_MAX:
+        return -args.deny_errno, result
+    return SEND, result
+
+
 def decide(facts: Facts, args: RulesArgs | Mapping) -> int:
     """``fp_handler``'s return value: ``SEND``, ``SKIP`` or ``-errno``.
 
     ``args`` must pass :func:`check` (the kernel never runs a handler
     whose ``fp_init`` refused them); ValueError otherwise.
     """
-    if isinstance(args, Mapping):
-        args = RulesArgs.from_dict(args)
-    if check(args):
-        raise ValueError(f"fp_init would refuse these args: {args!r}")
-    result = match(facts, args)
-    if result == Match.NO:
-        return SKIP
-    if result == Match.YES and facts.mask & PERM_EVENTS and 0 < args.deny_errno <= ERRNO_MAX:
-        return -args.deny_errno
-    return SEND
+    return outcome(facts, args)[0]
 
 
-def chains_of(walks: Sequence[Sequence[Node]]) -> Tuple[Chain, Chain]:
-    """Normalise up to two walks into ``Facts.chains``."""
-    walks = [tuple(tuple(n) for n in w) for w in walks]
-    walks += [()] * (2 - len(walks))
-    return walks[0], walks[1]
+def dir_chain(name: Optional[bytes], mask: int, above: Iterable[ChainNode]) -> Chain:
+    """The chain of a walk from an event's dir: the virtual node of the
+    event's ``name``, then the dir's nodes ``above``."""
+    return (ChainNode.virtual(name, bool(mask & ONDIR)),) + tuple(above)
+
+
+def chains_of(walks: Sequence[Sequence]) -> Tuple[Chain, ...]:
+    """Normalise walks into ``Facts.chains``: nodes may be given as
+    ``(dev, ino)`` pairs (directories without names) or :class:`ChainNode` s."""
+    out = []
+    for w in walks:
+        out.append(tuple(n if isinstance(n, ChainNode) else ChainNode(*n) for n in w))
+    return tuple(out) + ((),) * (2 - len(out))

@@ -26,17 +26,19 @@ from __future__ import annotations
 
 import errno as _errno
 import os
+import re
 import stat
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Union
 
-from fanbpf.errors import ArgsError
-from fanbpf.model import (COMM_LEN, MAX_PATTERNS, MAX_ROOTS, PATTERN_MAX,
-                          NamesMode, PatternKind, ProcessFlag, Section)
+from fanbpf.errors import ArgsError, os_error
+from fanbpf.model import (COMM_LEN, MAX_GLOBS, MAX_ROOTS, NAME_MAX, NamesMode, Node, Pattern,
+                          PatternKind, ProcessFlag, RulesArgs, Section)
 
-__all__ = ["rules", "exact", "prefix", "suffix", "glob", "NamePattern", "RulesError",
-           "kernel_dev", "root_of", "cgroup2_mount", "cgroup_tree_of", "DENY_ERRNOS"]
+__all__ = ["rules", "Rules", "exact", "prefix", "suffix", "glob", "NamePattern", "RulesError",
+           "kernel_dev", "root_of", "resolve_dirs", "name_dirs", "nested_mounts", "mounts",
+           "Mount", "ResolvedDir", "cgroup2_mount", "cgroup_tree_of", "DENY_ERRNOS"]
 
 #: Event bits the names rule may be restricted to (FAN_* event bits and FAN_ONDIR).
 _EVENT_BITS = 0x0007FFFF | 0x10000000 | 0x40000000
@@ -66,9 +68,9 @@ def _pattern_bytes(text, what: str) -> bytes:
         raise RulesError(f"{what}: a pattern is a str or bytes, not {type(text).__name__}")
     if not data:
         raise RulesError(f"{what}: empty pattern (names are never empty)")
-    if len(data) >= PATTERN_MAX:
+    if len(data) >= NAME_MAX:
         raise RulesError(f"{what}: pattern {data!r} is {len(data)} bytes; the handler "
-                         f"takes at most {PATTERN_MAX - 1}")
+                         f"takes at most {NAME_MAX - 1}")
     if b"\0" in data or b"/" in data:
         raise RulesError(f"{what}: pattern {data!r} contains NUL or '/', which no "
                          "file name does (patterns match names, not paths)")
@@ -119,18 +121,261 @@ def kernel_dev(st_dev: int) -> int:
     return os.major(st_dev) << 20 | os.minor(st_dev)
 
 
-def root_of(path) -> tuple[int, int]:
-    """The ``(dev, ino)`` the handler knows directory ``path`` by.
+# --- how the kernel names a directory ------------------------------------------
 
-    Raises the OSError of ``stat`` (FileNotFoundError...) and
-    :class:`RulesError` if ``path`` is not a directory.  Limit: on
-    filesystems whose ``st_dev`` is not the superblock's (btrfs
-    subvolumes, overlayfs) the root never matches.
+#: Filesystems whose directories the rules name differently (see :func:`resolve_dirs`).
+BTRFS, OVERLAY = "btrfs", "overlay"
+_IN_ONLYDIR = 0x01000000  # ENOTDIR for anything but a directory
+_IN_DELETE_SELF = 0x00000400  # a watch needs some event; this one is rare
+_IN_CLOEXEC = 0o2000000
+#: Watches per inotify fd before its fdinfo is read and it is closed:
+#: below the smallest fs.inotify.max_user_watches a distribution ships.
+_WATCH_BATCH = 4096
+_FDINFO_RE = re.compile(rb"^inotify wd:([0-9a-f]+) ino:([0-9a-f]+) sdev:([0-9a-f]+) ", re.M)
+
+
+@dataclass(frozen=True)
+class Mount:
+    """One line of ``/proc/self/mountinfo``."""
+
+    dev: int  #: the superblock's s_dev (kernel dev_t)
+    point: bytes  #: where it is mounted, as this process sees it
+    fstype: str
+
+
+def _unescape(field: bytes) -> bytes:
+    """mountinfo writes space, tab, newline and backslash in paths as octal escapes."""
+    return re.sub(rb"\\([0-7]{3})", lambda m: bytes([int(m.group(1), 8)]), field)
+
+
+def mounts() -> list[Mount]:
+    """The mounts this process sees, from ``/proc/self/mountinfo``."""
+    with open("/proc/self/mountinfo", "rb") as f:
+        lines = f.read().splitlines()
+    out = []
+    for line in lines:
+        fields = line.split(b" ")
+        sep = fields.index(b"-")
+        major, minor = fields[2].split(b":")
+        out.append(Mount(int(major) << 20 | int(minor), _unescape(fields[4]),
+                         fields[sep + 1].decode(errors="replace")))
+    return out
+
+
+@dataclass(frozen=True)
+class ResolvedDir:
+    """A directory as the rules handler names it, and where it came from."""
+
+    dev: int  #: the superblock's s_dev; on btrfs the subvolume's dev (= st_dev)
+    ino: int  #: i_ino
+    fstype: str
+    path: bytes
+    fd: int | None = None  #: an O_PATH fd holding an overlayfs directory (see resolve_dirs)
+
+    @property
+    def key(self) -> tuple[int, int]:
+        return self.dev, self.ino
+
+
+def _path_bytes(path, what: str) -> bytes:
+    try:
+        raw = os.fsencode(path)
+    except TypeError:
+        raise RulesError(f"{what}: expected a directory path or a (dev, ino) pair, "
+                         f"not {type(path).__name__}") from None
+    if not raw or b"\0" in raw:
+        raise RulesError(f"{what}: {path!r} is not a path (empty, or with a NUL byte)")
+    return raw
+
+
+def _watch_batch(raws: list[bytes], what: str, strict: bool = True) -> list:
+    """``(s_dev, i_ino)`` of each directory, from one inotify fd's fdinfo.
+
+    Not ``strict``: None for what cannot be looked up, and no automount is
+    triggered (IN_ONLYDIR would make the lookup a directory lookup, which does).
     """
-    st = os.stat(path)
-    if not stat.S_ISDIR(st.st_mode):
-        raise RulesError(f"subtree: {os.fsdecode(path)!r} is not a directory")
-    return kernel_dev(st.st_dev), st.st_ino
+    from fanbpf._binding import lib
+
+    fd = lib.fanbpf_inotify_init(_IN_CLOEXEC)
+    if fd < 0:
+        raise os_error(-fd, f"inotify_init1 (to learn how the kernel names the {what} "
+                       "directories; see fs.inotify.max_user_instances)")
+    mask = _IN_DELETE_SELF | (_IN_ONLYDIR if strict else 0)
+    try:
+        wds = []
+        for raw in raws:
+            wd = lib.fanbpf_inotify_add_watch(fd, raw, mask)
+            if wd < 0 and strict:
+                if wd == -_errno.ENOTDIR:
+                    raise RulesError(f"{what}: {os.fsdecode(raw)!r} is not a directory")
+                if wd == -_errno.ENOSPC:
+                    raise os_error(-wd, f"{what}: out of inotify watches while resolving "
+                                   "roots (raise fs.inotify.max_user_watches)", os.fsdecode(raw))
+                raise os_error(-wd, f"{what}: cannot look up {os.fsdecode(raw)!r} "
+                               "(inotify_add_watch)", os.fsdecode(raw))
+            wds.append(wd)
+        with open(f"/proc/self/fdinfo/{fd}", "rb") as f:
+            info = {int(wd, 16): (int(sdev, 16), int(ino, 16))
+                    for wd, ino, sdev in _FDINFO_RE.findall(f.read())}
+        return [info.get(wd) for wd in wds]
+    finally:
+        os.close(fd)  # removes every watch of the batch
+
+
+def resolve_dirs(paths: Iterable, *, what: str = "subtree", pin: bool = False) -> list[ResolvedDir]:
+    """Name directories as the rules handler does: ``(dev, ino)`` with dev the s_dev.
+
+    ``stat`` does not say it everywhere: overlayfs may report another
+    st_ino than the inode's i_ino, and btrfs reports the subvolume's dev.
+    So the kernel is asked: an inotify watch per directory (batched, many
+    per fd), whose fdinfo line carries the inode's i_ino and its
+    superblock's s_dev.  On btrfs, where inode numbers repeat across
+    subvolumes, the handler uses the subvolume's dev, st_dev.  Symlinks
+    are followed.  An overlayfs directory's i_ino can change once its
+    inode leaves the cache; with ``pin`` each is opened ``O_PATH`` (the
+    fd, in ``fd``, keeps the inode and is the caller's to close) and named
+    through that fd.
+
+    Raises :class:`RulesError` for what is not a directory and the OSError
+    of the lookup (FileNotFoundError, PermissionError...).
+    """
+    raws = [_path_bytes(p, what) for p in paths]
+    names: list[tuple[int, int]] = []
+    for start in range(0, len(raws), _WATCH_BATCH):
+        names += _watch_batch(raws[start:start + _WATCH_BATCH], what)
+    fstypes = {m.dev: m.fstype for m in mounts()} if raws else {}
+    out = []
+    try:
+        for raw, (dev, ino) in zip(raws, names):
+            fstype = fstypes.get(dev, "")
+            fd = None
+            if fstype == BTRFS:
+                dev = kernel_dev(os.stat(raw).st_dev)
+            elif fstype == OVERLAY and pin:
+                fd = os.open(raw, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+                try:  # named again through the fd, which now holds the inode
+                    dev, ino = _watch_batch([b"/proc/self/fd/%d" % fd], what)[0]
+                except BaseException:
+                    os.close(fd)
+                    raise
+            out.append(ResolvedDir(dev, ino, fstype, raw, fd))
+    except BaseException:
+        close_pins(out)
+        raise
+    return out
+
+
+def close_pins(dirs: Iterable[ResolvedDir]) -> None:
+    for d in dirs:
+        if d.fd is not None:
+            os.close(d.fd)
+
+
+def root_of(path) -> tuple[int, int]:
+    """The ``(dev, ino)`` the handler knows directory ``path`` by (see :func:`resolve_dirs`).
+
+    An overlayfs directory is named as it is now: hold it open (as an
+    :class:`~fanbpf.Attachment` does) for the name to stay valid.
+    """
+    return resolve_dirs([path])[0].key
+
+
+#: Directories are named by path or as ``(dev, ino)``; see :func:`name_dirs`.
+DirArg = Union[str, bytes, "os.PathLike", tuple]
+
+
+def name_dirs(items: Iterable[DirArg], what: str, pin: bool = False
+              ) -> tuple[list[Node], list[ResolvedDir]]:
+    """The ``(dev, ino)`` of each item (duplicates dropped, order kept) and the
+    :class:`ResolvedDir` of those given as paths (``pin``: see :func:`resolve_dirs`)."""
+    if isinstance(items, (str, bytes, os.PathLike)):
+        items = [items]
+    keys: list[Node] = []
+    paths = []
+    for item in items:
+        if isinstance(item, tuple):
+            if len(item) != 2:
+                raise RulesError(f"{what}: {item!r} is not a (dev, ino) pair")
+            keys.append((_uint(item[0], f"{what} dev", 64), _uint(item[1], f"{what} ino", 64)))
+        else:
+            paths.append(item)
+            keys.append(None)  # filled in below, in order
+    dirs = resolve_dirs(paths, what=what, pin=pin)
+    named = iter(dirs)
+    keys = [key if key is not None else next(named).key for key in keys]
+    return list(dict.fromkeys(keys)), dirs
+
+
+def nested_mounts(roots: Iterable[Node], excluded: Iterable[Node] = (), *, pin: bool = False,
+                  table: list[Mount] | None = None) -> list[tuple[Node, ResolvedDir]]:
+    """Filesystems mounted below a root: ``(root, the mounted directory)`` pairs.
+
+    A walk up from a file stops at its filesystem's root, so a root does
+    not cover what is mounted below it: the handler must have the mounted
+    directory as a root too.  Each mount point's ancestors are named as
+    the handler names directories; the nearest one that is a root (and
+    not, nearer, an excluded subtree) claims the mount.  Mounts this
+    process cannot look up, and autofs triggers, are left out.
+    """
+    roots, excluded = set(roots), set(excluded)
+    if not roots:
+        return []
+    table = mounts() if table is None else table
+    points = [m.point for m in table if m.point != b"/" and m.fstype != "autofs"]
+    points = list(dict.fromkeys(points))
+    chains = {p: _ancestors(p) for p in points}
+    lookups = list(dict.fromkeys(x for p in points for x in (p, *chains[p])))
+    found = dict(zip(lookups, _watch_batches(lookups, "nested mount")))
+    fstypes = {m.dev: m.fstype for m in table}
+    out = []
+    for point in points:
+        if found[point] is None:
+            continue
+        for parent in chains[point]:
+            key = _handler_key(found[parent], fstypes, parent)
+            if key in roots:
+                key_below = _handler_key(found[point], fstypes, point)
+                if key_below not in roots:
+                    out.extend((key, d) for d in _pinned([point], pin, found[point], fstypes))
+                break
+            if key in excluded:
+                break
+    return out
+
+
+def _ancestors(point: bytes) -> list[bytes]:
+    """``/a/b/c`` -> ``[/a/b, /a, /]``: a mount point's directories, nearest first."""
+    out = []
+    while point != b"/":
+        point = os.path.dirname(point)
+        out.append(point)
+    return out
+
+
+def _watch_batches(raws: list[bytes], what: str) -> list:
+    return [x for start in range(0, len(raws), _WATCH_BATCH)
+            for x in _watch_batch(raws[start:start + _WATCH_BATCH], what, strict=False)]
+
+
+def _handler_key(named, fstypes: dict, raw: bytes):
+    """inotify's ``(s_dev, i_ino)`` as the handler's key: btrfs uses the subvolume's dev."""
+    if named is None:
+        return None
+    dev, ino = named
+    if fstypes.get(dev) == BTRFS:
+        try:
+            dev = kernel_dev(os.stat(raw).st_dev)
+        except OSError:
+            return None
+    return dev, ino
+
+
+def _pinned(raws, pin, named, fstypes) -> list[ResolvedDir]:
+    dev, ino = named
+    fstype = fstypes.get(dev, "")
+    if fstype == OVERLAY and pin:
+        return resolve_dirs(raws, what="nested mount", pin=True)
+    return [ResolvedDir(*_handler_key(named, fstypes, raws[0]), fstype, raws[0])]
 
 
 def _event_mask(events) -> int:
@@ -227,7 +472,77 @@ def _errno_value(value) -> int:
     return value
 
 
-def rules(*, subtree: Iterable | None = None,
+@dataclass(frozen=True)
+class Rules:
+    """A rule set for the ``fanbpf_rules`` handler, as :func:`rules` builds it.
+
+    ``args`` is everything the handler decides with (the roots named as
+    the kernel names them; :mod:`fanbpf.model` states the semantics).  The
+    rest says where the directories came from, for whoever attaches it:
+    ``nested`` pairs each root with the directories of filesystems mounted
+    below it (roots too, see :func:`nested_mounts`), ``overlay`` the
+    overlayfs directories (by path) an attachment holds open, and
+    ``filesystems`` one directory on each filesystem a root lives on:
+    what a watcher marks (``MarkFlag.FILESYSTEM``) to see their events.
+    """
+
+    args: RulesArgs
+    nested: tuple[tuple[Node, Node], ...] = ()
+    overlay: tuple[tuple[Node, bytes], ...] = ()
+    filesystems: tuple[bytes, ...] = ()
+
+    @property
+    def needs_maps(self) -> bool:
+        """Uses the rules maps: names, exclusions or more roots than init args hold.
+
+        Such a rule set attaches only as a loaded :class:`~fanbpf.Handler`
+        (whose maps fanbpf writes), not by a registered handler's name.
+        """
+        a = self.args
+        return bool(a.patterns or a.dirs or a.excluded or len(a.roots) > MAX_ROOTS
+                    or a.sections & Section.EXCLUDE)
+
+    def init_args(self) -> dict:
+        """The init args of a rule set without map entries (attached by name):
+        RulesError if it needs maps."""
+        if self.needs_maps:
+            raise RulesError("this rule set has names, exclusions or more than "
+                             f"{MAX_ROOTS} roots, which live in the rules handler's maps: "
+                             "attach it as a loaded Handler (Handler.load(\"rules\")), "
+                             "not by a handler's name or as encoded bytes")
+        return self.args.to_dict()
+
+    @property
+    def model_args(self) -> RulesArgs:
+        """``args`` as :mod:`fanbpf.model` (and the user-space filter) take them:
+        with a set id, which only says that the set has map entries (attaching
+        gives the set its own)."""
+        return replace(self.args, set_id=self.args.set_id or 1)
+
+
+def _patterns(items, what: str) -> tuple[Pattern, ...]:
+    """Any number of exact names, at most MAX_GLOBS other patterns."""
+    if isinstance(items, (str, bytes, NamePattern)):
+        items = [items]
+    patterns = list(dict.fromkeys(_as_pattern(p, what) for p in items))
+    others = sum(p.kind != PatternKind.EXACT for p in patterns)
+    if others > MAX_GLOBS:
+        raise RulesError(f"{what}: {others} patterns with wildcards (or prefix/suffix); the "
+                         f"handler takes at most {MAX_GLOBS} (exact names: any number)")
+    return tuple(Pattern(int(p.kind), p.text) for p in patterns)
+
+
+def _sources(dirs: Iterable[ResolvedDir]) -> tuple[tuple[tuple[Node, bytes], ...], tuple[bytes, ...]]:
+    """The overlayfs directories among ``dirs``, and one directory per filesystem."""
+    dirs = list(dirs)
+    overlay = tuple(dict.fromkeys((d.key, d.path) for d in dirs if d.fstype == OVERLAY))
+    filesystems = tuple({d.dev: d.path for d in reversed(dirs)}.values())[::-1]
+    return overlay, filesystems
+
+
+def rules(*, subtree: Iterable[DirArg] | None = None,
+          exclude_dirs: Iterable[PatternArg] | None = None,
+          exclude_subtrees: Iterable[DirArg] | None = None,
           names: Iterable[PatternArg] | None = None,
           exclude_names: Iterable[PatternArg] | None = None,
           events=None,
@@ -238,20 +553,32 @@ def rules(*, subtree: Iterable | None = None,
           comm: str | bytes | None = None,
           descendants_of: int | None = None,
           cgroup_tree=None,
-          deny_errno: int | str | None = None) -> dict:
-    """Init args for ``fanbpf_rules``: deliver only events that match every rule given.
+          deny_errno: int | str | None = None) -> Rules:
+    """A rule set for ``fanbpf_rules``: deliver only events that match every rule given.
 
     ``subtree``
-        directories (paths, or ``(dev, ino)`` pairs with dev as the kernel's
-        dev_t): only objects under one of them, the directory itself
-        included; at most 16.  An object is "under" a root when the root is
-        it or one of its 64 nearest ancestors (see :mod:`fanbpf.model`).
+        directories (paths, or ``(dev, ino)`` pairs named as the kernel
+        names them, see :func:`root_of`): only objects under one of them,
+        the directory itself included.  Any number; ``[]`` starts with
+        none (nothing under a root matches until
+        :meth:`~fanbpf.Attachment.add_root` adds one).  A root is a
+        directory, not a path: events reached through any bind mount of it
+        match.  Filesystems mounted below a root are covered (their
+        mounted directories become roots); mark them too.
+    ``exclude_dirs``
+        directory names (patterns, as ``names``): drop events whose object
+        lies below a directory with such a name -- below the root, at any
+        depth, e.g. ``[".git", "node_modules", "*.egg-info"]``.  A directory
+        event on such a directory itself is dropped too.
+    ``exclude_subtrees``
+        directories (as ``subtree``): drop events below them (and on them),
+        unless a root lies nearer (the nearest rule wins).
     ``names`` / ``exclude_names``
-        name patterns (at most 8): only names that match one of them /
-        that match none.  A str or bytes is a glob (``*``, ``?``); use
-        :func:`exact`, :func:`prefix`, :func:`suffix` for literal text.
-        Patterns are at most 31 bytes.  Events without a name (``*_SELF``)
-        match no pattern.
+        name patterns: only names that match one of them / that match
+        none.  A str or bytes is a glob (``*``, ``?``); use :func:`exact`,
+        :func:`prefix`, :func:`suffix` for literal text.  Any number of
+        exact names, at most 64 others, each at most 255 bytes.  Events
+        without a name (``*_SELF``) match no pattern.
     ``events``
         restricts the name rule to these events (a mask, or an iterable of
         :class:`~fanbpf.flags.EventMask` or names); other events pass it.
@@ -271,96 +598,90 @@ def rules(*, subtree: Iterable | None = None,
         leaders walked up through real parents).  The walk looks at 32
         processes: a task deeper than that below the top of the tree,
         without the process among its 32 nearest, is undecided -- its
-        event is delivered and counted in the handler's global
-        ``fanbpf_rules_undecided``.  Daemons re-parented to init leave the tree.
+        event is delivered and counted (``Attachment.stats.undecided``).
+        Daemons re-parented to init leave the tree.
     ``cgroup_tree``
         only events from this cgroup v2 directory or a cgroup below it.
     ``deny_errno``
         permission events that match are denied with this errno (a number
         or a name such as ``"EPERM"``; one of :data:`DENY_ERRNOS`) instead
         of being sent to user space; the others are allowed in the kernel.
+
+    Everything is checked here, before any system call but the lookups of
+    the directories: :class:`RulesError` (a ValueError) says what is
+    wrong, or the OSError of a lookup (FileNotFoundError...).
     """
-    args: dict = {"sections": 0}
+    fields: dict = {}
     sections = 0
+    dirs: list[ResolvedDir] = []
+    roots: list[Node] = []
+    excluded: list[Node] = []
 
     if subtree is not None:
-        if isinstance(subtree, (str, bytes, os.PathLike)):
-            subtree = [subtree]
-        roots = []
-        for item in subtree:
-            if isinstance(item, tuple):
-                if len(item) != 2:
-                    raise RulesError(f"subtree: {item!r} is not a (dev, ino) pair")
-                roots.append((_uint(item[0], "subtree dev", 64), _uint(item[1], "subtree ino", 64)))
-            else:
-                roots.append(root_of(item))
-        roots = list(dict.fromkeys(roots))  # the same directory twice counts once
-        if not roots:
-            raise RulesError("subtree: no roots given (an empty subtree matches nothing)")
-        if len(roots) > MAX_ROOTS:
-            raise RulesError(f"subtree: {len(roots)} roots; the handler takes at most {MAX_ROOTS}")
+        roots, named = name_dirs(subtree, "subtree")
+        dirs += named
         sections |= Section.SUBTREE
-        args["subtree"] = {"nr_roots": len(roots),
-                           "roots": [{"dev": d, "ino": i} for d, i in roots]}
+    if exclude_subtrees is not None:
+        excluded, named = name_dirs(exclude_subtrees, "exclude_subtrees")
+        dirs += named
+        sections |= Section.EXCLUDE
+    if exclude_dirs is not None:
+        fields["dirs"] = _patterns(exclude_dirs, "exclude_dirs")
+        sections |= Section.EXCLUDE
+    nested = nested_mounts(roots, excluded) if roots else []
+    roots = list(dict.fromkeys([*roots, *(d.key for _, d in nested)]))
+    fields["roots"] = tuple(roots)
+    fields["excluded"] = tuple(excluded)
 
     if names is not None and exclude_names is not None:
         raise RulesError("names and exclude_names cannot be combined: give one list")
     patterns_arg = names if names is not None else exclude_names
     if patterns_arg is not None:
         what = "names" if names is not None else "exclude_names"
-        if isinstance(patterns_arg, (str, bytes, NamePattern)):
-            patterns_arg = [patterns_arg]
-        patterns = [_as_pattern(p, what) for p in patterns_arg]
-        if not patterns:
+        fields["patterns"] = _patterns(patterns_arg, what)
+        if not fields["patterns"]:
             raise RulesError(f"{what}: no patterns given")
-        if len(patterns) > MAX_PATTERNS:
-            raise RulesError(f"{what}: {len(patterns)} patterns; the handler takes at most {MAX_PATTERNS}")
+        fields["names_mode"] = int(NamesMode.INCLUDE if names is not None else NamesMode.EXCLUDE)
+        fields["events"] = _event_mask(events) if events is not None else 0
         sections |= Section.NAMES
-        args["names"] = {
-            "mode": int(NamesMode.INCLUDE if names is not None else NamesMode.EXCLUDE),
-            "nr_patterns": len(patterns),
-            "events": _event_mask(events) if events is not None else 0,
-            "patterns": [{"kind": int(p.kind), "len": len(p.text), "text": p.text}
-                         for p in patterns],
-        }
     elif events is not None:
         raise RulesError("events: only restricts the name rule; give names or exclude_names")
 
-    process: dict = {}
     flags = 0
     if tgid is not None:
         flags |= ProcessFlag.TGID
-        process["tgid"] = _uint(tgid, "tgid")
+        fields["tgid"] = _uint(tgid, "tgid")
     if exclude_pid is not None and exclude_pid is not False:
         flags |= ProcessFlag.NOT_TGID
-        process["not_tgid"] = os.getpid() if exclude_pid is True else _uint(exclude_pid, "exclude_pid")
+        fields["not_tgid"] = os.getpid() if exclude_pid is True else _uint(exclude_pid, "exclude_pid")
     if uid is not None:
         flags |= ProcessFlag.UID
-        process["uid"] = _uint(uid, "uid")
+        fields["uid"] = _uint(uid, "uid")
     if cgroup is not None:
         flags |= ProcessFlag.CGROUP
-        process["cgroup_id"] = _cgroup_id(cgroup)
+        fields["cgroup_id"] = _cgroup_id(cgroup)
     if comm is not None:
         data = comm.encode() if isinstance(comm, str) else bytes(comm)
         if not data or len(data) >= COMM_LEN or b"\0" in data:
             raise RulesError(f"comm: {data!r} is not a task name (1..{COMM_LEN - 1} bytes, "
                              "no NUL); the kernel truncates names to 15 bytes")
         flags |= ProcessFlag.COMM
-        process["comm"] = data
+        fields["comm"] = data
     if descendants_of is not None:
-        process["ancestor_tgid"] = _uint(descendants_of, "descendants_of")
+        fields["ancestor_tgid"] = _uint(descendants_of, "descendants_of")
         if not descendants_of:
             raise RulesError("descendants_of: 0 is not a process (every task descends from it)")
         flags |= ProcessFlag.ANCESTOR
     if cgroup_tree is not None:
-        process["cgroup_tree_id"], process["cgroup_tree_level"] = cgroup_tree_of(cgroup_tree)
+        fields["cgroup_tree_id"], fields["cgroup_tree_level"] = cgroup_tree_of(cgroup_tree)
         flags |= ProcessFlag.CGROUP_TREE
     if flags:
         sections |= Section.PROCESS
-        process["flags"] = int(flags)
-        args["process"] = process
+        fields["process_flags"] = int(flags)
 
     if deny_errno is not None:
-        args["deny_errno"] = _errno_value(deny_errno)
-    args["sections"] = int(sections)
-    return args
+        fields["deny_errno"] = _errno_value(deny_errno)
+    overlay, filesystems = _sources([*dirs, *(d for _, d in nested)])
+    return Rules(RulesArgs(sections=int(sections), **fields),
+                 nested=tuple((root, d.key) for root, d in nested),
+                 overlay=overlay, filesystems=filesystems)

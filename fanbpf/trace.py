@@ -371,7 +371,7 @@ class Tracer:
         with contextlib.ExitStack() as stack:
             if self._cgroup is not None:
                 stack.callback(_remove_cgroup, self._cgroup)
-            # private: never listed, and its undecided counter is this trace's
+            # private: never listed
             handler = stack.enter_context(Handler.load("rules", private=True))
             content = stack.enter_context(Group(_FD_FLAGS))
             entries = stack.enter_context(Group(_FID_FLAGS))
@@ -385,8 +385,7 @@ class Tracer:
                     args = rules(descendants_of=root.pid, exclude_pid=True)
                 # attach, then mark: a group marked first would queue other
                 # processes' events, unfiltered, until the attach
-                content.attach(handler, args)
-                entries.attach(handler, args)
+                attachments = (content.attach(handler, args), entries.attach(handler, args))
                 self._marks([(content, _CONTENT_MASK, "reads, writes and executions"),
                              (entries, _ENTRY_MASK, "creations, deletions and renames")])
                 root.release()
@@ -411,7 +410,7 @@ class Tracer:
             for group, convert in groups:  # everything the tree did is queued now
                 self._read(group, convert)
             result.overflows = content.overflows + entries.overflows
-            result.undecided = handler.obj.get_global("fanbpf_rules_undecided")
+            result.undecided = sum(att.stats.undecided for att in attachments)
             error = root.exec_error()
             if error is not None:
                 raise error

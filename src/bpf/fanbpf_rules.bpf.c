@@ -4,27 +4,28 @@
  *
  * One composable rules handler rather than a handler per kind of filter:
  * a fanotify group has exactly one handler attached, so "only *.log files
- * under /srv, not written by the watcher itself" must be one handler.
- * Each attachment passes a struct fanbpf_rules_args (fanbpf_rules.h) that
- * turns on any of three sections -- SUBTREE roots, NAMES patterns, PROCESS
- * conditions -- and an event matches when all sections that are on match.
- * Matching events are delivered (permission events: denied with
- * -deny_errno if set), the others are dropped in the kernel.  The exact
- * semantics are written down, as pure code, in fanbpf_rules_logic.h; this
- * file only gathers the facts that code needs from the kernel objects.
+ * under /srv, not in any .git directory, not written by the watcher
+ * itself" must be one handler.  Each attachment passes a struct
+ * fanbpf_rules_args (fanbpf_rules.h) that turns on sections -- SUBTREE,
+ * EXCLUDE, NAMES, PROCESS -- and names its rule set (set_id): the roots,
+ * excluded subtrees and name lists in the rules maps
+ * (fanbpf_rules_maps.h), which user space changes while the attachment
+ * lives.  The exact semantics are written down, as code shared with the
+ * test program, in fanbpf_rules_logic.h; this file gathers the facts that
+ * code needs from the kernel objects.
  *
- * The subtree walk is the one of the kernel-module reference handler
- * (kernel/module/fanbpf_subtree_kmod.c) and decides exactly as it does:
- * starting from the event's dentry, then from the dentry of its dir, or --
- * when the event has neither -- from a dentry of its inode, look at that
- * dentry and up to FANBPF_MAX_DEPTH dentries above it, following d_parent
- * without taking references (dentries are RCU-freed and the handler runs
- * under RCU), stopping at a filesystem root (d_parent == itself) or NULL.
- * Negative dentries are walked through but are never roots.
+ * The walks: from the event's dentry, and from its dir (after a virtual
+ * node for the event's name), or -- with neither -- from a dentry of its
+ * inode, the parents iterator (bpf_iter_fanotify_parents) yields each
+ * dentry and its ancestors up to the superblock's root, without taking
+ * references (the handler runs under RCU; dentries are RCU-freed), at
+ * most FANBPF_MAX_DEPTH of them.  A walk that gets that many without
+ * reaching the root cannot decide: the event is delivered and counted.
  *
  * Per-attachment state: the args, in a hash map keyed by hook->id, put
  * there by fp_init (which validates them), read by fp_handler, removed by
- * fp_free.
+ * fp_free; and the attachment's stats entry (fanbpf_rules_stats, keyed by
+ * set_id), created by fp_init and deleted by fp_free.
  */
 #include "fanotify_fastpath.bpf.h"
 #include "fanbpf_rules_logic.h"
@@ -34,9 +35,10 @@ char LICENSE[] SEC("license") = "GPL";
 _Static_assert(FANBPF_RET_SEND == FAN_FP_RET_SEND_TO_USERSPACE, "return codes");
 _Static_assert(FANBPF_RET_SKIP == FAN_FP_RET_SKIP_EVENT, "return codes");
 _Static_assert(FANBPF_LOGIC_PERM_EVENTS == FANBPF_PERM_EVENTS, "permission events");
+_Static_assert(FANBPF_LOGIC_ONDIR == FAN_ONDIR, "FAN_ONDIR");
 _Static_assert(sizeof(struct fanbpf_rules_args) <= FAN_FP_ARGS_MAX, "args too big");
 
-#define FANBPF_RULES_MAX_ATTACHMENTS	4096
+#define FANBPF_RULES_MAX_ATTACHMENTS	FANBPF_MAX_SETS
 
 FANBPF_HOOK_MAP(fanbpf_rules_by_hook, struct fanbpf_rules_args,
 		FANBPF_RULES_MAX_ATTACHMENTS);
@@ -49,11 +51,30 @@ extern struct task_struct *bpf_task_from_pid(s32 pid) __ksym;
 extern void bpf_task_release(struct task_struct *p) __ksym;
 
 /*
- * Events delivered because the ancestry walk could not decide (see
- * fanbpf_rules_logic.h), summed over this object's attachments; user
- * space reads it as a global (Handler.obj.get_global).
+ * btrfs: inode numbers repeat across the subvolumes of one superblock, so
+ * a node's dev there is its subvolume's anonymous dev (what stat() reports
+ * as st_dev): BTRFS_I(inode)->root->anon_dev.  The types are btrfs's,
+ * relocated by CO-RE.  The cast to struct btrfs_inode needs its type id in
+ * vmlinux BTF (bpf_rdonly_cast() takes vmlinux ids only); CO-RE cannot say
+ * whether it found the type in vmlinux or in the btrfs module's BTF, whose
+ * ids the verifier would refuse.  So the loader says: fanbpf's shim sets
+ * every `fanbpf_vmlinux_struct__<name>` rodata global to the vmlinux BTF id
+ * of struct <name>, or 0 when vmlinux has none (btrfs built as a module,
+ * or not at all).  0 makes the btrfs branch dead code, which the verifier
+ * skips, so the object loads on any kernel; btrfs nodes then get s_dev.
  */
-__u64 fanbpf_rules_undecided;
+#define BTRFS_SUPER_MAGIC	0x9123683E
+
+struct btrfs_root___fanbpf {
+	dev_t anon_dev;
+} __attribute__((preserve_access_index));
+
+struct btrfs_inode___fanbpf {
+	struct btrfs_root___fanbpf *root;
+	struct inode vfs_inode;
+} __attribute__((preserve_access_index));
+
+const volatile __u32 fanbpf_vmlinux_struct__btrfs_inode;
 
 /*
  * The ancestry walk's cursor steps.  Like the dentry walk, it takes no
@@ -94,58 +115,123 @@ static __always_inline int ancestry_of(__u32 target)
 	return ret;
 }
 
-/* Is @d, or one of the FANBPF_MAX_DEPTH dentries above it, a root? */
-static __always_inline bool walk_inside(const struct fanbpf_subtree_args *sa,
-					struct dentry *start)
+/*
+ * The PROCESS section.  Not inlined: the facts live in this frame only,
+ * not beside the name key during the walks.
+ */
+static __noinline int process_match(const struct fanbpf_rules_args *a, __u32 mask)
 {
-	struct dentry *d, *parent;
-	struct inode *inode;
-	int depth;
+	struct fanbpf_event_facts f = {};
 
-	/*
-	 * Verifier: the handler's dentry argument is a trusted pointer, and
-	 * the verifier believes a trusted dentry's d_inode is never NULL, so
-	 * it would drop our NULL check and let inode->i_ino be a plain load.
-	 * Casting to an untrusted pointer makes every load below (d_inode,
-	 * d_sb, d_parent, i_ino, s_dev) fault-handled and keeps the NULL
-	 * checks, exactly like the module's READ_ONCE()s -- and gives the
-	 * loop one register type for the start and for the parents.
-	 */
-	d = bpf_rdonly_cast(start, bpf_core_type_id_kernel(struct dentry));
-	for (depth = 0; depth <= FANBPF_MAX_DEPTH; depth++) {
-		if (!d)
-			return false;
-		inode = d->d_inode;
-		if (inode && fanbpf_subtree_is_root(sa, d->d_sb->s_dev, inode->i_ino))
-			return true;
-		parent = d->d_parent;
-		/* Pointer comparison: allowed because loading needs CAP_PERFMON. */
-		if (parent == d)
-			return false;
-		d = parent;
-	}
-	return false;
+	f.mask = mask;
+	f.tgid = bpf_get_current_pid_tgid() >> 32;
+	f.uid = (__u32)bpf_get_current_uid_gid();
+	f.cgroup_id = bpf_get_current_cgroup_id();
+	bpf_get_current_comm(f.comm, sizeof(f.comm));
+	if (a->process.flags & FANBPF_PROC_CGROUP_TREE)
+		f.cgroup_ancestor = bpf_get_current_ancestor_cgroup_id(a->process.cgroup_tree_level);
+	if (a->process.flags & FANBPF_PROC_ANCESTOR)
+		f.ancestry = ancestry_of(a->process.ancestor_tgid);
+	return fanbpf_process_match(&a->process, &f);
 }
 
-static __always_inline bool subtree_inside(const struct fanbpf_subtree_args *sa,
-					   struct inode *inode, struct dentry *dentry,
-					   struct inode *dir)
+/* A node's dev (see above); @d and @inode are untrusted (fault-handled). */
+static __always_inline __u64 node_dev(struct dentry *d, struct inode *inode)
 {
-	if (dentry && walk_inside(sa, dentry))
-		return true;
-	if (dir)
-		return walk_inside(sa, bpf_fanotify_inode_dentry(dir));
-	if (dentry)
+	struct super_block *sb = d->d_sb;
+	struct btrfs_inode___fanbpf *bi;
+	struct btrfs_root___fanbpf *root;
+	__u32 dev = sb->s_dev;
+
+	if (fanbpf_vmlinux_struct__btrfs_inode && sb->s_magic == BTRFS_SUPER_MAGIC) {
+		/* container_of(inode, struct btrfs_inode, vfs_inode) */
+		bi = bpf_rdonly_cast((char *)inode -
+				     bpf_core_field_offset(struct btrfs_inode___fanbpf, vfs_inode),
+				     fanbpf_vmlinux_struct__btrfs_inode);
+		root = bi->root;
+		if (root)
+			dev = root->anon_dev;
+	}
+	return dev;
+}
+
+/* walk()'s state bits (one register across the calls, not three) */
+#define WALK_DIR	1	/* the current dentry is a directory */
+#define WALK_ANY	2	/* the iterator yielded a dentry */
+#define WALK_TOP	4	/* ... and the last was the superblock's root */
+
+/*
+ * One walk: the dentries the parents iterator yields from @dentry (or from
+ * a dentry of @inode), nearest first.  @first_dir: whether the first one
+ * is a directory (the ones above always are).  @k is the handler's key
+ * buffer.  Returns enum fanbpf_walk.
+ *
+ * Inlined, for the stack: the chain of frames handler -> walk ->
+ * fanbpf_name_listed() -> matcher callback came to more than 512 bytes
+ * (the key alone is 272); inlined, the iterator and the walk's variables
+ * take less room in the handler's frame than a frame of their own.
+ */
+static __always_inline int walk(const struct fanbpf_rules_args *a, union fanbpf_rules_key *k,
+			   struct dentry *dentry, struct inode *inode, bool first_dir)
+{
+	__u32 state = first_dir ? WALK_DIR : 0;
+	int w = FANBPF_WALK_NEXT, len;
+	struct dentry *d, *u;
+	struct inode *i;
+
+	bpf_for_each(fanotify_parents, d, dentry, inode, FANBPF_MAX_DEPTH) {
+		/*
+		 * Verifier: d is an RCU pointer, and the verifier believes a
+		 * trusted dentry's d_inode is never NULL, so it would drop the
+		 * NULL check below.  Loads go through an untrusted copy instead
+		 * (fault-handled, NULL checks kept); d itself is what the name
+		 * kfunc accepts.
+		 */
+		u = bpf_rdonly_cast(d, bpf_core_type_id_kernel(struct dentry));
+		state |= WALK_ANY;
+		i = u->d_inode;
+		if (i)		/* negative dentries are walked through, never roots */
+			w = fanbpf_node_decides(a, k, node_dev(u, i), i->i_ino);
+		if (w == FANBPF_WALK_NEXT && (state & WALK_DIR) && fanbpf_dirs_apply(a)) {
+			fanbpf_name_key_reset(k, a->set_id, FANBPF_LIST_DIRS);
+			len = bpf_fanotify_dentry_name(d, k->name.name, sizeof(k->name.name));
+			if (len >= 0) {
+				k->name.len = len;
+				if (fanbpf_dir_excluded(a, k))
+					w = FANBPF_WALK_EXCLUDED;
+			}
+		}
+		if (w != FANBPF_WALK_NEXT)
+			break;
+		/* Pointer comparison: allowed because loading needs CAP_PERFMON. */
+		if (u->d_parent == u) {
+			state |= WALK_TOP;
+			break;
+		}
+		state |= WALK_DIR;
+	}
+	if (w != FANBPF_WALK_NEXT)
+		return w;
+	/* no dentry at all (an inode without one): nothing above it either */
+	return (state & WALK_TOP) || !(state & WALK_ANY) ? FANBPF_WALK_OUTSIDE
+							  : FANBPF_WALK_UNDECIDED;
+}
+
+/* The event's name as the dir walk's virtual node: an excluded directory name? */
+static __always_inline bool name_excluded(const struct fanbpf_rules_args *a,
+					  union fanbpf_rules_key *k, __u32 mask,
+					  const struct fanotify_fastpath_name *name)
+{
+	int len;
+
+	if (!name || !(mask & FAN_ONDIR) || !fanbpf_dirs_apply(a))
 		return false;
-	/*
-	 * Verifier: without the barrier clang merges the two NULL tests that
-	 * lead to "return false" into one OR of the pointers, which the
-	 * verifier rejects ("pointer |= pointer prohibited").
-	 */
-	barrier_var(inode);
-	if (!inode)
+	fanbpf_name_key_reset(k, a->set_id, FANBPF_LIST_DIRS);
+	len = bpf_fanotify_read_name(name, k->name.name, sizeof(k->name.name));
+	if (len < 0)
 		return false;
-	return walk_inside(sa, bpf_fanotify_inode_dentry(inode));
+	k->name.len = len;
+	return fanbpf_dir_excluded(a, k);
 }
 
 SEC("struct_ops/fp_handler")
@@ -153,43 +239,54 @@ int BPF_PROG(fanbpf_rules_handler, struct fanotify_fastpath_hook *hook, __u32 ma
 	     struct inode *inode, struct dentry *dentry, struct inode *dir,
 	     const struct fanotify_fastpath_name *name)
 {
-	struct fanbpf_event_facts f = {};	/* the kfuncs read what they write */
+	/*
+	 * The one key buffer (272 bytes of the 512-byte stack): the event's
+	 * name for NAMES, then each node and directory name on the walks.
+	 */
+	union fanbpf_rules_key key;
 	const struct fanbpf_rules_args *a;
+	int match = FANBPF_MATCH_YES, w0 = FANBPF_WALK_NONE, w1 = FANBPF_WALK_NONE;
+	bool first_dir = mask & FAN_ONDIR;
 	__u64 id = hook->id;
-	int ret, match;
+	int len, verdict;
 
 	a = bpf_map_lookup_elem(&fanbpf_rules_by_hook, &id);
 	if (!a)		/* not initialised: cannot happen, fail open */
 		return FAN_FP_RET_SEND_TO_USERSPACE;
 
-	f.mask = mask;
-	f.name_len = -1;
-	if (a->sections & FANBPF_SEC_PROCESS) {
-		f.tgid = bpf_get_current_pid_tgid() >> 32;
-		f.uid = (__u32)bpf_get_current_uid_gid();
-		f.cgroup_id = bpf_get_current_cgroup_id();
-		bpf_get_current_comm(f.comm, sizeof(f.comm));
-		if (a->process.flags & FANBPF_PROC_CGROUP_TREE)
-			f.cgroup_ancestor = bpf_get_current_ancestor_cgroup_id(
-				a->process.cgroup_tree_level);
-		if (a->process.flags & FANBPF_PROC_ANCESTOR)
-			f.ancestry = ancestry_of(a->process.ancestor_tgid);
-	}
-	if (a->sections & FANBPF_SEC_NAMES) {
+	if (a->sections & FANBPF_SEC_PROCESS)
+		match = process_match(a, mask);
+	if (match != FANBPF_MATCH_NO && fanbpf_names_apply(a, mask)) {
 		/* The event's name if it has one, else its dentry's. */
+		fanbpf_name_key_reset(&key, a->set_id, FANBPF_LIST_NAMES);
 		if (name)
-			ret = bpf_fanotify_read_name(name, f.name, sizeof(f.name));
+			len = bpf_fanotify_read_name(name, key.name.name, sizeof(key.name.name));
 		else if (dentry)
-			ret = bpf_fanotify_dentry_name(dentry, f.name, sizeof(f.name));
+			len = bpf_fanotify_dentry_name(dentry, key.name.name, sizeof(key.name.name));
 		else
-			ret = -1;
-		f.name_len = ret >= 0 ? ret : -1;
+			len = -1;
+		if (len >= 0)
+			key.name.len = len;
+		if (!fanbpf_names_match(a, &key, len >= 0))
+			match = FANBPF_MATCH_NO;
 	}
-
-	match = fanbpf_rules_match(a, &f, subtree_inside(&a->subtree, inode, dentry, dir));
-	if (match == FANBPF_MATCH_UNDECIDED)
-		__sync_fetch_and_add(&fanbpf_rules_undecided, 1);
-	return fanbpf_rules_verdict(a, mask, match);
+	if (match != FANBPF_MATCH_NO && (a->sections & FANBPF_SEC_WALK)) {
+		/*
+		 * From the dentry, or with neither dentry nor dir from the
+		 * inode.  Verifier: the iterator takes NULL or a tested
+		 * pointer, not one that may be NULL, hence the tests here (an
+		 * event with none of the three has nothing to walk).
+		 */
+		if (dentry || (!dir && inode))
+			w0 = walk(a, &key, dentry, dentry ? NULL : inode, first_dir);
+		if (dir && !fanbpf_walk_settles(a, w0))
+			w1 = name_excluded(a, &key, mask, name) ? FANBPF_WALK_EXCLUDED :
+			     walk(a, &key, NULL, dir, true);
+		match = fanbpf_match_and(match, fanbpf_walks_match(a, w0, w1));
+	}
+	verdict = fanbpf_rules_verdict(a, mask, match);
+	fanbpf_stats_count(a->set_id, match, verdict);
+	return verdict;
 }
 
 SEC("struct_ops/fp_init")
@@ -203,9 +300,10 @@ int BPF_PROG(fanbpf_rules_init, struct fanotify_fastpath_hook *hook,
 	if (args->len != sizeof(*a))
 		return -FANBPF_EINVAL;
 	/*
-	 * The args (~650 bytes) do not fit the 512-byte stack: insert an
-	 * empty element and fill it in place.  Nobody else can see it yet --
-	 * fp_handler runs for this hook only once fp_init has succeeded.
+	 * The args (~400 bytes) are too big for the stack beside everything
+	 * else: insert an empty element and fill it in place.  Nobody else
+	 * can see it yet -- fp_handler runs for this hook only once fp_init
+	 * has succeeded.
 	 */
 	err = bpf_map_update_elem(&fanbpf_rules_by_hook, &id, &empty_args, BPF_NOEXIST);
 	if (err)
@@ -216,6 +314,8 @@ int BPF_PROG(fanbpf_rules_init, struct fanotify_fastpath_hook *hook,
 	err = fanbpf_copy_init_args(a, args);
 	if (!err)
 		err = fanbpf_rules_check(a);
+	if (!err)
+		err = fanbpf_stats_create(a->set_id);	/* EEXIST: set id in use */
 	if (err) {
 		bpf_map_delete_elem(&fanbpf_rules_by_hook, &id);
 		return err;
@@ -227,8 +327,12 @@ int BPF_PROG(fanbpf_rules_init, struct fanotify_fastpath_hook *hook,
 SEC("struct_ops/fp_free")
 void BPF_PROG(fanbpf_rules_free, struct fanotify_fastpath_hook *hook)
 {
+	const struct fanbpf_rules_args *a;
 	__u64 id = hook->id;
 
+	a = bpf_map_lookup_elem(&fanbpf_rules_by_hook, &id);
+	if (a)
+		fanbpf_stats_delete(a->set_id);
 	bpf_map_delete_elem(&fanbpf_rules_by_hook, &id);
 }
 
@@ -238,5 +342,5 @@ struct fanotify_fastpath_ops fanbpf_rules = {
 	.fp_init = (void *)fanbpf_rules_init,
 	.fp_free = (void *)fanbpf_rules_free,
 	.name = "fanbpf_rules",
-	.desc = "fanbpf rules: subtree roots, name patterns, process filters",
+	.desc = "fanbpf rules: subtrees, excluded directories, names, processes",
 };

@@ -1,23 +1,24 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
- * The decision of the fanbpf_rules handler, as pure functions over plain
- * data: the facts the handler gathers about an event (struct
- * fanbpf_event_facts, plus the (dev, ino) of the directories above the
- * object) and the attachment's struct fanbpf_rules_args.  No kernel
- * pointer is touched here.
+ * The decision of the fanbpf_rules handler, written once for the two
+ * programs that run it:
+ *   fanbpf_rules.bpf.c       the struct_ops handler, which walks the event's
+ *                            dentries with the parents iterator and reads
+ *                            names with the fanotify kfuncs;
+ *   fanbpf_rules_test.bpf.c  a SEC("syscall") program that takes the same
+ *                            walks as chains of nodes from user space
+ *                            (BPF_PROG_TEST_RUN), so the compiled logic can
+ *                            be compared with the Python model
+ *                            (fanbpf/model.py) on any kernel.
+ * Both read the attachment's rule set from the same maps
+ * (fanbpf_rules_maps.h).  No kernel object is touched here: the callers
+ * hand in (dev, ino) pairs, names copied into a struct fanbpf_name_key,
+ * and the process facts.
  *
- * Two programs run this same code:
- *   fanbpf_rules.bpf.c       the struct_ops handler, which gathers the facts
- *                            from the event's inode/dentry/dir/name and the
- *                            current task;
- *   fanbpf_rules_test.bpf.c  a SEC("syscall") program that takes the facts
- *                            from user space (BPF_PROG_TEST_RUN), so the
- *                            compiled logic can be compared with the Python
- *                            model (fanbpf/model.py) on any kernel.
+ * The semantics, which fanbpf/model.py restates in Python and
+ * docs/rules.md explains:
  *
- * The semantics, which fanbpf/model.py restates in Python:
- *
- *  An event MATCHES when every section enabled in args->sections matches:
+ *  An event MATCHES when every section enabled in args->sections matches.
  *
  *  PROCESS  every condition set in process.flags holds for the task that
  *           caused the event: tgid == process.tgid; tgid != not_tgid;
@@ -29,44 +30,61 @@
  *           real_parent, the task's own first, looking at most at
  *           FANBPF_MAX_ANCESTRY of them; CGROUP_TREE: the task's cgroup v2
  *           is cgroup_tree_id or below it (its ancestor at level
- *           cgroup_tree_level is cgroup_tree_id).
- *           When the ancestry walk looks at FANBPF_MAX_ANCESTRY leaders
- *           without meeting ancestor_tgid or the top of the tree (a task
- *           that is its own parent), the handler cannot decide: the
- *           condition counts as met but the event is delivered UNDECIDED
- *           (sent to user space, never denied) and counted in the
- *           handler's fanbpf_rules_undecided.
+ *           cgroup_tree_level is cgroup_tree_id).  An ancestry walk that
+ *           looks at FANBPF_MAX_ANCESTRY leaders without meeting
+ *           ancestor_tgid or the top of the tree cannot decide: UNDECIDED.
  *
  *  NAMES    only for events with a bit in names.events (0 = all events;
  *           other events pass the section).  The name is the event's name
  *           argument if it has one, else the name of its dentry; events
  *           with neither (*_SELF, link-count attrib) have no name, and a
- *           missing name matches no pattern.  INCLUDE mode: the section
- *           matches when some pattern matches; EXCLUDE: when none does.
- *           Patterns are byte strings compared case-sensitively:
- *             EXACT  name == text          PREFIX  name starts with text
- *             SUFFIX name ends with text   GLOB    '*' any run of bytes,
- *                                                  '?' any one byte
- *           (no escapes, no classes; '*' and '?' are literal outside GLOB).
+ *           missing name is on no list.  INCLUDE mode: the section matches
+ *           when the name is on the NAMES list; EXCLUDE: when it is not.
  *
- *  SUBTREE  the object lies under a root, i.e. one of the (dev, ino) roots
- *           is the object's dentry itself or one of the FANBPF_MAX_DEPTH
- *           dentries above it -- on the chain walked from the event's
- *           dentry, or on the chain walked from the dentry of its dir, or
- *           (events with neither dentry nor dir) on the chain walked from
- *           a dentry of its inode.  dev is the superblock's s_dev (the
- *           kernel's dev_t, major << 20 | minor).  See fanbpf_rules.bpf.c
- *           for the walk, which is exactly fanbpf_subtree_kmod's.
+ *  SUBTREE, EXCLUDE: the walks.  A walk ("chain") starts at a node and
+ *           goes up to the superblock's root, looking at most at
+ *           FANBPF_MAX_DEPTH dentries.  An event has up to two: from its
+ *           dentry; from its dir, preceded by a virtual node for the
+ *           event's name (no dev/ino: never a root or an excluded node);
+ *           events with neither dentry nor dir walk from a dentry of the
+ *           inode (none if it has none left: nothing to look at).
+ *           Walking up, the FIRST node that decides wins:
+ *             a root (in the args, or ROOT in fanbpf_rules_nodes), SUBTREE
+ *               on                                      -> INSIDE
+ *             EXCLUDED in fanbpf_rules_nodes, or a directory whose name
+ *               is on the DIRS list, EXCLUDE on         -> EXCLUDED
+ *           (a node that is both counts as a root; a root's name is never
+ *           looked at).  The first node of a chain is a directory when
+ *           the event's mask has FAN_ONDIR; the nodes above it are
+ *           directories.  No node decides up to the top: OUTSIDE; the walk
+ *           looked at FANBPF_MAX_DEPTH dentries without reaching the top:
+ *           UNDECIDED.
+ *           SUBTREE on: the sections match when some chain is INSIDE;
+ *           else UNDECIDED if some chain is; else not.  SUBTREE off,
+ *           EXCLUDE on: they match when some chain is OUTSIDE; else
+ *           UNDECIDED if some chain is; else (every chain EXCLUDED) not.
+ *           Nothing to walk counts as one OUTSIDE chain.
+ *
+ *  A list (NAMES, DIRS) holds a name when the names map has {set_id,
+ *  list, name} (looked up only if the list's nr_exact is not 0) or when
+ *  one of the list's globs map entries 0 .. nr_globs - 1 matches it.
+ *  Patterns are byte strings compared case-sensitively:
+ *      EXACT  name == text          PREFIX  name starts with text
+ *      SUFFIX name ends with text   GLOB    '*' any run of bytes, '?' any
+ *                                           one byte (nothing else special)
+ *  A glob entry with an unknown kind or len >= FANBPF_NAME_MAX matches
+ *  nothing; so does a missing one.
  *
  *  A matching event is delivered, except that a matching permission event
- *  is denied with -deny_errno when deny_errno is set.  An event that does
- *  not match is skipped (a permission event is then allowed in the kernel,
- *  without asking user space).
+ *  is denied with -deny_errno when deny_errno is set.  An UNDECIDED event
+ *  is delivered (never denied).  Other events are skipped (a permission
+ *  event is then allowed in the kernel, without asking user space).  With
+ *  a set id, the attachment's stats count each outcome.
  */
 #ifndef __FANBPF_RULES_LOGIC_H
 #define __FANBPF_RULES_LOGIC_H
 
-#include "fanbpf_rules.h"
+#include "fanbpf_rules_maps.h"
 
 /* fp_handler's return values (== FAN_FP_RET_*) */
 #define FANBPF_RET_SEND		0
@@ -75,8 +93,12 @@
 #define FANBPF_ERRNO_MAX	4095
 #define FANBPF_LOGIC_EINVAL	22
 #define FANBPF_LOGIC_PERM_EVENTS	(0x00010000 | 0x00020000 | 0x00040000)
+#define FANBPF_LOGIC_ONDIR	0x40000000
 
-#define FANBPF_SEC_ALL	(FANBPF_SEC_SUBTREE | FANBPF_SEC_NAMES | FANBPF_SEC_PROCESS)
+#define FANBPF_SEC_ALL	(FANBPF_SEC_SUBTREE | FANBPF_SEC_NAMES | FANBPF_SEC_PROCESS | \
+			 FANBPF_SEC_EXCLUDE)
+#define FANBPF_SEC_MAPS	(FANBPF_SEC_NAMES | FANBPF_SEC_EXCLUDE)	/* need a set id */
+#define FANBPF_SEC_WALK	(FANBPF_SEC_SUBTREE | FANBPF_SEC_EXCLUDE)	/* need the walks */
 #define FANBPF_PROC_ALL	(FANBPF_PROC_TGID | FANBPF_PROC_NOT_TGID | FANBPF_PROC_UID | \
 			 FANBPF_PROC_CGROUP | FANBPF_PROC_COMM | FANBPF_PROC_ANCESTOR | \
 			 FANBPF_PROC_CGROUP_TREE)
@@ -88,17 +110,21 @@ enum fanbpf_match {
 	FANBPF_MATCH_UNDECIDED	= 2,
 };
 
-/* Dentries a subtree walk looks at: the start and FANBPF_MAX_DEPTH above. */
-#define FANBPF_CHAIN_MAX	(FANBPF_MAX_DEPTH + 1)
+/* What one walk found: the nearest node that decided, or why none did. */
+enum fanbpf_walk {
+	FANBPF_WALK_NONE	= -1,	/* not walked */
+	FANBPF_WALK_OUTSIDE	= 0,	/* reached the top, no node decided */
+	FANBPF_WALK_INSIDE	= 1,	/* a root */
+	FANBPF_WALK_EXCLUDED	= 2,	/* an excluded node or directory name */
+	FANBPF_WALK_UNDECIDED	= 3,	/* FANBPF_MAX_DEPTH dentries, no top */
+	FANBPF_WALK_NEXT	= 4,	/* (this node does not decide) */
+};
 
-/* What the handler knows about an event, apart from its ancestry. */
+/* What the handler knows about the task that caused an event. */
 struct fanbpf_event_facts {
 	__u32 mask;			/* fp_handler's mask */
-	__s32 name_len;			/* -1: the event has no name */
 	__u32 tgid;			/* of the task that caused the event */
 	__u32 uid;			/* its real uid */
-	__u64 cgroup_id;		/* its cgroup v2 id */
-	char comm[FANBPF_COMM_LEN];
 	/*
 	 * Gathered only for the process-tree rule, which needs the args:
 	 * ancestry is the ancestry walk's answer for process.ancestor_tgid
@@ -106,16 +132,9 @@ struct fanbpf_event_facts {
 	 * ancestor at process.cgroup_tree_level (0 if its cgroup is higher).
 	 */
 	__u32 ancestry;
-	__u32 reserved;
+	__u64 cgroup_id;		/* its cgroup v2 id */
 	__u64 cgroup_ancestor;
-	char name[FANBPF_NAME_MAX];	/* name_len bytes */
-};
-
-/* One positive dentry on a walk up the tree. */
-struct fanbpf_node {
-	__u64 ino;			/* d_inode->i_ino */
-	__u32 dev;			/* d_sb->s_dev (a dev_t is 32 bits) */
-	__u32 reserved;
+	char comm[FANBPF_COMM_LEN];
 };
 
 /* A dev no dentry has: dev_t is 32 bits, roots' dev fields 64. */
@@ -126,26 +145,18 @@ struct fanbpf_node {
 /* 0 if fp_init accepts @a, -EINVAL otherwise. */
 static __always_inline int fanbpf_rules_check(const struct fanbpf_rules_args *a)
 {
-	__u32 i, nr;
-
 	if (a->sections & ~FANBPF_SEC_ALL)
+		return -FANBPF_LOGIC_EINVAL;
+	/* the lists and nodes are keyed by the set id: 0 has none */
+	if ((a->sections & FANBPF_SEC_MAPS) && !a->set_id)
 		return -FANBPF_LOGIC_EINVAL;
 	if (a->deny_errno < 0 || a->deny_errno > FANBPF_ERRNO_MAX)
 		return -FANBPF_LOGIC_EINVAL;
 	if (a->subtree.nr_roots > FANBPF_MAX_ROOTS || a->subtree.reserved)
 		return -FANBPF_LOGIC_EINVAL;
-	if (a->names.mode > FANBPF_NAMES_EXCLUDE ||
-	    a->names.nr_patterns > FANBPF_MAX_PATTERNS)
+	if (a->names.mode > FANBPF_NAMES_EXCLUDE || a->names.reserved ||
+	    a->names.nr_globs > FANBPF_MAX_GLOBS || a->dirs.nr_globs > FANBPF_MAX_GLOBS)
 		return -FANBPF_LOGIC_EINVAL;
-	nr = a->names.nr_patterns;
-	for (i = 0; i < FANBPF_MAX_PATTERNS; i++) {
-		if (i >= nr)
-			break;
-		if (a->names.patterns[i].kind < FANBPF_PAT_EXACT ||
-		    a->names.patterns[i].kind > FANBPF_PAT_GLOB ||
-		    a->names.patterns[i].len >= FANBPF_PATTERN_MAX)
-			return -FANBPF_LOGIC_EINVAL;
-	}
 	if (a->process.flags & ~FANBPF_PROC_ALL)
 		return -FANBPF_LOGIC_EINVAL;
 	/* 0 would match the idle task at the top of every walk / no cgroup */
@@ -162,9 +173,8 @@ static __always_inline int fanbpf_rules_check(const struct fanbpf_rules_args *a)
  * without looking at nr_roots.
  *
  * Verifier: a root loop bounded by nr_roots, nested in the walk's loop,
- * keeps nr_roots' range live and different on every path and the
- * verifier gives up after a million instructions; an unrolled loop over
- * all slots adds no states.
+ * keeps nr_roots' range live and different on every path; an unrolled
+ * loop over all slots adds no states.
  */
 static __always_inline void fanbpf_rules_normalize(struct fanbpf_rules_args *a)
 {
@@ -241,7 +251,7 @@ static __always_inline int fanbpf_process_match(const struct fanbpf_process_args
 	return FANBPF_MATCH_YES;
 }
 
-/* --- NAMES: one matcher for all four pattern kinds ---------------------- */
+/* --- names: one matcher for all four pattern kinds ----------------------- */
 
 /*
  * Every kind is a glob over "tokens": EXACT is the text taken literally,
@@ -254,8 +264,8 @@ static __always_inline int fanbpf_process_match(const struct fanbpf_process_args
  * stays <= n, so there are at most n backtracks; between two of them
  * every step advances p, which stays <= m.  Hence at most
  * n + (n + 1) * m + 1 steps while s < n, then at most m + 1 to finish:
- * FANBPF_MATCH_STEPS(n, m) = (n + 1) * (m + 1) + m + 1 suffices (8481 for
- * n = 255, m = 32).
+ * FANBPF_MATCH_STEPS(n, m) = (n + 1) * (m + 1) + m + 1 suffices (66049
+ * for n = 255, m = 256; bpf_loop() allows 1 << 23).
  *
  * Verifier, which shaped all of this:
  *  - A name is up to 255 bytes and a step may back up, so a bounded loop
@@ -270,10 +280,10 @@ static __always_inline int fanbpf_process_match(const struct fanbpf_process_args
  *    writable global), then masked to a power of two above their real
  *    maximum.  Every stored position then has the same range,
  *    [0, mask], and the callback converges after one pass.  Neither the
- *    OR nor the mask changes a value (s, mark <= 255 < 511;
- *    p, star1 <= 33 < 63).  Fields are also loaded OR-ed with st->zero:
- *    a plain load stays linked to its stack slot, and a test on it
- *    (p == 0, s < n) would narrow the slot's range on that path.
+ *    OR nor the mask changes a value (s, mark <= 255 and p, star1 <= 257
+ *    are all < 511).  Fields are also loaded OR-ed with st->zero: a plain
+ *    load stays linked to its stack slot, and a test on it (p == 0,
+ *    s < n) would narrow the slot's range on that path.
  *  - star is kept as star1 = star + 1 (0: none) so it is never negative.
  *  - Indices are masked to the buffer sizes at each access, so every
  *    access is provably in bounds.
@@ -281,13 +291,14 @@ static __always_inline int fanbpf_process_match(const struct fanbpf_process_args
 #define FANBPF_TOK_STAR		(-1)
 #define FANBPF_TOK_ANY		(-2)
 #define FANBPF_MATCH_STEPS(n, m)	(((n) + 1) * ((m) + 1) + (m) + 1)
-#define FANBPF_POS_MASK		511	/* > FANBPF_NAME_MAX */
-#define FANBPF_TOKEN_MASK	63	/* > FANBPF_PATTERN_MAX + 1 */
+#define FANBPF_POS_MASK		511	/* > FANBPF_NAME_MAX + 1 */
+
+_Static_assert((FANBPF_NAME_MAX & (FANBPF_NAME_MAX - 1)) == 0, "a power of two");
 
 /* Always 0; a load from a writable global, so the verifier cannot know. */
 static volatile __u32 fanbpf_unknown_zero;
 
-#define FANBPF_LAUNDER(st, v, mask)	(((v) | (st)->zero) & (mask))
+#define FANBPF_LAUNDER(st, v)		(((v) | (st)->zero) & FANBPF_POS_MASK)
 /* Load a field as a fresh value, so tests on it do not narrow the slot. */
 #define FANBPF_LOAD(st, field)		((st)->field | (st)->zero)
 
@@ -318,7 +329,7 @@ static __always_inline int fanbpf_token(const struct fanbpf_match_state *st, __u
 	}
 	if (i >= FANBPF_LOAD(st, len))	/* PREFIX: the '*' after the text */
 		return FANBPF_TOK_STAR;
-	c = st->text[i & (FANBPF_PATTERN_MAX - 1)];
+	c = st->text[i & (FANBPF_NAME_MAX - 1)];
 	if (kind == FANBPF_PAT_GLOB) {
 		if (c == '*')
 			return FANBPF_TOK_STAR;
@@ -339,23 +350,23 @@ static long fanbpf_match_step(__u64 index, void *ctx)
 		if (p < m) {
 			t = fanbpf_token(st, p);
 			if (t == FANBPF_TOK_STAR) {
-				st->star1 = FANBPF_LAUNDER(st, p + 1, FANBPF_TOKEN_MASK);
-				st->mark = FANBPF_LAUNDER(st, s, FANBPF_POS_MASK);
-				st->p = FANBPF_LAUNDER(st, p + 1, FANBPF_TOKEN_MASK);
+				st->star1 = FANBPF_LAUNDER(st, p + 1);
+				st->mark = FANBPF_LAUNDER(st, s);
+				st->p = FANBPF_LAUNDER(st, p + 1);
 				return 0;
 			}
 			if (t == FANBPF_TOK_ANY ||
 			    t == (unsigned char)st->name[s & (FANBPF_NAME_MAX - 1)]) {
-				st->s = FANBPF_LAUNDER(st, s + 1, FANBPF_POS_MASK);
-				st->p = FANBPF_LAUNDER(st, p + 1, FANBPF_TOKEN_MASK);
+				st->s = FANBPF_LAUNDER(st, s + 1);
+				st->p = FANBPF_LAUNDER(st, p + 1);
 				return 0;
 			}
 		}
 		star1 = FANBPF_LOAD(st, star1);
 		if (star1) {			/* let the last '*' eat one more */
-			st->mark = FANBPF_LAUNDER(st, FANBPF_LOAD(st, mark) + 1, FANBPF_POS_MASK);
+			st->mark = FANBPF_LAUNDER(st, FANBPF_LOAD(st, mark) + 1);
 			st->s = st->mark;
-			st->p = FANBPF_LAUNDER(st, star1, FANBPF_TOKEN_MASK);
+			st->p = FANBPF_LAUNDER(st, star1);
 			return 0;
 		}
 		st->result = 0;
@@ -363,7 +374,7 @@ static long fanbpf_match_step(__u64 index, void *ctx)
 	}
 	if (p < m && fanbpf_token(st, p) == FANBPF_TOK_STAR) {
 		/* trailing '*'s match nothing */
-		st->p = FANBPF_LAUNDER(st, p + 1, FANBPF_TOKEN_MASK);
+		st->p = FANBPF_LAUNDER(st, p + 1);
 		return 0;
 	}
 	st->result = p == m;
@@ -377,7 +388,7 @@ static __always_inline bool fanbpf_pattern_match(const struct fanbpf_pattern *pa
 	__u32 kind = pat->kind, len = pat->len;
 
 	if (kind < FANBPF_PAT_EXACT || kind > FANBPF_PAT_GLOB ||
-	    len >= FANBPF_PATTERN_MAX || n >= FANBPF_NAME_MAX)
+	    len >= FANBPF_NAME_MAX || n >= FANBPF_NAME_MAX)
 		return false;
 	if (kind == FANBPF_PAT_EXACT && len != n)
 		return false;
@@ -388,85 +399,201 @@ static __always_inline bool fanbpf_pattern_match(const struct fanbpf_pattern *pa
 	st.m = len + (kind == FANBPF_PAT_PREFIX || kind == FANBPF_PAT_SUFFIX);
 	st.kind = kind;
 	st.zero = fanbpf_unknown_zero;
-	st.s = FANBPF_LAUNDER(&st, 0, FANBPF_POS_MASK);
-	st.p = FANBPF_LAUNDER(&st, 0, FANBPF_TOKEN_MASK);
-	st.star1 = FANBPF_LAUNDER(&st, 0, FANBPF_TOKEN_MASK);
-	st.mark = FANBPF_LAUNDER(&st, 0, FANBPF_POS_MASK);
+	st.s = FANBPF_LAUNDER(&st, 0);
+	st.p = FANBPF_LAUNDER(&st, 0);
+	st.star1 = FANBPF_LAUNDER(&st, 0);
+	st.mark = FANBPF_LAUNDER(&st, 0);
 	st.result = -1;
 	bpf_loop(FANBPF_MATCH_STEPS(n, st.m), fanbpf_match_step, &st, 0);
 	return st.result == 1;
 }
 
-static __always_inline bool fanbpf_names_match(const struct fanbpf_names_args *na,
-					       __u32 mask, const char *name,
-					       __s32 name_len)
-{
-	__u32 i, nr = na->nr_patterns;
-	bool hit = false;
+/* --- the name lists (NAMES, DIRS) ---------------------------------------- */
 
-	if (na->events && !((__u64)mask & na->events))
-		return true;			/* the section does not apply */
-	if (name_len >= 0 && name_len < FANBPF_NAME_MAX) {
-		for (i = 0; i < FANBPF_MAX_PATTERNS; i++) {
-			if (i >= nr)
-				break;
-			if (fanbpf_pattern_match(&na->patterns[i], name, name_len)) {
-				hit = true;
-				break;
-			}
-		}
-	}
-	return na->mode == FANBPF_NAMES_EXCLUDE ? !hit : hit;
+/*
+ * The one key buffer of an event's decision, on the handler's stack: the
+ * names map's key (272 bytes, the name buffer too) would leave no room
+ * for another key within the 512-byte stack of the whole call chain.  A
+ * glob key overlays the name key's set_id, list and len, so the name
+ * stays in place while the globs are looked up; a node key overlays the
+ * name's first bytes (a node is looked up before its name is copied in).
+ */
+union fanbpf_rules_key {
+	struct fanbpf_name_key name;
+	struct fanbpf_glob_key glob;
+	struct fanbpf_node_key node;
+};
+
+_Static_assert(__builtin_offsetof(struct fanbpf_glob_key, index) ==
+	       __builtin_offsetof(struct fanbpf_name_key, len) &&
+	       sizeof(struct fanbpf_glob_key) <= __builtin_offsetof(struct fanbpf_name_key, name),
+	       "a glob key leaves the name in place");
+
+/*
+ * Make @k ready for a name to be copied into it: the lists' names map is
+ * keyed by the name zero-filled to the end, so the name buffer is cleared
+ * first (a copy writes only the name and its NUL).
+ */
+static __always_inline void fanbpf_name_key_reset(union fanbpf_rules_key *k, __u64 set_id,
+						  __u32 list)
+{
+	k->name.set_id = set_id;
+	k->name.list = list;
+	k->name.len = 0;
+	__builtin_memset(k->name.name, 0, sizeof(k->name.name));
 }
 
-/* --- SUBTREE ------------------------------------------------------------- */
+/*
+ * Is the name in @k (set_id, list, len and name filled in) on the list?
+ * nr_exact and nr_globs are the list's counts from the args.  Leaves @k
+ * as it found it.
+ *
+ * Verifier: a global function, verified once on its own; callers see
+ * only its int result.  Static (verified again at every call, for every
+ * state of the caller's walk loop, each time through 64 globs and a
+ * bpf_loop()), it took the test program past a million instructions.
+ */
+__noinline int fanbpf_name_listed(union fanbpf_rules_key *k, __u32 nr_exact, __u32 nr_globs)
+{
+	const struct fanbpf_pattern *pat;
+	int i, hit = 0;
+	__u32 n;
 
-/* Is the dentry (dev, ino) one of the roots?  Needs normalized args. */
-static __always_inline bool fanbpf_subtree_is_root(const struct fanbpf_subtree_args *sa,
-						   __u32 dev, __u64 ino)
+	if (!k)
+		return 0;
+	n = k->name.len;
+	if (n >= FANBPF_NAME_MAX)
+		return 0;
+	if (nr_exact && bpf_map_lookup_elem(&fanbpf_rules_names, &k->name))
+		return 1;
+	if (nr_globs > FANBPF_MAX_GLOBS)	/* fp_init refuses more */
+		nr_globs = FANBPF_MAX_GLOBS;
+	/*
+	 * Verifier: an open-coded iterator, not a bounded loop, which would
+	 * be verified 64 times over (each time through a bpf_loop() call).
+	 */
+	bpf_for(i, 0, nr_globs) {
+		k->glob.index = i;	/* overwrites name.len only */
+		pat = bpf_map_lookup_elem(&fanbpf_rules_globs, &k->glob);
+		if (pat && fanbpf_pattern_match(pat, k->name.name, n)) {
+			hit = 1;
+			break;
+		}
+	}
+	k->name.len = n;
+	return hit;
+}
+
+/* Does the NAMES section look at this event? */
+static __always_inline bool fanbpf_names_apply(const struct fanbpf_rules_args *a, __u32 mask)
+{
+	return (a->sections & FANBPF_SEC_NAMES) &&
+	       (!a->names.events || ((__u64)mask & a->names.events));
+}
+
+/*
+ * The NAMES section, for an event it applies to: @key holds the event's
+ * name (list FANBPF_LIST_NAMES), or @has_name is false.
+ */
+static __always_inline bool fanbpf_names_match(const struct fanbpf_rules_args *a,
+					       union fanbpf_rules_key *k, bool has_name)
+{
+	bool hit = has_name && fanbpf_name_listed(k, a->names.nr_exact, a->names.nr_globs);
+
+	return a->names.mode == FANBPF_NAMES_EXCLUDE ? !hit : hit;
+}
+
+/* Are directory names looked at on the walks? */
+static __always_inline bool fanbpf_dirs_apply(const struct fanbpf_rules_args *a)
+{
+	return (a->sections & FANBPF_SEC_EXCLUDE) && (a->dirs.nr_exact || a->dirs.nr_globs);
+}
+
+/* Is the directory name in @k (list FANBPF_LIST_DIRS) an excluded one? */
+static __always_inline bool fanbpf_dir_excluded(const struct fanbpf_rules_args *a,
+						union fanbpf_rules_key *k)
+{
+	return fanbpf_name_listed(k, a->dirs.nr_exact, a->dirs.nr_globs);
+}
+
+/* --- the walks ----------------------------------------------------------- */
+
+/* Is (dev, ino) one of the args' roots?  Needs normalized args. */
+static __always_inline bool fanbpf_args_root(const struct fanbpf_subtree_args *sa,
+					     __u64 dev, __u64 ino)
 {
 	__u32 i;
 
 #pragma unroll
 	for (i = 0; i < FANBPF_MAX_ROOTS; i++) {
-		if (sa->roots[i].ino == ino && sa->roots[i].dev == (__u64)dev)
+		if (sa->roots[i].ino == ino && sa->roots[i].dev == dev)
 			return true;
 	}
 	return false;
 }
 
-/* Is a root on a chain of positive dentries collected by a walk? */
-static __always_inline bool fanbpf_chain_inside(const struct fanbpf_subtree_args *sa,
-						const struct fanbpf_node *nodes, __u32 len)
+/*
+ * A node with an identity (a dentry's dev and ino): does it decide by
+ * identity?  Returns FANBPF_WALK_INSIDE, _EXCLUDED or _NEXT; for _NEXT
+ * the caller looks at the node's name if it is a directory and
+ * fanbpf_dirs_apply().  A root decides first: a node that is both a root
+ * and excluded is a root.  @k is the key buffer.
+ */
+static __always_inline int fanbpf_node_decides(const struct fanbpf_rules_args *a,
+					       union fanbpf_rules_key *k, __u64 dev, __u64 ino)
 {
-	__u32 i;
+	const __u32 *kind;
+	__u32 bits = 0;
 
-	for (i = 0; i < FANBPF_CHAIN_MAX; i++) {
-		if (i >= len)
-			break;
-		if (fanbpf_subtree_is_root(sa, nodes[i].dev, nodes[i].ino))
-			return true;
+	if ((a->sections & FANBPF_SEC_SUBTREE) && fanbpf_args_root(&a->subtree, dev, ino))
+		return FANBPF_WALK_INSIDE;
+	if (a->set_id) {
+		k->node.set_id = a->set_id;
+		k->node.dev = dev;
+		k->node.ino = ino;
+		kind = bpf_map_lookup_elem(&fanbpf_rules_nodes, &k->node);
+		if (kind)
+			bits = *kind;
 	}
-	return false;
+	if ((a->sections & FANBPF_SEC_SUBTREE) && (bits & FANBPF_NODE_ROOT))
+		return FANBPF_WALK_INSIDE;
+	if ((a->sections & FANBPF_SEC_EXCLUDE) && (bits & FANBPF_NODE_EXCLUDED))
+		return FANBPF_WALK_EXCLUDED;
+	return FANBPF_WALK_NEXT;
+}
+
+/* Does one walk's result settle the walk sections, whatever the other says? */
+static __always_inline bool fanbpf_walk_settles(const struct fanbpf_rules_args *a, int w)
+{
+	return a->sections & FANBPF_SEC_SUBTREE ? w == FANBPF_WALK_INSIDE
+						: w == FANBPF_WALK_OUTSIDE;
+}
+
+/*
+ * The SUBTREE and EXCLUDE sections together (enum fanbpf_match), from the
+ * results of the event's walks (FANBPF_WALK_NONE: not walked).
+ */
+static __always_inline int fanbpf_walks_match(const struct fanbpf_rules_args *a, int w0, int w1)
+{
+	if (w0 == FANBPF_WALK_NONE && w1 == FANBPF_WALK_NONE)
+		w0 = FANBPF_WALK_OUTSIDE;	/* nothing to walk */
+	if (fanbpf_walk_settles(a, w0) || fanbpf_walk_settles(a, w1))
+		return FANBPF_MATCH_YES;
+	if (w0 == FANBPF_WALK_UNDECIDED || w1 == FANBPF_WALK_UNDECIDED)
+		return FANBPF_MATCH_UNDECIDED;
+	return FANBPF_MATCH_NO;
 }
 
 /* --- the decision -------------------------------------------------------- */
 
-/* The sections that need no dentry walk: PROCESS, then NAMES. */
-static __always_inline int fanbpf_rules_prefilter(const struct fanbpf_rules_args *a,
-						  const struct fanbpf_event_facts *f)
+/* Both answers together: no if either says no, else undecided if either is. */
+static __always_inline int fanbpf_match_and(int m1, int m2)
 {
-	int match = FANBPF_MATCH_YES;
-
-	if (a->sections & FANBPF_SEC_PROCESS) {
-		match = fanbpf_process_match(&a->process, f);
-		if (match == FANBPF_MATCH_NO)
-			return FANBPF_MATCH_NO;
-	}
-	if ((a->sections & FANBPF_SEC_NAMES) &&
-	    !fanbpf_names_match(&a->names, f->mask, f->name, f->name_len))
+	if (m1 == FANBPF_MATCH_NO || m2 == FANBPF_MATCH_NO)
 		return FANBPF_MATCH_NO;
-	return match;
+	if (m1 == FANBPF_MATCH_UNDECIDED || m2 == FANBPF_MATCH_UNDECIDED)
+		return FANBPF_MATCH_UNDECIDED;
+	return FANBPF_MATCH_YES;
 }
 
 /* What fp_handler returns once it knows whether the event matched. */
@@ -483,19 +610,43 @@ static __always_inline int fanbpf_rules_verdict(const struct fanbpf_rules_args *
 	return FANBPF_RET_SEND;		/* undecided: user space decides */
 }
 
-/*
- * Whether the event matches (enum fanbpf_match).  inside_expr says whether
- * the object is under a root; it is evaluated only when the SUBTREE section
- * is on and the cheaper sections did not say no, so the handler walks the
- * tree only when it must.  fp_handler returns fanbpf_rules_verdict() of it.
- */
-#define fanbpf_rules_match(a, f, inside_expr) ({				\
-	int __m = fanbpf_rules_prefilter((a), (f));				\
-										\
-	if (__m != FANBPF_MATCH_NO && ((a)->sections & FANBPF_SEC_SUBTREE) &&	\
-	    !(inside_expr))							\
-		__m = FANBPF_MATCH_NO;						\
-	__m;									\
-})
+/* --- stats --------------------------------------------------------------- */
+
+/* fp_init: the attachment's stats entry; -EEXIST if the set id is in use. */
+static __always_inline int fanbpf_stats_create(__u64 set_id)
+{
+	struct fanbpf_rules_stats zero = {};
+
+	if (!set_id)
+		return 0;
+	return bpf_map_update_elem(&fanbpf_rules_stats, &set_id, &zero, BPF_NOEXIST);
+}
+
+/* fp_free */
+static __always_inline void fanbpf_stats_delete(__u64 set_id)
+{
+	if (set_id)
+		bpf_map_delete_elem(&fanbpf_rules_stats, &set_id);
+}
+
+/* Count what fp_handler decided (per CPU; atomic against a preempting handler). */
+static __always_inline void fanbpf_stats_count(__u64 set_id, int match, int verdict)
+{
+	struct fanbpf_rules_stats *s;
+
+	if (!set_id)
+		return;
+	s = bpf_map_lookup_elem(&fanbpf_rules_stats, &set_id);
+	if (!s)
+		return;
+	if (verdict == FANBPF_RET_SEND)
+		__sync_fetch_and_add(&s->delivered, 1);
+	else if (verdict == FANBPF_RET_SKIP)
+		__sync_fetch_and_add(&s->skipped, 1);
+	else
+		__sync_fetch_and_add(&s->denied, 1);
+	if (match == FANBPF_MATCH_UNDECIDED)
+		__sync_fetch_and_add(&s->undecided, 1);
+}
 
 #endif /* __FANBPF_RULES_LOGIC_H */

@@ -3,11 +3,14 @@
  * fanbpf_rules_test: the fanbpf_rules decision, runnable on any kernel.
  *
  * Test-only.  A SEC("syscall") program needs no fastpath hook, so
- * BPF_PROG_TEST_RUN can feed it facts and args from user space and read
- * back what the compiled fanbpf_rules_logic.h decides; the host tests
- * (tests/host/test_rules_logic.py) compare that with fanbpf/model.py.
- * The only code not shared with the real handler is how the facts are
- * gathered: here the subtree walks arrive as chains of (dev, ino).
+ * BPF_PROG_TEST_RUN can feed it an event from user space and read back
+ * what the compiled fanbpf_rules_logic.h decides; the host tests
+ * (tests/host/test_rules_logic.py) compare that with fanbpf/model.py.  It
+ * reads the rule set from the same maps as the handler (this object has
+ * its own copies, filled by fanbpf/rulesmaps.py).  The only code not
+ * shared with the handler is how the facts are gathered: the walks arrive
+ * as chains of nodes in fanbpf_rules_test_chains, their names in
+ * fanbpf_rules_test_names, the event in the ctx.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -15,12 +18,55 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
-/* A walk, as collected: its positive dentries, the start first. */
-struct fanbpf_chain {
+/* Nodes a test chain holds: the virtual node and FANBPF_MAX_DEPTH dentries. */
+#define FANBPF_TEST_CHAIN_MAX	(FANBPF_MAX_DEPTH + 1)
+#define FANBPF_TEST_NAMES	1024	/* distinct names of the chains' nodes */
+#define FANBPF_TEST_NO_NAME	(~0U)
+
+enum fanbpf_test_node_flags {
+	FANBPF_TEST_VIRTUAL	= 1 << 0,	/* the event's name before a dir walk: no dev, ino */
+	FANBPF_TEST_DIR		= 1 << 1,	/* a directory */
+};
+
+/* One node of a walk, as the handler would see it. */
+struct fanbpf_test_node {
+	__u64 dev;			/* the handler's dev is 32 bits: the rest is dropped */
+	__u64 ino;
+	__u32 flags;			/* enum fanbpf_test_node_flags */
+	__u32 name;			/* index in fanbpf_rules_test_names, or FANBPF_TEST_NO_NAME */
+};
+
+/*
+ * A walk, nearest node first.  len counts every node up to the
+ * superblock's root, which is the last: a len above FANBPF_TEST_CHAIN_MAX
+ * says the chain goes on past the nodes given.  0: not walked.
+ */
+struct fanbpf_test_chain {
 	__u32 len;
 	__u32 reserved;
-	struct fanbpf_node nodes[FANBPF_CHAIN_MAX];
+	struct fanbpf_test_node nodes[FANBPF_TEST_CHAIN_MAX];
 };
+
+struct fanbpf_test_name {
+	__u32 len;
+	__u32 reserved;
+	char name[FANBPF_NAME_MAX];	/* zero-filled past len */
+};
+
+/* chains[0]: from the dentry (or the inode's); chains[1]: from the dir */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__type(value, struct fanbpf_test_chain);
+} fanbpf_rules_test_chains SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, FANBPF_TEST_NAMES);
+	__type(key, __u32);
+	__type(value, struct fanbpf_test_name);
+} fanbpf_rules_test_names SEC(".maps");
 
 /* The task's ancestry as collected: tgids, the task's own first. */
 struct fanbpf_ancestry {
@@ -38,20 +84,25 @@ struct fanbpf_cgroup_path {
 	__u64 ids[FANBPF_TEST_CGROUP_DEPTH];
 };
 
-/*
- * BPF_PROG_TEST_RUN's ctx.  chains[0] is the walk from the event's dentry
- * (or, without dentry and dir, from its inode's dentry), chains[1] the walk
- * from its dir's dentry; unused chains have len 0.
- */
+enum fanbpf_test_op {
+	FANBPF_TEST_DECIDE	= 0,	/* fp_handler (after fp_init's check) */
+	FANBPF_TEST_INIT	= 1,	/* fp_init: check, then create the stats entry */
+	FANBPF_TEST_FREE	= 2,	/* fp_free: delete the stats entry */
+};
+
+/* BPF_PROG_TEST_RUN's ctx. */
 struct fanbpf_rules_test_ctx {
 	struct fanbpf_rules_args args;
 	struct fanbpf_event_facts facts;
-	struct fanbpf_chain chains[2];
 	struct fanbpf_ancestry ancestry;	/* gathered into facts.ancestry */
 	struct fanbpf_cgroup_path cgroups;	/* gathered into facts.cgroup_ancestor */
-	__s32 check;		/* out: fanbpf_rules_check(&args) */
+	__u32 op;			/* enum fanbpf_test_op */
+	__s32 name_len;			/* the event's name for NAMES; -1: none */
+	char name[FANBPF_NAME_MAX];	/* zero-filled past name_len */
+	__s32 check;		/* out: fanbpf_rules_check(&args), or fp_init's error */
 	__s32 decision;		/* out: fp_handler's return value (if check == 0) */
 	__s32 match;		/* out: enum fanbpf_match (if check == 0) */
+	__s32 walks[2];		/* out: enum fanbpf_walk of each chain */
 	__s32 reserved;
 };
 
@@ -72,18 +123,93 @@ struct {
 #define TEST_UP(c)	((c) < t->ancestry.len ? (c) + 1 : 0)
 _Static_assert((FANBPF_MAX_ANCESTRY & (FANBPF_MAX_ANCESTRY - 1)) == 0, "a power of two");
 
+/* Copy a node's name into @k, as bpf_fanotify_dentry_name() would. */
+static __always_inline bool test_name(union fanbpf_rules_key *k, __u64 set_id, __u32 list,
+				      __u32 index)
+{
+	const struct fanbpf_test_name *n;
+
+	if (index == FANBPF_TEST_NO_NAME)
+		return false;
+	n = bpf_map_lookup_elem(&fanbpf_rules_test_names, &index);
+	if (!n || n->len >= FANBPF_NAME_MAX)
+		return false;
+	fanbpf_name_key_reset(k, set_id, list);
+	__builtin_memcpy(k->name.name, n->name, sizeof(k->name.name));
+	k->name.len = n->len;
+	return true;
+}
+
+/*
+ * The handler's walk() over a chain from user space.  Only its first node
+ * may be virtual: that is where the handler looks at the event's name.
+ * Inlined, like the handler's walk().
+ */
+static __always_inline int test_walk(const struct fanbpf_rules_args *a,
+				union fanbpf_rules_key *k, __u32 which)
+{
+	const struct fanbpf_test_chain *c;
+	const struct fanbpf_test_node *node;
+	bool dirs = fanbpf_dirs_apply(a), is_dir;
+	__u32 len, virtual;
+	int w = FANBPF_WALK_NEXT, i;
+
+	c = bpf_map_lookup_elem(&fanbpf_rules_test_chains, &which);
+	if (!c || !c->len)
+		return FANBPF_WALK_NONE;
+	len = c->len;
+	virtual = c->nodes[0].flags & FANBPF_TEST_VIRTUAL;
+	bpf_for(i, 0, FANBPF_TEST_CHAIN_MAX) {
+		if (i >= len)
+			break;
+		node = &c->nodes[i];
+		is_dir = node->flags & FANBPF_TEST_DIR;
+		if (i == 0 && virtual) {
+			if (dirs && is_dir && test_name(k, a->set_id, FANBPF_LIST_DIRS, node->name) &&
+			    fanbpf_dir_excluded(a, k)) {
+				w = FANBPF_WALK_EXCLUDED;
+				break;
+			}
+			continue;
+		}
+		/*
+		 * The iterator's bound: FANBPF_MAX_DEPTH dentries looked at.
+		 * Verifier: derived from i, not counted in a variable of its
+		 * own, whose every value the verifier would tell apart
+		 * (the test on it makes it precise), walking 4096 states.
+		 */
+		if (i - virtual >= FANBPF_MAX_DEPTH) {
+			w = FANBPF_WALK_UNDECIDED;
+			break;
+		}
+		w = fanbpf_node_decides(a, k, (__u32)node->dev, node->ino);
+		if (w == FANBPF_WALK_NEXT && dirs && is_dir &&
+		    test_name(k, a->set_id, FANBPF_LIST_DIRS, node->name) &&
+		    fanbpf_dir_excluded(a, k))
+			w = FANBPF_WALK_EXCLUDED;
+		if (w != FANBPF_WALK_NEXT)
+			break;
+	}
+	if (w != FANBPF_WALK_NEXT)
+		return w;
+	return len <= FANBPF_TEST_CHAIN_MAX ? FANBPF_WALK_OUTSIDE : FANBPF_WALK_UNDECIDED;
+}
+
 SEC("syscall")
 int fanbpf_rules_test(struct fanbpf_rules_test_ctx *ctx)
 {
+	union fanbpf_rules_key key;	/* the handler's one key buffer */
 	struct fanbpf_rules_test_ctx *t;
-	__u32 zero = 0, level;
-	int err, match;
+	struct fanbpf_rules_args *a;
+	__u32 zero = 0, level, mask;
+	int err, match = FANBPF_MATCH_YES, w0 = FANBPF_WALK_NONE, w1 = FANBPF_WALK_NONE;
+	bool has_name;
 
 	/*
 	 * Verifier: ctx accesses must have constant offsets, but the logic
-	 * indexes chains, patterns and names, so work on a copy in a map
-	 * value.  Helpers taking memory do not accept a ctx pointer; the
-	 * syscall ctx is a kernel buffer, so probe-read it (CAP_PERFMON).
+	 * indexes arrays, so work on a copy in a map value.  Helpers taking
+	 * memory do not accept a ctx pointer; the syscall ctx is a kernel
+	 * buffer, so probe-read it (CAP_PERFMON).
 	 */
 	t = bpf_map_lookup_elem(&fanbpf_rules_test_scratch, &zero);
 	if (!t)
@@ -91,22 +217,53 @@ int fanbpf_rules_test(struct fanbpf_rules_test_ctx *ctx)
 	err = bpf_probe_read_kernel(t, sizeof(*t), ctx);
 	if (err)
 		return err;
+	a = &t->args;
 
-	/* As fp_init: args that fail the check are never used. */
-	ctx->check = fanbpf_rules_check(&t->args);
-	if (ctx->check)
+	ctx->walks[0] = ctx->walks[1] = FANBPF_WALK_NONE;
+	if (t->op == FANBPF_TEST_FREE) {
+		fanbpf_stats_delete(a->set_id);
 		return 0;
-	fanbpf_rules_normalize(&t->args);
-	t->facts.ancestry = fanbpf_ancestry_walk(t->args.process.ancestor_tgid, 1,
-						 TEST_TGID, TEST_UP);
-	/* As bpf_get_current_ancestor_cgroup_id(): 0 above the task's level. */
-	level = t->args.process.cgroup_tree_level;
-	t->facts.cgroup_ancestor = level < t->cgroups.len && level < FANBPF_TEST_CGROUP_DEPTH ?
-				   t->cgroups.ids[level] : 0;
-	match = fanbpf_rules_match(&t->args, &t->facts,
-		fanbpf_chain_inside(&t->args.subtree, t->chains[0].nodes, t->chains[0].len) ||
-		fanbpf_chain_inside(&t->args.subtree, t->chains[1].nodes, t->chains[1].len));
+	}
+	/* As fp_init: args that fail the check are never used. */
+	err = fanbpf_rules_check(a);
+	if (!err && t->op == FANBPF_TEST_INIT)
+		err = fanbpf_stats_create(a->set_id);
+	ctx->check = err;
+	if (err || t->op != FANBPF_TEST_DECIDE)
+		return 0;
+	fanbpf_rules_normalize(a);
+	mask = t->facts.mask;
+
+	if (a->sections & FANBPF_SEC_PROCESS) {
+		t->facts.ancestry = fanbpf_ancestry_walk(a->process.ancestor_tgid, 1,
+							 TEST_TGID, TEST_UP);
+		/* As bpf_get_current_ancestor_cgroup_id(): 0 above the task's level. */
+		level = a->process.cgroup_tree_level;
+		t->facts.cgroup_ancestor = level < t->cgroups.len &&
+					   level < FANBPF_TEST_CGROUP_DEPTH ?
+					   t->cgroups.ids[level] : 0;
+		match = fanbpf_process_match(&a->process, &t->facts);
+	}
+	if (match != FANBPF_MATCH_NO && fanbpf_names_apply(a, mask)) {
+		fanbpf_name_key_reset(&key, a->set_id, FANBPF_LIST_NAMES);
+		has_name = t->name_len >= 0 && t->name_len < FANBPF_NAME_MAX;
+		if (has_name) {
+			__builtin_memcpy(key.name.name, t->name, sizeof(key.name.name));
+			key.name.len = t->name_len;
+		}
+		if (!fanbpf_names_match(a, &key, has_name))
+			match = FANBPF_MATCH_NO;
+	}
+	if (match != FANBPF_MATCH_NO && (a->sections & FANBPF_SEC_WALK)) {
+		w0 = test_walk(a, &key, 0);
+		if (!fanbpf_walk_settles(a, w0))
+			w1 = test_walk(a, &key, 1);
+		match = fanbpf_match_and(match, fanbpf_walks_match(a, w0, w1));
+	}
+	ctx->walks[0] = w0;
+	ctx->walks[1] = w1;
 	ctx->match = match;
-	ctx->decision = fanbpf_rules_verdict(&t->args, t->facts.mask, match);
+	ctx->decision = fanbpf_rules_verdict(a, mask, match);
+	fanbpf_stats_count(a->set_id, match, ctx->decision);
 	return 0;
 }

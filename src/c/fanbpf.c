@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/fanotify.h>
+#include <sys/inotify.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
@@ -78,6 +79,20 @@ int fanbpf_set_child_subreaper(void)
 	if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0))
 		return fanbpf_err(-errno);
 	return 0;
+}
+
+int fanbpf_inotify_init(int flags)
+{
+	int fd = inotify_init1(flags);
+
+	return fd < 0 ? fanbpf_err(-errno) : fd;
+}
+
+int fanbpf_inotify_add_watch(int fd, const char *path, uint32_t mask)
+{
+	int wd = inotify_add_watch(fd, path, mask);
+
+	return wd < 0 ? fanbpf_err(-errno) : wd;
 }
 
 int fanbpf_open_by_handle_at(int mount_fd, const void *handle, size_t len,
@@ -627,6 +642,55 @@ int fanbpf_obj_ops_flags(const struct fanbpf_obj *obj, const char *map,
 	return 0;
 }
 
+#define VMLINUX_STRUCT_PREFIX	"fanbpf_vmlinux_struct__"
+
+/*
+ * Set the fanbpf_vmlinux_struct__NAME globals (see fanbpf_obj_load()).  A
+ * kernel without vmlinux BTF leaves them 0, as does a struct it lacks.
+ */
+static void fill_vmlinux_struct_ids(struct fanbpf_obj *obj)
+{
+	const size_t plen = strlen(VMLINUX_STRUCT_PREFIX);
+	const struct btf *btf = bpf_object__btf(obj->bpf);
+	const struct btf_var_secinfo *vsi;
+	const struct btf_type *sec;
+	struct btf *vmlinux = NULL;
+	bool tried = false;
+	struct bpf_map *map;
+	unsigned char *base;
+	const char *name;
+	size_t map_size;
+	__s32 id;
+	__u32 val;
+	int i;
+
+	if (!btf)
+		return;
+	bpf_object__for_each_map(map, obj->bpf) {
+		if (!bpf_map__is_internal(map) || !(bpf_map__map_flags(map) & BPF_F_RDONLY_PROG))
+			continue;
+		sec = btf__type_by_id(btf, bpf_map__btf_value_type_id(map));
+		base = initial_value(map, &map_size);
+		if (!sec || !btf_is_datasec(sec) || !base)
+			continue;
+		vsi = btf_var_secinfos(sec);
+		for (i = 0; i < btf_vlen(sec); i++, vsi++) {
+			name = btf__name_by_offset(btf, btf__type_by_id(btf, vsi->type)->name_off);
+			if (strncmp(name, VMLINUX_STRUCT_PREFIX, plen) || vsi->size != sizeof(val) ||
+			    vsi->offset + sizeof(val) > map_size)
+				continue;
+			if (!tried) {
+				vmlinux = btf__load_vmlinux_btf();
+				tried = true;
+			}
+			id = vmlinux ? btf__find_by_name_kind(vmlinux, name + plen, BTF_KIND_STRUCT) : -1;
+			val = id > 0 ? (__u32)id : 0;
+			memcpy(base + vsi->offset, &val, sizeof(val));
+		}
+	}
+	btf__free(vmlinux);
+}
+
 int fanbpf_obj_load(struct fanbpf_obj *obj, uint32_t log_level)
 {
 	struct bpf_program *prog;
@@ -644,6 +708,7 @@ int fanbpf_obj_load(struct fanbpf_obj *obj, uint32_t log_level)
 	}
 	free(obj->log);
 	obj->log = NULL;
+	fill_vmlinux_struct_ids(obj);
 	obj->load_tried = true;
 	loading = obj;
 	err = bpf_object__load(obj->bpf);
@@ -738,4 +803,193 @@ int fanbpf_obj_test_run(struct fanbpf_obj *obj, const char *prog,
 		return fanbpf_err(err);
 	*retval = (int)opts.retval;
 	return 0;
+}
+
+/* ---- maps of a loaded object ---------------------------------------- */
+
+/* Map @name of a loaded @obj; NULL with errno ENOENT / EBUSY. */
+static struct bpf_map *loaded_map(const struct fanbpf_obj *obj, const char *name)
+{
+	struct bpf_map *map;
+
+	if (!obj || !name)
+		return fanbpf_err_ptr(-EINVAL);
+	if (!obj->loaded)
+		return fanbpf_err_ptr(-EBUSY);
+	map = bpf_object__find_map_by_name(obj->bpf, name);
+	return map ? map : fanbpf_err_ptr(-ENOENT);
+}
+
+static bool percpu_map(enum bpf_map_type type)
+{
+	return type == BPF_MAP_TYPE_PERCPU_HASH || type == BPF_MAP_TYPE_PERCPU_ARRAY ||
+	       type == BPF_MAP_TYPE_LRU_PERCPU_HASH || type == BPF_MAP_TYPE_PERCPU_CGROUP_STORAGE;
+}
+
+/* Bytes of one element's value in lookups and updates from user space. */
+static int value_stride(const struct bpf_map *map)
+{
+	__u32 size = bpf_map__value_size(map);
+	int cpus;
+
+	if (!percpu_map(bpf_map__type(map)))
+		return (int)size;
+	cpus = libbpf_num_possible_cpus();
+	if (cpus < 0)
+		return cpus;
+	return (int)(((size + 7) & ~7U) * (__u32)cpus);
+}
+
+int fanbpf_obj_map_info(const struct fanbpf_obj *obj, const char *map,
+			struct fanbpf_map_info *info)
+{
+	struct bpf_map *m = loaded_map(obj, map);
+	int stride;
+
+	if (!m)
+		return fanbpf_err(-errno);
+	if (!info)
+		return fanbpf_err(-EINVAL);
+	stride = value_stride(m);
+	if (stride < 0)
+		return fanbpf_err(stride);
+	info->type = bpf_map__type(m);
+	info->key_size = bpf_map__key_size(m);
+	info->value_size = bpf_map__value_size(m);
+	info->max_entries = bpf_map__max_entries(m);
+	info->map_flags = bpf_map__map_flags(m);
+	info->value_stride = (uint32_t)stride;
+	return 0;
+}
+
+/* libbpf's bpf_map__*_elem() check the sizes (per-CPU ones included). */
+int fanbpf_obj_map_lookup(const struct fanbpf_obj *obj, const char *map,
+			  const void *key, size_t key_size,
+			  void *value, size_t value_size, uint64_t flags)
+{
+	struct bpf_map *m = loaded_map(obj, map);
+
+	if (!m)
+		return fanbpf_err(-errno);
+	return fanbpf_err(libbpf_errno(bpf_map__lookup_elem(m, key, key_size, value,
+							    value_size, flags)));
+}
+
+int fanbpf_obj_map_update(const struct fanbpf_obj *obj, const char *map,
+			  const void *key, size_t key_size,
+			  const void *value, size_t value_size, uint64_t flags)
+{
+	struct bpf_map *m = loaded_map(obj, map);
+
+	if (!m)
+		return fanbpf_err(-errno);
+	return fanbpf_err(libbpf_errno(bpf_map__update_elem(m, key, key_size, value,
+							    value_size, flags)));
+}
+
+int fanbpf_obj_map_delete(const struct fanbpf_obj *obj, const char *map,
+			  const void *key, size_t key_size, uint64_t flags)
+{
+	struct bpf_map *m = loaded_map(obj, map);
+
+	if (!m)
+		return fanbpf_err(-errno);
+	return fanbpf_err(libbpf_errno(bpf_map__delete_elem(m, key, key_size, flags)));
+}
+
+int fanbpf_obj_map_next_key(const struct fanbpf_obj *obj, const char *map,
+			    const void *key, void *next_key, size_t key_size)
+{
+	struct bpf_map *m = loaded_map(obj, map);
+
+	if (!m)
+		return fanbpf_err(-errno);
+	return fanbpf_err(libbpf_errno(bpf_map__get_next_key(m, key, next_key, key_size)));
+}
+
+int fanbpf_obj_map_keys(const struct fanbpf_obj *obj, const char *map,
+			void *buf, size_t size, uint64_t *count)
+{
+	struct bpf_map *m = loaded_map(obj, map);
+	size_t key_size;
+	char *prev = NULL, *next, *tmp = NULL;
+	uint64_t n = 0;
+	int err;
+
+	if (!m)
+		return fanbpf_err(-errno);
+	if (!count || (!buf && size))
+		return fanbpf_err(-EINVAL);
+	key_size = bpf_map__key_size(m);
+	/* keys that do not fit buf still need a place to go */
+	tmp = malloc(2 * key_size);
+	if (!tmp)
+		return fanbpf_err(-ENOMEM);
+	for (;;) {
+		next = (n + 1) * key_size <= size ? (char *)buf + n * key_size
+						  : tmp + (n % 2) * key_size;
+		err = bpf_map__get_next_key(m, prev, next, key_size);
+		if (err)
+			break;
+		prev = next;
+		n++;
+	}
+	free(tmp);
+	if (err != -ENOENT)
+		return fanbpf_err(libbpf_errno(err));
+	*count = n;
+	return 0;
+}
+
+/* The batch calls have no size checks of their own in libbpf. */
+static int batch_sizes(const struct bpf_map *m, size_t keys_size, size_t values_size,
+		       const uint32_t *count, bool with_values)
+{
+	int stride = value_stride(m);
+
+	if (stride < 0)
+		return stride;
+	if (!count || keys_size != (size_t)*count * bpf_map__key_size(m))
+		return -EINVAL;
+	if (with_values && values_size != (size_t)*count * (size_t)stride)
+		return -EINVAL;
+	return 0;
+}
+
+int fanbpf_obj_map_update_batch(const struct fanbpf_obj *obj, const char *map,
+				const void *keys, size_t keys_size,
+				const void *values, size_t values_size,
+				uint32_t *count, uint64_t elem_flags)
+{
+	LIBBPF_OPTS(bpf_map_batch_opts, opts, .elem_flags = elem_flags);
+	struct bpf_map *m = loaded_map(obj, map);
+	int err;
+
+	if (!m)
+		return fanbpf_err(-errno);
+	err = batch_sizes(m, keys_size, values_size, count, true);
+	if (err)
+		return fanbpf_err(err);
+	if (!*count)
+		return 0;
+	err = bpf_map_update_batch(bpf_map__fd(m), keys, values, count, &opts);
+	return fanbpf_err(err < 0 ? libbpf_errno(err) : 0);
+}
+
+int fanbpf_obj_map_delete_batch(const struct fanbpf_obj *obj, const char *map,
+				const void *keys, size_t keys_size, uint32_t *count)
+{
+	LIBBPF_OPTS(bpf_map_batch_opts, opts);
+	struct bpf_map *m = loaded_map(obj, map);
+	int err;
+
+	if (!m)
+		return fanbpf_err(-errno);
+	err = batch_sizes(m, keys_size, 0, count, false);
+	if (err)
+		return fanbpf_err(err);
+	if (!*count)
+		return 0;
+	err = bpf_map_delete_batch(bpf_map__fd(m), keys, count, &opts);
+	return fanbpf_err(err < 0 ? libbpf_errno(err) : 0);
 }

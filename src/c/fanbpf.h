@@ -57,6 +57,21 @@ int fanbpf_fanotify_mark(int fan_fd, unsigned int flags, uint64_t mask,
 int fanbpf_set_child_subreaper(void);
 
 /**
+ * @brief inotify_init1(2): used only to learn how the kernel names
+ *        directories (see fanbpf_inotify_add_watch), never read.
+ * @return the new inotify fd, or -errno
+ */
+int fanbpf_inotify_init(int flags);
+
+/**
+ * @brief inotify_add_watch(2).  The watch's line in the fd's fdinfo gives
+ *        the inode's i_ino and its superblock's s_dev exactly, which stat()
+ *        does not on overlayfs and btrfs.
+ * @return the watch descriptor, or -errno
+ */
+int fanbpf_inotify_add_watch(int fd, const char *path, uint32_t mask);
+
+/**
  * @brief open_by_handle_at(2) on the file handle of a FID info record.
  * @param handle a struct file_handle as the record carries it (handle_bytes,
  *        handle_type, f_handle), @len bytes, any alignment
@@ -241,6 +256,12 @@ int fanbpf_obj_ops_flags(const struct fanbpf_obj *obj, const char *map,
  * only be read and closed (open it again to retry).  libbpf sizes the
  * verifier log itself, growing it until the log fits; the shim keeps the
  * log libbpf prints last (fanbpf_obj_log()).
+ * Before loading, every 4-byte read-only global named
+ * fanbpf_vmlinux_struct__NAME is set to the type id of struct NAME in the
+ * running kernel's vmlinux BTF, or 0 when vmlinux has no such struct
+ * (also when only a module's BTF has it): CO-RE finds types in module BTF
+ * too, but bpf_rdonly_cast() takes vmlinux ids only, so a program guards
+ * such a cast with the global (0 makes the cast dead code).
  * @param log_level 0: log only a failing program (libbpf retries it at
  * level 1); otherwise the kernel log level (1, 2, |4 for stats) for all
  * @return 0, or -errno (-EBUSY if a load was already tried)
@@ -293,6 +314,76 @@ int fanbpf_obj_link_fd(const struct fanbpf_obj *obj);
  */
 int fanbpf_obj_test_run(struct fanbpf_obj *obj, const char *prog,
 			void *ctx, uint32_t ctx_size, int *retval);
+
+/* ---- maps of a loaded object ---------------------------------------- */
+
+/*
+ * The map operations take sizes and say EINVAL when they are not the
+ * map's: @value_size is the map's value size, except for per-CPU maps,
+ * whose lookups and updates carry one value per possible CPU, each
+ * rounded up to 8 bytes (fanbpf_map_info.value_stride).  Flags are the
+ * BPF_* update/lookup flags (BPF_ANY 0, BPF_NOEXIST 1, BPF_EXIST 2).
+ * All return 0 or -errno (-ENOENT: no such map, no such key, or no key
+ * after @key; -EBUSY: the object is not loaded).
+ */
+
+struct fanbpf_map_info {
+	uint32_t type;		/* enum bpf_map_type */
+	uint32_t key_size;
+	uint32_t value_size;	/* of one CPU's value for a per-CPU map */
+	uint32_t max_entries;
+	uint32_t map_flags;
+	uint32_t value_stride;	/* bytes of one element's value in the calls below */
+};
+
+/** @brief The layout of map @map of @obj. */
+int fanbpf_obj_map_info(const struct fanbpf_obj *obj, const char *map,
+			struct fanbpf_map_info *info);
+
+int fanbpf_obj_map_lookup(const struct fanbpf_obj *obj, const char *map,
+			  const void *key, size_t key_size,
+			  void *value, size_t value_size, uint64_t flags);
+int fanbpf_obj_map_update(const struct fanbpf_obj *obj, const char *map,
+			  const void *key, size_t key_size,
+			  const void *value, size_t value_size, uint64_t flags);
+int fanbpf_obj_map_delete(const struct fanbpf_obj *obj, const char *map,
+			  const void *key, size_t key_size, uint64_t flags);
+
+/**
+ * @brief The key after @key in map @map (@key NULL: the first key).
+ * @return 0, or -ENOENT after the last key
+ */
+int fanbpf_obj_map_next_key(const struct fanbpf_obj *obj, const char *map,
+			    const void *key, void *next_key, size_t key_size);
+
+/**
+ * @brief Every key of map @map, in the map's order: up to @size bytes of
+ * them packed into @buf (key size each), and *@count the number of keys
+ * the map has, which may be more than fit (call again with more room).
+ * Keys added or deleted during the call may be missed or seen twice.
+ * @return 0, or -errno
+ */
+int fanbpf_obj_map_keys(const struct fanbpf_obj *obj, const char *map,
+			void *buf, size_t size, uint64_t *count);
+
+/**
+ * @brief BPF_MAP_UPDATE_BATCH: @count elements, keys and values packed
+ * (@keys_size = @count x key size, @values_size = @count x value stride).
+ * Not atomic: on failure, @count says how many were updated first.
+ * @param elem_flags BPF_ANY, BPF_NOEXIST or BPF_EXIST, for every element
+ * @return 0, or -errno (-EINVAL: the sizes do not fit the map)
+ */
+int fanbpf_obj_map_update_batch(const struct fanbpf_obj *obj, const char *map,
+				const void *keys, size_t keys_size,
+				const void *values, size_t values_size,
+				uint32_t *count, uint64_t elem_flags);
+
+/**
+ * @brief BPF_MAP_DELETE_BATCH of @count packed keys.  Stops at the first
+ * key that is not there (-ENOENT), with @count the number deleted.
+ */
+int fanbpf_obj_map_delete_batch(const struct fanbpf_obj *obj, const char *map,
+				const void *keys, size_t keys_size, uint32_t *count);
 
 /* cffi-cdef-end */
 

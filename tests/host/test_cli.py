@@ -244,9 +244,50 @@ def test_undecided_events_are_reported(capsys, tmp_path):
     from fanbpf.fallback import RulesFilter
     from fanbpf.rules import rules
 
-    f = RulesFilter(rules(subtree=[tmp_path]))
+    f = RulesFilter(rules(subtree=[tmp_path]).model_args)
     _report_undecided(f)
     assert capsys.readouterr().err == ""
     f.uncertain = 3
     _report_undecided(f)
     assert "3 event(s) delivered undecided" in capsys.readouterr().err
+
+
+# --- subtree options ---------------------------------------------------------------
+
+
+def test_subtree_options_parse(tmp_path):
+    from fanbpf.cli import build_parser
+
+    args = build_parser().parse_args(
+        ["watch", "--subtree", "A", "--subtree", "B", "--exclude-dir", ".git", "--exclude-dir",
+         "node_modules", "--exclude-subtree", "P", "--roots-from", "F", "--roots-from", "G"])
+    assert args.paths == [] and args.subtree == ["A", "B"]
+    assert args.exclude_dir == [".git", "node_modules"] and args.exclude_subtree == ["P"]
+    assert args.roots_from == ["F", "G"]
+
+
+def test_read_roots(tmp_path):
+    from fanbpf.cli import read_roots
+
+    listing = tmp_path / "roots"
+    listing.write_text("# home directories\n/home/a\n\n  # indented comment\n/srv/with space \n"
+                       "/srv/x#y\n")
+    assert read_roots(str(listing)) == ["/home/a", "/srv/with space ", "/srv/x#y"]
+
+
+def test_watch_needs_paths_or_roots():
+    result = fanbpf("watch")
+    assert result.returncode == 2 and "give PATHs to watch, or roots" in result.stderr
+
+
+@root_only
+def test_roots_from_errors(tmp_path):
+    result = fanbpf("watch", "--roots-from", str(tmp_path / "nolist"))
+    assert result.returncode == 1 and "nolist" in result.stderr and "Traceback" not in result.stderr
+    listing = tmp_path / "roots"
+    listing.write_text(f"{tmp_path}\n{tmp_path}/gone\n")
+    result = fanbpf("watch", "--roots-from", str(listing))
+    assert result.returncode == 1 and f"{tmp_path}/gone" in result.stderr
+    assert "Traceback" not in result.stderr
+    result = fanbpf("watch", "--subtree", str(tmp_path), "--exclude-dir", "a/b")
+    assert result.returncode == 1 and "exclude_dirs" in result.stderr and "'/'" in result.stderr

@@ -44,3 +44,26 @@ def tmpfs():
 @pytest.fixture
 def kmod_path():
     return os.path.join(KERNEL_DIR, "fanbpf_subtree_kmod.ko")
+
+
+# --- real file systems (tests/vm/fsimages.py) ---------------------------------------
+
+@pytest.fixture
+def mounts():
+    """A :class:`fsimages.Mounts`: what a test mounts goes down after it, failed or not."""
+    from fsimages import Mounts
+
+    with Mounts() as m:
+        yield m
+
+
+@pytest.fixture(params=["tmpfs", "ext4", "xfs", "btrfs"])
+def fs_kind(request):
+    """Each file system kind a test should hold on (a parameter)."""
+    return request.param
+
+
+@pytest.fixture
+def fs_root(mounts, fs_kind):
+    """The root of a fresh file system of ``fs_kind``."""
+    return mounts.fs(fs_kind)

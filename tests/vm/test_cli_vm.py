@@ -38,6 +38,27 @@ def test_watch_subtree_and_names_filtered(tmpfs, fallback):
     assert [json.loads(line)["name"] for line in out.splitlines()] == ["c.txt", "e.txt"]
 
 
+@pytest.mark.parametrize("fallback", ["never", "always"])
+def test_watch_roots_and_exclusions(tmpfs, tmp_path, fallback):
+    """No PATH: the roots' filesystem is marked; counters on stderr at exit."""
+    for d in ("a/.git", "b/node_modules/m", "c", "d", "e"):
+        os.makedirs(f"{tmpfs}/{d}")
+    listing = tmp_path / "roots"
+    listing.write_text(f"# more roots\n{tmpfs}/d\n\n{tmpfs}/e\n")
+    proc, notes = watch("--json", "-e", "create", "--subtree", f"{tmpfs}/a", "--subtree",
+                        f"{tmpfs}/b", "--roots-from", str(listing), "--exclude-dir", ".git",
+                        "--exclude-dir", "node_modules", "--exclude-subtree", f"{tmpfs}/e",
+                        "--count", "3", "--timeout", "60", "--fallback", fallback)
+    for name in ("a/.git/HEAD", "a/x", "b/node_modules/m/y", "c/no", "e/no", "b/z", "d/w"):
+        Path(tmpfs, name).write_text("x")
+    out, err = proc.communicate(timeout=90)
+    assert proc.returncode == 0, err
+    assert [json.loads(line)["path"] for line in out.splitlines()] == \
+        [f"{tmpfs}/a/x", f"{tmpfs}/b/z", f"{tmpfs}/d/w"]
+    if fallback == "never":
+        assert err.splitlines()[-1] == "fanbpf watch: delivered 3, skipped 4, undecided 0", err
+
+
 def test_handlers_lists_the_module():
     out = subprocess.run([sys.executable, "-m", "fanbpf", "handlers"], cwd=ROOT,
                          capture_output=True, text=True, check=True).stdout

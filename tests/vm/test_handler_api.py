@@ -1,11 +1,14 @@
 """fanbpf.handler against the real fastpath hook (test kernel only).
 
 Uses the small handler in tests/host/bpf/handler.bpf.c: it skips the events
-in its ``extra_mask`` global and its fp_init refuses args starting with 0xEE.
+in its ``extra_mask`` global and its fp_init refuses args starting with 0xEE;
+and the built-in rules handler for :class:`fanbpf.Attachment` (live roots,
+exclusions, counters, cleanup).
 """
 
 import errno
 import os
+import subprocess
 import sys
 
 import pytest
@@ -13,7 +16,9 @@ import pytest
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "host"))
 from bpfobjs import bpf_objs, open_fds  # noqa: E402,F401  (fixture, shared with the host tests)
 
-from fanbpf import handler, support  # noqa: E402
+import fanbpf  # noqa: E402
+from fanbpf import Group, MarkFlag, handler, support  # noqa: E402
+from fanbpf.rules import root_of  # noqa: E402
 from fanbpf._binding import ffi, lib  # noqa: E402
 from fanbpf.flags import EventMask, InitFlag  # noqa: E402
 
@@ -130,3 +135,184 @@ def test_no_fd_leaks(test_obj, group_fd):
             with pytest.raises(FileExistsError):
                 handler.Handler.load(test_obj)
     assert open_fds() == before
+
+
+# --- Attachment: what Group.attach returns ------------------------------------------
+
+_KEY_SIZES = {"fanbpf_rules_nodes": 24, "fanbpf_rules_names": 272, "fanbpf_rules_globs": 16,
+              "fanbpf_rules_stats": 8}
+
+
+def set_entries(h, set_id) -> dict:
+    """How many entries of each rules map belong to rule set ``set_id`` (keys start with it)."""
+    counts = {}
+    for name, size in _KEY_SIZES.items():
+        key, nxt, n = ffi.NULL, ffi.new("char[]", size), 0
+        while lib.fanbpf_obj_map_next_key(h.obj._obj(), name.encode(), key, nxt, size) == 0:
+            n += int.from_bytes(ffi.unpack(nxt, 8), "little") == set_id
+            key = ffi.new("char[]", ffi.unpack(nxt, size))
+        counts[name] = n
+    return counts
+
+
+def created(group) -> list:
+    return sorted(os.path.relpath(e.path, e.path.rsplit("/", 2)[0]) if e.path else e.name
+                  for e in group.read_events(timeout=0))
+
+
+@pytest.fixture
+def rules_group(tmpfs):
+    for d in ("a", "b", "c", "a/.git", "a/node_modules/x"):
+        os.makedirs(f"{tmpfs}/{d}")
+    with Group() as g:
+        g.mark(tmpfs, EventMask.CREATE | EventMask.ONDIR, MarkFlag.FILESYSTEM)
+        yield g, tmpfs
+
+
+@pytest.fixture
+def rules_handler():
+    with handler.Handler.load("rules", private=True) as h:
+        yield h
+
+
+def touch_all(base, *names):
+    for name in names:
+        open(f"{base}/{name}", "w").close()
+
+
+def test_every_attach_returns_an_attachment(test_obj, tmpfs):
+    with handler.Handler.load(test_obj, private=True) as h, Group() as g:
+        att = g.attach(h)
+        assert isinstance(att, fanbpf.Attachment) and att is g.attachment
+        assert att.name == "test_handler" and att.set_id == 0 and not att.closed
+        with pytest.raises(ValueError, match="no rule set in maps"):
+            att.add_root(tmpfs)
+        with pytest.raises(ValueError, match="only a fanbpf_rules rule set"):
+            att.stats
+        with att:
+            assert g.handler == "test_handler"
+        assert att.closed and att.reason == "detached" and g.handler is None
+        att.detach()  # idempotent
+        assert g.attachment is None
+
+
+def test_roots_change_live(rules_group, rules_handler):
+    g, base = rules_group
+    att = g.attach(rules_handler, fanbpf.rules(subtree=[]))
+    touch_all(base, "a/1", "b/1")
+    assert created(g) == []  # no root yet: nothing is under one
+    att.add_root(f"{base}/a")
+    assert att.roots == {root_of(f"{base}/a")}
+    touch_all(base, "a/2", "b/2", "c/2")
+    assert created(g) == ["a/2"]
+    att.add_roots([f"{base}/b", (root_of(base)[0], 12345678)])
+    touch_all(base, "a/3", "b/3", "c/3")
+    assert created(g) == ["a/3", "b/3"]
+    att.remove_root(f"{base}/a")
+    touch_all(base, "a/4", "b/4")
+    assert created(g) == ["b/4"]
+    with pytest.raises(KeyError, match="not a root"):
+        att.remove_root(f"{base}/c")
+    s = att.stats
+    assert (s.delivered, s.skipped, s.denied, s.undecided) == (4, 6, 0, 0)
+
+
+def test_many_roots_at_once(rules_group, rules_handler):
+    """100 000 roots (most of them (dev, ino) pairs of nothing), and 200 directories by path."""
+    g, base = rules_group
+    att = g.attach(rules_handler, fanbpf.rules(subtree=[]))
+    dev = root_of(base)[0]
+    dirs = []
+    for i in range(200):
+        os.mkdir(f"{base}/c/{i}")
+        dirs.append(f"{base}/c/{i}")
+    att.add_roots([(dev, 1 << 40 | i) for i in range(100_000 - 200)] + dirs[::2])
+    assert len(att.roots) == 100_000
+    assert set_entries(rules_handler, att.set_id)["fanbpf_rules_nodes"] == 100_000
+    touch_all(base, "c/0/x", "c/1/x", "c/198/x", "c/199/x", "a/x")
+    assert created(g) == ["0/x", "198/x"]
+    att.remove_roots(dirs[::4])
+    touch_all(base, "c/0/y", "c/2/y")
+    assert created(g) == ["2/y"]
+
+
+def test_exclusions(rules_group, rules_handler):
+    g, base = rules_group
+    att = g.attach(rules_handler, fanbpf.rules(subtree=[base], exclude_dirs=[".git", "node_*"],
+                                               exclude_subtrees=[]))
+    touch_all(base, "a/x", "a/.git/x", "a/node_modules/x/y", "b/x")
+    assert created(g) == ["a/x", "b/x"]
+    att.exclude_subtree(f"{base}/b")
+    assert att.excluded == {root_of(f"{base}/b")}
+    touch_all(base, "a/y", "b/y")
+    assert created(g) == ["a/y"]
+    att.include_subtree(f"{base}/b")
+    touch_all(base, "b/z")
+    assert created(g) == ["b/z"]
+    with pytest.raises(KeyError):
+        att.include_subtree(f"{base}/b")
+
+
+def test_detach_and_close_drop_the_map_entries(rules_group, rules_handler):
+    g, base = rules_group
+    rule_set = fanbpf.rules(subtree=[f"{base}/a", f"{base}/b"], names=["*.c", "Makefile"],
+                            exclude_dirs=[".git"], exclude_subtrees=[f"{base}/a/node_modules"])
+    att = g.attach(rules_handler, rule_set)
+    assert set_entries(rules_handler, att.set_id) == {
+        "fanbpf_rules_nodes": 3, "fanbpf_rules_names": 2, "fanbpf_rules_globs": 1,
+        "fanbpf_rules_stats": 1}
+    touch_all(base, "a/x.c", "a/x.o")
+    assert created(g) == ["a/x.c"]
+    att.detach()
+    assert set(set_entries(rules_handler, att.set_id).values()) == {0}
+    assert att.stats.delivered == 1 and att.stats.skipped == 1  # the counts at detach
+    with pytest.raises(ValueError, match="closed \\(detached\\)"):
+        att.roots
+    touch_all(base, "c/unfiltered")
+    assert created(g) == ["c/unfiltered"]
+    # a second attachment of the same handler has its own set; closing the group drops it
+    att2 = g.attach(rules_handler, rule_set)
+    assert att2.set_id != att.set_id
+    g.close()
+    assert att2.closed and att2.reason == "its group was closed"
+    assert set(set_entries(rules_handler, att2.set_id).values()) == {0}
+
+
+def test_closing_the_handler_revokes_the_attachment(rules_group):
+    g, base = rules_group
+    h = handler.Handler.load("rules", private=True)
+    att = g.attach(h, fanbpf.rules(subtree=[f"{base}/a"]))
+    touch_all(base, "a/1", "b/1")
+    assert created(g) == ["a/1"]
+    h.close()
+    assert att.closed and att.revoked and g.handler is None
+    assert att.stats.delivered == 1  # the last counts
+    for call in (lambda: att.roots, lambda: att.add_root(f"{base}/b")):
+        with pytest.raises(ValueError, match="revoked: its handler was closed"):
+            call()
+    touch_all(base, "b/2")
+    assert created(g) == ["b/2"]  # the group gets every event again
+    att.detach()  # nothing left to do
+    with handler.Handler.load("rules", private=True) as h2:
+        assert g.attach(h2, fanbpf.rules(subtree=[f"{base}/b"])).set_id == 1
+
+
+def test_overlay_roots_are_held_open(tmpfs, rules_handler):
+    for d in ("lower/d", "upper", "work", "merged"):
+        os.makedirs(f"{tmpfs}/{d}")
+    opts = f"lowerdir={tmpfs}/lower,upperdir={tmpfs}/upper,workdir={tmpfs}/work"
+    subprocess.run(["mount", "-t", "overlay", "overlay", "-o", opts, f"{tmpfs}/merged"], check=True)
+    try:
+        merged = f"{tmpfs}/merged"
+        with Group() as g:
+            g.mark(merged, EventMask.CREATE, MarkFlag.FILESYSTEM)
+            before = open_fds()
+            att = g.attach(rules_handler, fanbpf.rules(subtree=[f"{merged}/d"]))
+            held = open_fds() - before
+            assert [os.readlink(f"/proc/self/fd/{fd}") for fd in held] == [f"{merged}/d"]
+            touch_all(merged, "d/in", "out")
+            assert created(g) == ["d/in"]
+            att.detach()
+            assert open_fds() == before
+    finally:
+        subprocess.run(["umount", f"{tmpfs}/merged"], check=True)

@@ -12,5 +12,7 @@ def test_readme_example_runs_as_written():
     code = re.search(r"```python\n(.*?)```", readme, re.S).group(1)
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
                          timeout=120, check=True).stdout.splitlines()
-    assert [line.split(" ", 1)[1].rsplit("/", 2)[-2:] for line in out] == \
-        [["www", "index.html"], ["img", "logo.png"]], out
+    *events, stats = out
+    assert [line.split(" ", 1)[1].rsplit("/", 2)[-2:] for line in events] == \
+        [["www", "index.html"], ["img", "logo.png"], ["logs", "error.log"]], out
+    assert "delivered=3, skipped=3, denied=0, undecided=0" in stats, out
