@@ -219,10 +219,19 @@ class Paths:
 
     def add(self, rel):
         path = os.path.join(self.base, rel)
-        handle = handle_of(path)
-        known = self.by_handle.setdefault(handle, rel)
+        names = self.by_handle.setdefault(handle_of(path), {})
+        # Handles are unique per file system only (two ext4 roots share one);
+        # statvfs's fsid is the events' except in a btrfs subvolume, whose
+        # handles are unique anyway: the fsid only tells apart equal handles.
+        known = names.setdefault(os.statvfs(path).f_fsid, rel)
         if known != rel and os.path.isdir(path):  # a file's other names are hard links
             raise AssertionError(f"{rel!r} has the handle of {known!r}")
+
+    def _name(self, record):
+        names = self.by_handle.get(record.handle, {})
+        if len(names) == 1:
+            return next(iter(names.values()))
+        return names.get(record.fsid, "?")
 
     def add_tree(self, rel):
         """``rel`` and everything below it (no recursion: trees here go deep)."""
@@ -240,14 +249,15 @@ class Paths:
         subvolume mount) of directory ``rel``."""
         at, prefix = via if via else (self.base, "")
         apply_op(at, op)
-        op = FsOp(op.kind, os.path.join(prefix, op.path),
-                  op.dest and os.path.join(prefix, op.dest), op.proc)
+        op = FsOp(op.kind, os.path.normpath(os.path.join(prefix, op.path)),
+                  op.dest and os.path.normpath(os.path.join(prefix, op.dest)), op.proc)
         if op.kind in ("create", "mkdir"):
             self.add(op.path)
         elif op.kind == "rename":
-            for handle, rel in list(self.by_handle.items()):
-                if rel == op.path or rel.startswith(op.path + "/"):
-                    self.by_handle[handle] = op.dest + rel[len(op.path):]
+            for names in self.by_handle.values():
+                for fsid, rel in names.items():
+                    if rel == op.path or rel.startswith(op.path + "/"):
+                        names[fsid] = op.dest + rel[len(op.path):]
         return op
 
     def primary(self, op: FsOp):
@@ -266,11 +276,11 @@ class Paths:
 
         for record in event.info:
             if isinstance(record, DirFidNameInfo):
-                parent = self.by_handle.get(record.handle, "?")
+                parent = self._name(record)
                 return parent if record.name == "." else os.path.join(parent, record.name)
         for record in event.info:
             if isinstance(record, FidInfo):
-                return self.by_handle.get(record.handle, "?")
+                return self._name(record)
         return None
 
     def keys(self, events):
