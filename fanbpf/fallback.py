@@ -80,7 +80,7 @@ from fanbpf.flags import EventMask, InitFlag
 from fanbpf.model import Facts, RulesArgs, Section
 from fanbpf.rules import Rules, cgroup2_mount, kernel_dev
 
-__all__ = ["RulesGroup", "RulesFilter", "Pieces", "kernel_pieces", "walk_path"]
+__all__ = ["RulesGroup", "RulesFilter", "Pieces", "kernel_pieces", "walk_path", "rule_set"]
 
 log = logging.getLogger("fanbpf.fallback")
 log.addHandler(logging.NullHandler())  # a library does not print unless logging is set up
@@ -154,26 +154,41 @@ def kernel_pieces(event: Event, bit: int, dir_fid: bool = True) -> Pieces:
                   name=_fs(event.name) if event.name is not None else None)
 
 
-def walk_path(path: str) -> tuple:
-    """The kernel's walk, done on a path: ``(dev, ino)`` of it and its ancestors.
+def walk_path(path: str, first_dir: bool = True) -> tuple:
+    """The kernel's walk, done on a path: a :class:`~fanbpf.model.ChainNode`
+    for it and for each of its ancestors.
 
     ``lstat`` of ``path``, then of each parent directory, up to the root of
-    the filesystem (the parent is on another device, or ``/``), at most
-    ``CHAIN_MAX`` entries; dev as the kernel's dev_t.  Raises OSError.
+    the filesystem (the parent is on another device, or ``/``), the whole
+    way (the model applies the handler's depth bound); dev as the kernel's
+    dev_t, names as the dentries have them (``/`` for the filesystem's
+    root).  ``first_dir``: whether ``path`` is a directory (the event's
+    ``ONDIR``).  Raises OSError.
     """
     chain = []
     st = os.lstat(path)
     path = os.path.abspath(path)
-    while len(chain) < model.CHAIN_MAX:
-        chain.append((kernel_dev(st.st_dev), st.st_ino))
+    is_dir = first_dir
+    while True:
         parent_path = os.path.dirname(path)
-        if parent_path == path:
-            break
-        parent = os.lstat(parent_path)
-        if parent.st_dev != st.st_dev:
-            break
-        path, st = parent_path, parent
-    return tuple(chain)
+        parent = os.lstat(parent_path) if parent_path != path else None
+        top = parent is None or parent.st_dev != st.st_dev
+        name = b"/" if top else os.fsencode(os.path.basename(path))
+        chain.append(model.ChainNode(kernel_dev(st.st_dev), st.st_ino, name, is_dir))
+        if top:
+            return tuple(chain)
+        path, st, is_dir = parent_path, parent, True
+
+
+def rule_set(args) -> RulesArgs:
+    """The :class:`~fanbpf.model.RulesArgs` of what :func:`fanbpf.rules`
+    returns (or of an init-args dict), as user space applies it: every
+    root, exclusion and name as if in the handler's maps (a set id), which
+    in user space hold any number."""
+    args = getattr(args, "args", args)  # a fanbpf.rules.Rules
+    if isinstance(args, Mapping):
+        args = RulesArgs.from_dict(args)
+    return args if args.set_id else replace(args, set_id=1)
 
 
 def _dentry_name(path: str) -> bytes:
@@ -221,7 +236,7 @@ class RulesFilter:
     """
 
     def __init__(self, args, *, dir_fid: bool = True, proc: str = "/proc"):
-        self.args = args if isinstance(args, RulesArgs) else RulesArgs.from_dict(args)
+        self.args = rule_set(args)
         if model.check(self.args):
             raise ValueError(f"the rules handler would refuse these args: {self.args!r}")
         self.dir_fid = dir_fid
@@ -275,13 +290,13 @@ class RulesFilter:
             pass
         return None
 
-    def _chain(self, path: Optional[str]) -> tuple:
+    def _chain(self, path: Optional[str], first_dir: bool) -> tuple:
         if path is None:
             return ()
         if path == "":
             raise _Uncertain("path")
         try:
-            return walk_path(path)
+            return walk_path(path, first_dir)
         except OSError:
             raise _Uncertain(path) from None
 
@@ -294,9 +309,12 @@ class RulesFilter:
         pieces = kernel_pieces(event, bit, self.dir_fid)
         mask = bit | (event.mask & FLAG_BITS)
         chains = ((), ())
-        if args.sections & Section.SUBTREE:
+        if args.sections & (Section.SUBTREE | Section.EXCLUDE):
+            ondir = bool(mask & EventMask.ONDIR)
             first = pieces.dentry if pieces.dentry is not None else pieces.inode
-            chains = (self._chain(first), self._chain(pieces.dir))
+            above = self._chain(pieces.dir, True)
+            chains = (self._chain(first, ondir),
+                      model.dir_chain(pieces.name, mask, above) if above else ())
         name = None
         if args.sections & Section.NAMES:
             name = pieces.name
@@ -392,8 +410,6 @@ class RulesGroup:
             rule_set, args = args, args.model_args
         elif isinstance(args, Mapping):
             args = dict(args)
-        else:
-            args = args.to_dict()
         self.mode = "userspace"
         #: Why ``auto`` mode filters in user space (the error of the attempt), else None.
         self.fallback_reason: Optional[OSError] = None
@@ -409,7 +425,7 @@ class RulesGroup:
         if self.mode == "userspace":
             self.filter = RulesFilter(args, dir_fid=bool(group.flags & InitFlag.REPORT_DIR_FID))
 
-    def _attach(self, args: dict, handler) -> None:
+    def _attach(self, args, handler) -> None:
         from fanbpf.handler import Handler
         from fanbpf.support import kernel_support
 

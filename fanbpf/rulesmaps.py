@@ -311,7 +311,10 @@ class RulesMaps:
                 value = self.lookup(GLOBS, key)
                 if value is not None:
                     kind, length, text = _PATTERN.unpack(value)
-                    globs[_GLOB_KEY.unpack(key)[2]] = Pattern(kind, text[:length], length)
+                    kind = PatternKind(kind) if kind in PatternKind.__members__.values() else kind
+                    text = text[:length]
+                    globs[_GLOB_KEY.unpack(key)[2]] = Pattern(
+                        kind, text, None if length == len(text) else length)
         return exact, globs
 
     def write_set(self, set_id: int, args: RulesArgs) -> None:

@@ -171,15 +171,18 @@ class RulesLogic(LogicProgram):
         and removed after it (``keep``: left in place)."""
         return self.run_event(facts, args, keep)[:3]
 
-    def run_event(self, facts: Facts, args: RulesArgs, keep: bool = False) -> tuple:
+    def run_event(self, facts: Facts, args: RulesArgs, keep: bool = False,
+                  write: bool = True) -> tuple:
         """``(check, decision, match, walks)``; walks: each chain's
-        :class:`fanbpf.model.Walk` value (-1: not walked)."""
+        :class:`fanbpf.model.Walk` value (-1: not walked).  ``write``
+        False: run on what the maps hold for the set (and leave it)."""
         self._write_chains(facts)
-        if args.set_id:
+        write = write and bool(args.set_id)
+        if write:
             self.maps.write_set(args.set_id, args)
         try:
             out = self.run(rules_test_ctx(facts, args))
         finally:
-            if args.set_id and not keep:
+            if write and not keep:
                 self.maps.delete_set(args.set_id)
         return out["check"], out["decision"], out["match"], tuple(out["walks"])

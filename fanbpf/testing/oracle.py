@@ -103,22 +103,24 @@ class FsTree:
         return with_record_paths(event, lambda record: self._record_path(
             record, last and not isinstance(record, DirFidNameInfo)))
 
-    def chain(self, path: Optional[str]) -> tuple:
-        """The kernel's walk from the dentry at ``path``: it and its ancestors
-        up to the file system's root, at most ``CHAIN_MAX``."""
+    def chain(self, path: Optional[str], first_dir: bool = True) -> tuple:
+        """The kernel's walk from the dentry at ``path``: a
+        :class:`~fanbpf.model.ChainNode` for it and each ancestor up to the
+        file system's root (named ``/``).  ``first_dir``: the event's ONDIR."""
         if path is None:
             return ()
         rel = os.path.relpath(path, self.base)
         rel = "" if rel == "." else rel
         chain = []
         node = self.nodes.get(rel) or self.removed[rel]  # removed: explained by its last path
-        while len(chain) < model.CHAIN_MAX:
-            chain.append((node.dev, node.ino))
+        is_dir = first_dir
+        while True:
+            name = b"/" if rel == "" else os.fsencode(os.path.basename(rel))
+            chain.append(model.ChainNode(node.dev, node.ino, name, is_dir))
             if rel == "":
-                break
+                return tuple(chain)
             rel = os.path.dirname(rel)
-            node = self.nodes[rel]
-        return tuple(chain)
+            node, is_dir = self.nodes[rel], True
 
     def facts(self, event, bit: int, args: RulesArgs, dir_fid: bool = True) -> Facts:
         """The facts the kernel handler gathered for event ``bit`` of ``event``.
@@ -134,20 +136,22 @@ class FsTree:
 
         link_count = bit == 0x4 and not event.mask & 0x40000000 and event.dfid is None
         pieces = kernel_pieces(self.resolve(event, last=link_count), bit, dir_fid)
+        mask = bit | (event.mask & FLAG_BITS)
         name = pieces.name
         if name is None and pieces.dentry is not None:
             rel = os.path.relpath(pieces.dentry, self.base)
             name = b"/" if rel == "." else os.fsencode(os.path.basename(rel))
         first = pieces.dentry if pieces.dentry is not None else pieces.inode
+        above = self.chain(pieces.dir or None)
+        chains = (self.chain(first or None, bool(mask & model.ONDIR)),
+                  model.dir_chain(pieces.name, mask, above) if above else ())
         ancestors = ()
         if args.process_flags & model.ProcessFlag.ANCESTOR:
             # the test's processes are all alive: /proc still knows their parents
             from fanbpf.fallback import proc_ancestors
 
             ancestors = proc_ancestors(event.pid)
-        return Facts(mask=bit | (event.mask & FLAG_BITS), name=name, tgid=event.pid,
-                     chains=(self.chain(first or None), self.chain(pieces.dir or None)),
-                     ancestors=ancestors)
+        return Facts(mask=mask, name=name, tgid=event.pid, chains=chains, ancestors=ancestors)
 
 
 def describe_keys(tree: FsTree, keys) -> list:
@@ -191,8 +195,11 @@ def event_keys(events) -> set:
 
 def expected_keys(tree: FsTree, events, args, dir_fid: bool = True) -> set:
     """The keys of the ``events`` (read from a group without a handler) that
-    the rules handler, attached with ``args``, delivers according to the model."""
-    args = args if isinstance(args, RulesArgs) else RulesArgs.from_dict(args)
+    the rules handler, attached with ``args`` (what :func:`fanbpf.rules`
+    returns, a RulesArgs, or an init-args dict), delivers according to the model."""
+    from fanbpf.fallback import rule_set
+
+    args = rule_set(args)
     keep = set()
     for event in events:
         for bit in _event_bits(event.mask):

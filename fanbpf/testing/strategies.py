@@ -7,18 +7,19 @@ Importing this module needs hypothesis (``pip install hypothesis``).
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
 from fanbpf import model
-from fanbpf.model import Facts, Pattern, PatternKind, RulesArgs
+from fanbpf.model import ChainNode, Facts, Pattern, PatternKind, RulesArgs, Section
 from fanbpf.testing.fs import OPS_DIRS, FsOp
 from fanbpf.testing.oracle import RulesSpec
 
-__all__ = ["property_settings", "file_names", "patterns", "rules_args", "facts", "fs_ops",
-           "ancestries", "cgroup_paths",
-           "rules_specs", "NODE_POOL"]
+__all__ = ["property_settings", "file_names", "patterns", "pattern_lists", "rules_args", "facts",
+           "fs_ops", "ancestries", "cgroup_paths", "rules_specs", "NODE_POOL", "DIR_NAMES",
+           "DIR_PATTERNS"]
 
 
 def property_settings(**overrides):
@@ -34,9 +35,16 @@ def property_settings(**overrides):
 
 
 
-#: A few (dev, ino) values that roots and chains are drawn from, so that
-#: they meet often; includes edge values.
+#: A few (dev, ino) values that roots, exclusions and chains are drawn
+#: from, so that they meet often; includes edge values.
 NODE_POOL = ((5, 2), (5, 3), (5, 4), (7, 2), (0, 0), (0xFFFFF, 1), (1, (1 << 64) - 1))
+#: Directory names chains are drawn from, and the DIRS patterns that hit them.
+DIR_NAMES = (b".git", b"node_modules", b"a.egg-info", b"src", b"build", b"/", b"x" * 255)
+DIR_PATTERNS = (Pattern(PatternKind.EXACT, b".git"), Pattern(PatternKind.EXACT, b"node_modules"),
+                Pattern(PatternKind.GLOB, b"*.egg-info"), Pattern(PatternKind.PREFIX, b"bui"),
+                Pattern(PatternKind.SUFFIX, b"rc"), Pattern(PatternKind.GLOB, b"?"),
+                Pattern(PatternKind.GLOB, b"x*x"), Pattern(PatternKind.EXACT, b"x" * 255),
+                Pattern(PatternKind.GLOB, b"*"))
 
 _NAME_ALPHABET = b"ab.*?x-"
 _MASK_BITS = (0x1, 0x2, 0x4, 0x8, 0x10, 0x20, 0x40, 0x80, 0x100, 0x200, 0x400, 0x800,
@@ -48,6 +56,11 @@ def _bits(pool):
     return st.lists(st.sampled_from(pool), max_size=4).map(lambda bits: sum(set(bits)))
 
 
+def _small(max_size: int = 12, min_size: int = 1):
+    return st.binary(min_size=min_size, max_size=max_size).map(
+        lambda b: bytes(_NAME_ALPHABET[x % len(_NAME_ALPHABET)] for x in b))
+
+
 def file_names(max_size: int = model.NAME_MAX - 1):
     """File names as the kernel has them: 1..255 bytes, no NUL, no '/'.
 
@@ -55,39 +68,68 @@ def file_names(max_size: int = model.NAME_MAX - 1):
     ``*`` and ``?`` included as literal bytes), sometimes any bytes and
     sometimes long ones.
     """
-    small = st.binary(min_size=1, max_size=12).map(
-        lambda b: bytes(_NAME_ALPHABET[x % len(_NAME_ALPHABET)] for x in b))
     anything = st.binary(min_size=1, max_size=max_size).map(
         lambda b: bytes(x if x not in (0, 0x2F) else 0x61 for x in b))
     long = st.integers(min_value=max(1, max_size - 8), max_value=max_size).flatmap(
         lambda n: st.sampled_from([b"a", b"ab", b"a*"]).map(lambda unit: (unit * n)[:n]))
-    return st.one_of(small, small, small, anything, long)
+    return st.one_of(_small(), _small(), _small(), anything, long)
 
 
-def patterns(valid: bool = True):
-    """:class:`fanbpf.model.Pattern` s; ``valid=False`` also draws bad kinds and lengths."""
-    text = st.binary(max_size=model.PATTERN_MAX - 1).map(
-        lambda b: bytes(_NAME_ALPHABET[x % len(_NAME_ALPHABET)] for x in b))
-    kinds = st.sampled_from(list(PatternKind))
-    if valid:
-        return st.builds(Pattern, kinds, text)
-    return st.builds(Pattern, st.one_of(kinds, st.integers(0, 6)), text,
-                     st.one_of(st.none(), st.integers(0, 40)))
+def patterns(valid: bool = True, kinds=tuple(PatternKind)):
+    """:class:`fanbpf.model.Pattern` s of texts up to 255 bytes (mostly
+    short); ``valid=False`` also draws bad kinds and lengths, which match
+    nothing."""
+    long = st.integers(200, model.NAME_MAX - 1).flatmap(
+        lambda n: st.sampled_from([b"a", b"a*", b"*a", b"?"]).map(lambda unit: (unit * n)[:n]))
+    text = st.one_of(_small(31, 0), _small(31, 0), long)
+    if valid:  # exact names are never empty
+        return st.builds(Pattern, st.sampled_from(list(kinds)), text).map(
+            lambda p: p if p.text or p.kind != PatternKind.EXACT else Pattern(p.kind, b"a"))
+    return st.builds(Pattern, st.one_of(st.sampled_from(list(kinds)), st.integers(0, 6)), text,
+                     st.one_of(st.none(), st.integers(0, 300)))
+
+
+def pattern_lists(max_exact: int = 6, max_globs: int = 6, pool=()):
+    """A name list: exact names and globs (any order), from ``pool`` too."""
+    exact = st.lists(st.builds(Pattern, st.just(PatternKind.EXACT), file_names()),
+                     max_size=max_exact)
+    globs = st.lists(patterns(kinds=(PatternKind.PREFIX, PatternKind.SUFFIX, PatternKind.GLOB)),
+                     max_size=max_globs)
+    picked = st.lists(st.sampled_from(pool), max_size=3) if pool else st.just([])
+    return st.tuples(exact, globs, picked).flatmap(
+        lambda t: st.permutations(t[0] + t[1] + t[2])).map(tuple)
+
+
+def _with_set_id(args: RulesArgs) -> RulesArgs:
+    """Valid args: sections that need the maps get a set id."""
+    if args.sections & (Section.NAMES | Section.EXCLUDE) and not args.set_id:
+        return replace(args, set_id=1)
+    if not args.set_id and len(args.roots) > model.MAX_ROOTS:
+        return replace(args, set_id=2)
+    return args
 
 
 def rules_args(valid: bool = True, nodes=NODE_POOL):
-    """:class:`fanbpf.model.RulesArgs`; ``valid=False`` draws structs fp_init may refuse."""
+    """:class:`fanbpf.model.RulesArgs` over ``nodes``; ``valid=False`` draws
+    structs fp_init may refuse.  Roots land in the init args, the map, or
+    both; patterns and excluded directory names come from pools that the
+    :func:`facts` names hit."""
     node = st.sampled_from(nodes)
     ids = st.sampled_from([0, 1, 100, 4242, (1 << 32) - 1])
     comm = st.binary(max_size=model.COMM_LEN - 1).map(
         lambda b: bytes(b"bashx"[x % 5] for x in b))
+    roots = st.lists(node, max_size=model.MAX_ROOTS + 4)
     common = dict(
-        sections=_bits([1, 2, 4]),
+        sections=_bits([1, 2, 4, 8]),
         deny_errno=st.one_of(st.just(0), st.integers(1, model.ERRNO_MAX)),
-        roots=st.lists(node, max_size=model.MAX_ROOTS).map(tuple),
+        set_id=st.sampled_from([0, 1, 77, (1 << 64) - 1]),
+        roots=roots,
+        args_roots=st.one_of(st.none(), st.lists(node, max_size=model.MAX_ROOTS).map(tuple)),
+        excluded=st.lists(node, max_size=4),
         names_mode=st.sampled_from([0, 1]),
-        patterns=st.lists(patterns(), max_size=model.MAX_PATTERNS).map(tuple),
+        patterns=pattern_lists(pool=DIR_PATTERNS),
         events=st.one_of(st.just(0), _bits(_MASK_BITS)),
+        dirs=pattern_lists(pool=DIR_PATTERNS),
         process_flags=_bits([1, 2, 4, 8, 16, 32, 64]),
         tgid=ids, not_tgid=ids, uid=ids,
         cgroup_id=st.sampled_from([0, 1, 12345, (1 << 64) - 1]),
@@ -97,17 +139,20 @@ def rules_args(valid: bool = True, nodes=NODE_POOL):
         cgroup_tree_level=st.sampled_from([0, 1, 2, 3, 7, 8, (1 << 32) - 1]),
     )
     if valid:
-        return st.builds(RulesArgs, **common)
+        return st.builds(RulesArgs, **common).map(_with_set_id).filter(
+            lambda a: model.check(a) == 0)
     bad = dict(common)
     bad.update(
-        sections=st.integers(0, 15),
+        sections=st.integers(0, 31),
         deny_errno=st.one_of(st.integers(-5, 5), st.integers(4090, 4100),
                              st.integers(-(1 << 31), (1 << 31) - 1)),
         nr_roots=st.one_of(st.none(), st.integers(0, 20), st.just((1 << 32) - 1)),
         subtree_reserved=st.sampled_from([0, 0, 1]),
         names_mode=st.integers(0, 3),
-        patterns=st.lists(patterns(valid=False), max_size=model.MAX_PATTERNS).map(tuple),
-        nr_patterns=st.one_of(st.none(), st.integers(0, 10)),
+        names_reserved=st.sampled_from([0, 0, 1]),
+        nr_exact=st.one_of(st.none(), st.integers(0, 3)),
+        nr_globs=st.one_of(st.none(), st.integers(0, 70)),
+        dirs_nr_globs=st.one_of(st.none(), st.integers(0, 70), st.just((1 << 32) - 1)),
         process_flags=st.integers(0, 255),
         ancestor_tgid=st.one_of(st.just(0), _TGIDS),
         cgroup_tree_id=st.one_of(st.just(0), _CGROUPS),
@@ -136,26 +181,58 @@ def cgroup_paths():
     return st.lists(_CGROUPS, max_size=7).map(lambda p: (1,) + tuple(p))
 
 
+def _dentries(nodes, first_dir: bool):
+    """The dentries of a walk, nearest first, the superblock's root last:
+    short ones drawn node by node, and deep ones around ``MAX_DEPTH`` --
+    filler directories (never in ``nodes``) with a few drawn nodes placed
+    at drawn depths."""
+    node = st.tuples(st.sampled_from(nodes), st.one_of(st.none(), st.sampled_from(DIR_NAMES)))
+    short = st.lists(node, min_size=1, max_size=6)
+
+    @st.composite
+    def deep(draw):
+        length = draw(st.integers(model.MAX_DEPTH - 3, model.MAX_DEPTH + 3))
+        out = [((9, 1 << 40 | i), b"d") for i in range(length)]
+        for _ in range(draw(st.integers(0, 2))):
+            out[draw(st.integers(0, length - 1))] = draw(node)
+        return out
+
+    def chain(items):
+        return tuple(ChainNode(dev, ino, name, first_dir if i == 0 else True)
+                     for i, ((dev, ino), name) in enumerate(items))
+
+    return st.one_of(short, short, short, deep()).map(chain)
+
+
 def facts(nodes=NODE_POOL):
-    """:class:`fanbpf.model.Facts` whose chains use ``nodes`` (deep ones included)."""
-    node = st.sampled_from(nodes)
-    chain = st.one_of(
-        st.lists(node, max_size=6),
-        st.lists(node, min_size=model.CHAIN_MAX - 3, max_size=model.CHAIN_MAX),
-    ).map(tuple)
-    mask = st.one_of(_bits(_MASK_BITS), st.sampled_from(_PERM_BITS))
-    return st.builds(
-        Facts,
-        mask=mask,
-        name=st.one_of(st.none(), file_names()),
-        tgid=st.sampled_from([0, 1, 100, 4242, (1 << 32) - 1]),
-        uid=st.sampled_from([0, 1, 100, 4242, (1 << 32) - 1]),
-        cgroup_id=st.sampled_from([0, 1, 12345, (1 << 64) - 1]),
-        comm=st.binary(max_size=model.COMM_LEN - 1).map(lambda b: bytes(b"bashx"[x % 5] for x in b)),
-        chains=st.tuples(chain, chain),
-        ancestors=ancestries(),
-        cgroup_path=cgroup_paths(),
-    )
+    """:class:`fanbpf.model.Facts` whose chains use ``nodes`` and
+    :data:`DIR_NAMES` (deep ones included): a walk from the dentry (or the
+    inode's) and one from the dir after the virtual node of the event's
+    name, either of them missing (not both, mostly)."""
+
+    @st.composite
+    def build(draw):
+        mask = draw(st.one_of(_bits(_MASK_BITS), st.sampled_from(_PERM_BITS)))
+        ondir = bool(mask & model.ONDIR)
+        name = draw(st.one_of(st.none(), file_names(), st.sampled_from(DIR_NAMES[:-2])))
+        shape = draw(st.sampled_from(["dentry", "dir", "both", "both", "none"]))
+        chain0 = draw(_dentries(nodes, ondir)) if shape in ("dentry", "both") else ()
+        chain1 = ()
+        if shape in ("dir", "both"):
+            chain1 = model.dir_chain(name, mask, draw(_dentries(nodes, True)))
+        return Facts(
+            mask=mask, name=name,
+            tgid=draw(st.sampled_from([0, 1, 100, 4242, (1 << 32) - 1])),
+            uid=draw(st.sampled_from([0, 1, 100, 4242, (1 << 32) - 1])),
+            cgroup_id=draw(st.sampled_from([0, 1, 12345, (1 << 64) - 1])),
+            comm=draw(st.binary(max_size=model.COMM_LEN - 1).map(
+                lambda b: bytes(b"bashx"[x % 5] for x in b))),
+            chains=(chain0, chain1),
+            ancestors=draw(ancestries()),
+            cgroup_path=draw(cgroup_paths()),
+        )
+
+    return build()
 
 
 _FS_NAMES = ("a", "b", "c.log", "d.txt")

@@ -271,8 +271,13 @@ int BPF_PROG(fanbpf_rules_handler, struct fanotify_fastpath_hook *hook, __u32 ma
 			match = FANBPF_MATCH_NO;
 	}
 	if (match != FANBPF_MATCH_NO && (a->sections & FANBPF_SEC_WALK)) {
-		/* from the dentry, or with neither dentry nor dir from the inode */
-		if (dentry || !dir)
+		/*
+		 * From the dentry, or with neither dentry nor dir from the
+		 * inode.  Verifier: the iterator takes NULL or a tested
+		 * pointer, not one that may be NULL, hence the tests here (an
+		 * event with none of the three has nothing to walk).
+		 */
+		if (dentry || (!dir && inode))
 			w0 = walk(a, &key, dentry, dentry ? NULL : inode, first_dir);
 		if (dir && !fanbpf_walk_settles(a, w0))
 			w1 = name_excluded(a, &key, mask, name) ? FANBPF_WALK_EXCLUDED :

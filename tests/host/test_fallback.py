@@ -92,17 +92,26 @@ def test_walk_path_stops_at_the_filesystem_root(tmp_path):
         pytest.skip("mount needs root")
     with tmpfs_mount() as base:
         os.makedirs(os.path.join(base, "a", "b"))
-        chain = walk_path(os.path.join(base, "a", "b"))
+        chain = walk_path(os.path.join(base, "a", "b"), first_dir=False)
         st = os.stat(base)
-        assert len(chain) == 3 and chain[-1] == (kernel_dev(st.st_dev), st.st_ino)
+        assert [(n.name, n.is_dir) for n in chain] == [(b"b", False), (b"a", True), (b"/", True)]
+        assert chain[-1].key == (kernel_dev(st.st_dev), st.st_ino)
 
 
-def test_walk_path_depth_limit(tmp_path):
+def test_walk_path_goes_past_the_handler_depth(tmp_path):
+    """The whole way up: the model, not the walk, applies the handler's bound."""
+    from fanbpf import model
+
     deep = tmp_path
     for i in range(70):
         deep = deep / "d"
     os.makedirs(deep)
-    assert len(walk_path(deep)) == 65
+    chain = walk_path(deep)
+    assert len(chain) >= 71 and chain[-1].name == b"/"
+    deeper = tuple(model.ChainNode(1, i, b"d") for i in range(model.MAX_DEPTH)) + chain
+    args = model.RulesArgs(sections=model.Section.SUBTREE, roots=(chain[-1].key,))
+    assert model.match(model.Facts(mask=0x2, chains=(chain, ())), args) == model.Match.YES
+    assert model.match(model.Facts(mask=0x2, chains=(deeper, ())), args) == model.Match.UNDECIDED
 
 
 def test_filter_splits_merged_events(tmp_path):

@@ -10,7 +10,7 @@ import os
 
 import pytest
 
-from bpfobjs import needs_root, open_fds
+from bpfobjs import bpf_objs, needs_root, open_fds  # noqa: F401 (a fixture)
 from fanbpf import errors, handler, support
 from fanbpf._binding import ffi, lib
 
@@ -206,3 +206,127 @@ def test_no_fd_leaks_on_error_paths(fan_fd):
             handler.detach(fan_fd)
         support.kernel_support()  # the probe makes a group and loads BTF
     assert open_fds() == before
+
+
+# --- map operations (on the rules test object, which loads anywhere) -----------------
+
+BPF_ANY, BPF_NOEXIST, BPF_EXIST = 0, 1, 2
+
+
+@pytest.fixture(scope="module")
+def maps_obj():
+    """The rules test object, loaded: hash, per-CPU hash and array maps."""
+    if os.geteuid() != 0:
+        pytest.skip("loading BPF needs root")
+    obj = handler.BpfObject(handler.builtin_path("rules").with_name("fanbpf_rules_test.bpf.o"))
+    try:
+        obj.load()
+        yield obj._obj()
+    finally:
+        obj.close()
+
+
+def _possible_cpus() -> int:
+    with open("/sys/devices/system/cpu/possible") as f:  # e.g. "0-3,8"
+        ranges = [r.partition("-") for r in f.read().strip().split(",")]
+    return sum(int(b or a) - int(a) + 1 for a, _, b in ranges)
+
+
+def _info(obj, name):
+    info = ffi.new("struct fanbpf_map_info *")
+    assert lib.fanbpf_obj_map_info(obj, name.encode(), info) == 0
+    return info
+
+
+def test_map_info(maps_obj):
+    nodes = _info(maps_obj, "fanbpf_rules_nodes")
+    assert (nodes.type, nodes.key_size, nodes.value_size, nodes.max_entries) == (1, 24, 4, 1 << 20)
+    assert nodes.map_flags & 1 and nodes.value_stride == 4  # BPF_F_NO_PREALLOC
+    stats = _info(maps_obj, "fanbpf_rules_stats")
+    assert (stats.type, stats.value_size) == (5, 32)  # BPF_MAP_TYPE_PERCPU_HASH
+    assert stats.value_stride == 32 * _possible_cpus()
+    info = ffi.new("struct fanbpf_map_info *")
+    assert lib.fanbpf_obj_map_info(maps_obj, b"no_such_map", info) == -errno.ENOENT
+
+
+def test_map_elements(maps_obj):
+    key, value = b"\1" * 24, b"\2\0\0\0"
+    out = ffi.new("char[4]")
+    name = b"fanbpf_rules_nodes"
+    assert lib.fanbpf_obj_map_lookup(maps_obj, name, key, 24, out, 4, 0) == -errno.ENOENT
+    assert lib.fanbpf_obj_map_update(maps_obj, name, key, 24, value, 4, BPF_EXIST) == -errno.ENOENT
+    assert lib.fanbpf_obj_map_update(maps_obj, name, key, 24, value, 4, BPF_NOEXIST) == 0
+    assert lib.fanbpf_obj_map_update(maps_obj, name, key, 24, value, 4, BPF_NOEXIST) == -errno.EEXIST
+    assert lib.fanbpf_obj_map_lookup(maps_obj, name, key, 24, out, 4, 0) == 0
+    assert ffi.buffer(out)[:] == value
+    # sizes that are not the map's
+    assert lib.fanbpf_obj_map_lookup(maps_obj, name, key, 16, out, 4, 0) == -errno.EINVAL
+    assert lib.fanbpf_obj_map_update(maps_obj, name, key, 24, value, 8, 0) == -errno.EINVAL
+    assert lib.fanbpf_obj_map_delete(maps_obj, name, key, 24, 0) == 0
+    assert lib.fanbpf_obj_map_delete(maps_obj, name, key, 24, 0) == -errno.ENOENT
+    # per-CPU: a value per possible CPU
+    stride = _info(maps_obj, "fanbpf_rules_stats").value_stride
+    sid = (12345).to_bytes(8, "little")
+    vals = ffi.new("char[]", stride)
+    assert lib.fanbpf_obj_map_update(maps_obj, b"fanbpf_rules_stats", sid, 8, vals, 32, 0) == \
+        -errno.EINVAL
+    assert lib.fanbpf_obj_map_update(maps_obj, b"fanbpf_rules_stats", sid, 8, vals, stride, 0) == 0
+    assert lib.fanbpf_obj_map_delete(maps_obj, b"fanbpf_rules_stats", sid, 8, 0) == 0
+
+
+def test_map_batches_and_keys(maps_obj):
+    name = b"fanbpf_rules_nodes"
+    n = 3000
+    keys = b"".join((77).to_bytes(8, "little") + (1).to_bytes(8, "little") + i.to_bytes(8, "little")
+                    for i in range(n))
+    values = b"\1\0\0\0" * n
+    count = ffi.new("uint32_t *", n)
+    assert lib.fanbpf_obj_map_update_batch(maps_obj, name, keys, len(keys), values,
+                                           len(values) - 4, count, 0) == -errno.EINVAL
+    assert lib.fanbpf_obj_map_update_batch(maps_obj, name, keys, len(keys), values, len(values),
+                                           count, 0) == 0
+    assert count[0] == n
+    # all keys, with too little room first: the count says how many there are
+    buf = ffi.new("char[]", 24 * 10)
+    total = ffi.new("uint64_t *")
+    assert lib.fanbpf_obj_map_keys(maps_obj, name, buf, 24 * 10, total) == 0
+    assert total[0] == n
+    buf = ffi.new("char[]", 24 * n)
+    assert lib.fanbpf_obj_map_keys(maps_obj, name, buf, 24 * n, total) == 0
+    got = ffi.buffer(buf)[:]
+    assert sorted(got[i:i + 24] for i in range(0, len(got), 24)) == \
+        sorted(keys[i:i + 24] for i in range(0, len(keys), 24))
+    first, after = ffi.new("char[24]"), ffi.new("char[24]")
+    assert lib.fanbpf_obj_map_next_key(maps_obj, name, ffi.NULL, first, 24) == 0
+    assert lib.fanbpf_obj_map_next_key(maps_obj, name, first, after, 24) == 0
+    # delete: stops at the first key that is not there, count = deleted before it
+    missing = (78).to_bytes(8, "little") + b"\0" * 16
+    chunk = keys[:24 * 5] + missing + keys[24 * 5:24 * 8]
+    count[0] = 9
+    assert lib.fanbpf_obj_map_delete_batch(maps_obj, name, chunk, len(chunk), count) == -errno.ENOENT
+    assert count[0] == 5
+    count[0] = n - 5
+    assert lib.fanbpf_obj_map_delete_batch(maps_obj, name, keys[24 * 5:], len(keys) - 24 * 5,
+                                           count) == 0
+    assert lib.fanbpf_obj_map_keys(maps_obj, name, ffi.NULL, 0, total) == 0 and total[0] == 0
+
+
+def test_map_ops_need_a_loaded_object():
+    obj = handler.BpfObject(handler.builtin_path("rules").with_name("fanbpf_rules_test.bpf.o"))
+    with obj:
+        info = ffi.new("struct fanbpf_map_info *")
+        assert lib.fanbpf_obj_map_info(obj._obj(), b"fanbpf_rules_nodes", info) == -errno.EBUSY
+        assert lib.fanbpf_obj_map_info(ffi.NULL, b"fanbpf_rules_nodes", info) == -errno.EINVAL
+
+
+@needs_root
+def test_vmlinux_struct_ids(bpf_objs):
+    """The load puts vmlinux BTF ids in fanbpf_vmlinux_struct__NAME globals
+    (0: no such struct), so a guarded bpf_rdonly_cast() loads either way."""
+    with handler.BpfObject(bpf_objs["vmlinux_ids"]) as obj:
+        assert obj.get_global("fanbpf_vmlinux_struct__task_struct") == 0  # before load
+        obj.load()
+        assert obj.get_global("fanbpf_vmlinux_struct__task_struct") > 0
+        assert obj.get_global("fanbpf_vmlinux_struct__fanbpf_no_such_struct") == 0
+        assert obj.get_global("fanbpf_vmlinux_struct__wrong_size") == 0
+        assert obj.test_run("cast").retval == 1
