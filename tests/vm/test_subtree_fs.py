@@ -222,10 +222,10 @@ def test_file_1000_deep_under_a_root(mounts, run):
     mkdirs(base, "in", "out")
     for top in ("in", "out"):
         os.close(make_chain(f"{base}/{top}", 1000))
-    r = run(base, fanbpf.rules(subtree=[f"{base}/in"]))
+    r = run(base, fanbpf.rules(subtree=[f"{base}/in"]), walk=False)
     deep = "/".join(["d"] * 1000)
-    r.paths.add_tree("in")
-    r.paths.add_tree("out")
+    for rel in ("in", "out", f"in/{deep}", f"out/{deep}"):  # the events name these dirs
+        r.paths.add(rel)
     r.apply([FsOp("create", f"in/{deep}/f"), FsOp("write", f"in/{deep}/f"),
              FsOp("create", f"out/{deep}/f")])
     want = r.check(under({"in"}))
