@@ -56,9 +56,8 @@ def kernel_has(fstype):
 
 def require(kind):
     """Fail (never skip: make test must run these) when ``kind`` cannot be made here."""
-    fstype = "overlay" if kind == "overlay" else kind
-    if kind != "tmpfs" and not kernel_has(fstype):
-        pytest.fail(f"the test kernel has no {fstype} file system: set {_CONFIG[kind]}=y in "
+    if kind != "tmpfs" and not kernel_has(kind):
+        pytest.fail(f"the test kernel has no {kind} file system: set {_CONFIG[kind]}=y in "
                     "kernel/config")
     if kind in _MKFS:
         tool, package = _MKFS[kind][0][0], _MKFS[kind][1]
@@ -318,10 +317,14 @@ class Run:
         self.paths = Paths(base, walk)
         self.ref = Group(resolve_paths=False)
         self.sut = Group(resolve_paths=False)
-        for path in marks or [base]:
-            for g in (self.sut, self.ref):
-                g.mark(path, mask, MarkFlag.FILESYSTEM)
-        self.att = self.sut.attach(handler, rules)
+        try:
+            for path in marks or [base]:
+                for g in (self.sut, self.ref):
+                    g.mark(path, mask, MarkFlag.FILESYSTEM)
+            self.att = self.sut.attach(handler, rules)
+        except BaseException:
+            self.close()
+            raise
         self.done = []
 
     def apply(self, ops, via=None):
