@@ -40,15 +40,22 @@ class FsTree:
     appears, and its path is updated on renames, so an event read later
     can be explained without asking the file system again: which object
     its records name, where it was, and the walk the kernel made from
-    there (:meth:`facts`).  ``base`` must be the root of its file system
-    (a tmpfs), since the kernel's walk ends at the file system's root.
+    there (:meth:`facts`).  The directories from ``base`` up to its file
+    system's root (where the kernel's walk ends) are read once, when the
+    tree is made: the test must not change them.
     """
 
     def __init__(self, base):
+        from fanbpf.fallback import walk_path
+
         self.base = os.path.abspath(base)
         self.nodes: dict = {}  # relative path -> _Node, live objects
         self.by_handle: dict = {}  # handle bytes -> _Node, removed ones too
         self.removed: dict = {}  # relative path -> the _Node removed from it last
+        # base's own name and the directories above it, up to its file
+        # system's root, which the test never changes
+        above = walk_path(self.base)
+        self._base_name, self._above = above[0].name, above[1:]
         self._add("")
         for dirpath, dirnames, filenames in os.walk(self.base):
             for name in dirnames + filenames:
@@ -115,10 +122,10 @@ class FsTree:
         node = self.nodes.get(rel) or self.removed[rel]  # removed: explained by its last path
         is_dir = first_dir
         while True:
-            name = b"/" if rel == "" else os.fsencode(os.path.basename(rel))
+            name = self._base_name if rel == "" else os.fsencode(os.path.basename(rel))
             chain.append(model.ChainNode(node.dev, node.ino, name, is_dir))
             if rel == "":
-                return tuple(chain)
+                return tuple(chain) + self._above
             rel = os.path.dirname(rel)
             node, is_dir = self.nodes[rel], True
 
@@ -140,7 +147,7 @@ class FsTree:
         name = pieces.name
         if name is None and pieces.dentry is not None:
             rel = os.path.relpath(pieces.dentry, self.base)
-            name = b"/" if rel == "." else os.fsencode(os.path.basename(rel))
+            name = self._base_name if rel == "." else os.fsencode(os.path.basename(rel))
         first = pieces.dentry if pieces.dentry is not None else pieces.inode
         above = self.chain(pieces.dir or None)
         chains = (self.chain(first or None, bool(mask & model.ONDIR)),
@@ -211,7 +218,8 @@ def expected_keys(tree: FsTree, events, args, dir_fid: bool = True) -> set:
 
 
 class OpsRun:
-    """Apply :class:`FsOp` s on a fresh tmpfs, with a reference group watching.
+    """Apply :class:`FsOp` s on a fresh tmpfs (or in a fresh directory of the
+    file system mounted at ``fs``), with a reference group watching.
 
     ``dirs`` are created first (and never touched by :func:`fs_ops`);
     ``procs`` :class:`Workers` are started, unless ``workers`` are given.  Mark the groups under test on
@@ -222,16 +230,29 @@ class OpsRun:
     returns the reference group's events for it.
     """
 
-    def __init__(self, dirs=OPS_DIRS, procs: int = 2, workers: Optional[Workers] = None):
+    def __init__(self, dirs=OPS_DIRS, procs: int = 2, workers: Optional[Workers] = None,
+                 fs: Optional[str] = None):
         self._dirs = dirs
         self._procs = procs
         self._stack = contextlib.ExitStack()
+        self._fs = fs
         self.ref = None
         self.workers = workers  # shared across runs: forking is slow in an emulated VM
 
+    def _fresh_dir(self):
+        """A new directory on ``fs`` (mounting a file system per run would
+        be slow), removed after the run."""
+        import shutil
+        import tempfile
+
+        path = tempfile.mkdtemp(prefix="run-", dir=self._fs)
+        self._stack.callback(shutil.rmtree, path, ignore_errors=True)
+        return path
+
     def __enter__(self) -> OpsRun:
         try:
-            self.base = self._stack.enter_context(tmpfs_mount())
+            self.base = self._stack.enter_context(tmpfs_mount()) if self._fs is None \
+                else self._fresh_dir()
             for d in self._dirs:
                 os.mkdir(os.path.join(self.base, d))
             if self.workers is None:
@@ -262,12 +283,14 @@ class OpsRun:
 @dataclass(frozen=True)
 class RulesSpec:
     """:func:`fanbpf.rules.rules` keyword arguments with directories named
-    relative to a test tree and processes by worker number, so that
+    relative to a test tree (``""`` is its base) and processes by worker number, so that
     hypothesis can draw them before the tree exists; :meth:`build` makes
     the args.  ``exclude_proc``/``only_proc``/``descendants_of``: 0 is the
     test process."""
 
     subtree: tuple = ()
+    exclude_dirs: tuple = ()
+    exclude_subtrees: tuple = ()
     names: tuple = ()
     exclude_names: bool = False
     events: int = 0
@@ -282,6 +305,11 @@ class RulesSpec:
         kwargs: dict = {}
         if self.subtree:
             kwargs["subtree"] = [os.path.join(base, d) if d else base for d in self.subtree]
+        if self.exclude_dirs:
+            kwargs["exclude_dirs"] = list(self.exclude_dirs)
+        if self.exclude_subtrees:
+            kwargs["exclude_subtrees"] = [os.path.join(base, d) if d else base
+                                          for d in self.exclude_subtrees]
         if self.names:
             kwargs["exclude_names" if self.exclude_names else "names"] = list(self.names)
             if self.events:

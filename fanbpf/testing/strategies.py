@@ -306,13 +306,21 @@ def fs_ops(dirs=("in", "out"), max_ops: int = 12, procs: int = 2, names=_FS_NAME
 
 
 def rules_specs(dirs=OPS_DIRS, procs: int = 2):
-    """:class:`RulesSpec` s over a test tree: subtree roots among ``dirs`` (``""``
-    is the tree's root), name patterns over the names :func:`fs_ops` uses,
-    and process conditions on the test process and ``procs`` workers."""
+    """:class:`RulesSpec` s over a test tree: subtree roots and excluded
+    subtrees among ``dirs`` (``""`` is the tree's base), excluded directory
+    names and name patterns over the names :func:`fs_ops` uses, and process
+    conditions on the test process and ``procs`` workers."""
     proc = st.one_of(st.none(), st.integers(0, procs))
+    where = st.sampled_from(("",) + tuple(dirs))
     return st.builds(
         RulesSpec,
-        subtree=st.lists(st.sampled_from(("",) + tuple(dirs)), max_size=3, unique=True).map(tuple),
+        subtree=st.lists(where, max_size=3, unique=True).map(tuple),
+        exclude_dirs=st.one_of(st.just(()), st.lists(st.sampled_from(
+            ["a", "b", "in", "*.log", "?", "c*", "d.txt"]), min_size=1, max_size=3,
+            unique=True).map(tuple)),
+        exclude_subtrees=st.one_of(
+            st.just(()), st.just(()),
+            st.lists(where, min_size=1, max_size=2, unique=True).map(tuple)),
         names=st.one_of(st.just(()), st.lists(st.sampled_from(
             ["*.log", "a", "?", "d*", "*", "*.txt", "b*", "[x]"]), min_size=1, max_size=3,
             unique=True).map(tuple)),

@@ -41,15 +41,15 @@ def test_watch_subtree_and_names_filtered(tmpfs, fallback):
 @pytest.mark.parametrize("fallback", ["never", "always"])
 def test_watch_roots_and_exclusions(tmpfs, tmp_path, fallback):
     """No PATH: the roots' filesystem is marked; counters on stderr at exit."""
-    for d in ("a/.git", "b/node_modules/m", "c", "d", "e"):
+    for d in ("a/.git", "b/node_modules/m", "b/skip", "c", "d"):
         os.makedirs(f"{tmpfs}/{d}")
     listing = tmp_path / "roots"
-    listing.write_text(f"# more roots\n{tmpfs}/d\n\n{tmpfs}/e\n")
+    listing.write_text(f"# more roots\n{tmpfs}/d\n\n")
     proc, notes = watch("--json", "-e", "create", "--subtree", f"{tmpfs}/a", "--subtree",
                         f"{tmpfs}/b", "--roots-from", str(listing), "--exclude-dir", ".git",
-                        "--exclude-dir", "node_modules", "--exclude-subtree", f"{tmpfs}/e",
+                        "--exclude-dir", "node_modules", "--exclude-subtree", f"{tmpfs}/b/skip",
                         "--count", "3", "--timeout", "60", "--fallback", fallback)
-    for name in ("a/.git/HEAD", "a/x", "b/node_modules/m/y", "c/no", "e/no", "b/z", "d/w"):
+    for name in ("a/.git/HEAD", "a/x", "b/node_modules/m/y", "c/no", "b/skip/no", "b/z", "d/w"):
         Path(tmpfs, name).write_text("x")
     out, err = proc.communicate(timeout=90)
     assert proc.returncode == 0, err

@@ -18,7 +18,6 @@ from hypothesis import given, note
 
 from fanbpf import EventMask, Group, MarkFlag
 from fanbpf.fallback import RulesGroup
-from fanbpf.model import RulesArgs
 from fanbpf.testing.fs import OPS_DIRS, OPS_MASK, tmpfs_mount
 from fanbpf.testing.oracle import OpsRun, describe_keys, event_keys
 from fanbpf.testing.strategies import fs_ops, property_settings, rules_specs
@@ -31,7 +30,7 @@ def test_fallback_agrees_with_the_kernel(fanbpf_rules_handler, fanbpf_workers, o
                                          spec):
     with OpsRun(workers=fanbpf_workers) as run:
         args = spec.build(run.base, run.pids)
-        note(f"args: {RulesArgs.from_dict(args)!r}")
+        note(f"rules: {args!r}")
         # the fallback's group resolves paths, so it is marked first (see OpsRun)
         with RulesGroup(Group(), args, mode="userspace") as fallback, \
                 Group(resolve_paths=False) as kernel:

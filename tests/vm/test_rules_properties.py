@@ -3,18 +3,22 @@ operations, and the documented semantics case by case.
 
 The property: hypothesis draws a sequence of operations (create, write, open,
 chmod, mkdir, rmdir, unlink, renames within and across the subtree, from this
-process and two workers) and rules (subtree roots, names, process
-conditions).  They are applied on a fresh tmpfs watched by two FID groups
-with a FILESYSTEM mark: one with the rules handler attached, one without.
-After every operation, the events of the handler's group must be exactly
-those of the other group that fanbpf.model says the handler delivers, with
-the facts explained by fanbpf.testing.FsTree (the test's own record of the
-tree).  Nothing the model delivers may be missing, nothing it skips may
-arrive.  A failure prints the shrunk operation list, like
+process and two workers) and a rule set (subtree roots, excluded subtrees,
+excluded directory names, names, process conditions).  They are applied in
+a fresh directory watched by two FID groups with a FILESYSTEM mark: one with
+the rules handler attached (the rule set in its maps), one without.  After
+every operation, the events of the handler's group must be exactly those of
+the other group that fanbpf.model says the handler delivers, with the facts
+explained by fanbpf.testing.FsTree (the test's own record of the tree).
+Nothing the model delivers may be missing, nothing it skips may arrive.  A
+failure prints the shrunk operation list, like
 ``[mkdir('in/a'), rename('in/a', 'out/b', proc=1)]``, and the events that
-differ.
+differ.  The sequences run on a fresh tmpfs each, and on ext4, xfs and
+btrfs (one file system per kind, a fresh directory per sequence; the
+``disk_fs`` fixture, made with tests/vm/fsimages.py).
 
-Example counts: FANBPF_EXAMPLES examples (default 500), derandomized.
+Example counts: FANBPF_EXAMPLES examples (default 500) on tmpfs, a fifth of
+that on each disk file system, derandomized.
 """
 
 import errno
@@ -27,31 +31,51 @@ from hypothesis import given, note
 
 import fanbpf
 from fanbpf import EventMask, Group, MarkFlag, model
-from fanbpf.model import RulesArgs
 from fanbpf.testing.fs import OPS_DIRS, OPS_MASK, FsOp, Workers, tmpfs_mount
 from fanbpf.testing.oracle import OpsRun, describe_keys, event_keys, expected_keys
 from fanbpf.testing.strategies import fs_ops, property_settings, rules_specs
 
+
+def check_sequence(handler, run, ops, spec):
+    with Group(resolve_paths=False) as sut:
+        rules = spec.build(run.base, run.pids)
+        note(f"rules: {rules!r}")
+        sut.mark(run.base, OPS_MASK, MarkFlag.FILESYSTEM)
+        sut.attach(handler, rules)
+        run.start(OPS_MASK)
+        for step, op in enumerate(ops):
+            seen = run.step(op)
+            want = expected_keys(run.tree, seen, rules)
+            got = event_keys(sut.drain())
+            assert got == want, (
+                f"after {ops[:step + 1]!r}:\n  missing: {describe_keys(run.tree, want - got)}"
+                f"\n  unexpected: {describe_keys(run.tree, got - want)}")
+        assert run.ref.overflows == 0 and sut.overflows == 0
 
 
 @property_settings()
 @given(ops=fs_ops(dirs=OPS_DIRS), spec=rules_specs())
 def test_handler_delivers_what_the_model_does(fanbpf_rules_handler, fanbpf_workers, ops,
                                               spec):
-    with OpsRun(workers=fanbpf_workers) as run, Group(resolve_paths=False) as sut:
-        args = spec.build(run.base, run.pids)
-        note(f"args: {RulesArgs.from_dict(args)!r}")
-        sut.mark(run.base, OPS_MASK, MarkFlag.FILESYSTEM)
-        sut.attach(fanbpf_rules_handler, args)
-        run.start(OPS_MASK)
-        for step, op in enumerate(ops):
-            seen = run.step(op)
-            want = expected_keys(run.tree, seen, args)
-            got = event_keys(sut.drain())
-            assert got == want, (
-                f"after {ops[:step + 1]!r}:\n  missing: {describe_keys(run.tree, want - got)}"
-                f"\n  unexpected: {describe_keys(run.tree, got - want)}")
-        assert run.ref.overflows == 0 and sut.overflows == 0
+    with OpsRun(workers=fanbpf_workers) as run:
+        check_sequence(fanbpf_rules_handler, run, ops, spec)
+
+
+@pytest.fixture(scope="module", params=["ext4", "xfs", "btrfs"])
+def disk_fs(request):
+    """One fresh file system of each disk kind for the module (a directory per sequence)."""
+    from fsimages import Mounts
+
+    with Mounts() as mounts:
+        yield mounts.fs(request.param)
+
+
+@property_settings(max_examples=max(10, property_settings().max_examples // 5))
+@given(ops=fs_ops(dirs=OPS_DIRS), spec=rules_specs())
+def test_handler_delivers_what_the_model_does_on_disk(fanbpf_rules_handler, fanbpf_workers,
+                                                      disk_fs, ops, spec):
+    with OpsRun(workers=fanbpf_workers, fs=disk_fs) as run:
+        check_sequence(fanbpf_rules_handler, run, ops, spec)
 
 
 # --- the semantics, case by case ---------------------------------------------------
@@ -82,7 +106,7 @@ class Watch:
         self.group = Group()
         for path in (base, *extra_marks):
             self.group.mark(path, mask, MarkFlag.FILESYSTEM)
-        self.group.attach(handler, args)
+        self.attachment = self.group.attach(handler, args)
 
     def seen(self):
         """{(event, path relative to base)} for each event bit delivered so far."""
@@ -105,8 +129,8 @@ class Watch:
 def watch(fanbpf_rules_handler, tree):
     watches = []
 
-    def make(mask, extra_marks=(), **rules):
-        w = Watch(fanbpf_rules_handler, tree, mask, fanbpf.rules(**rules), extra_marks)
+    def make(mask, extra_marks=(), args=None, **rules):
+        w = Watch(fanbpf_rules_handler, tree, mask, args or fanbpf.rules(**rules), extra_marks)
         watches.append(w)
         return w
 
@@ -156,13 +180,23 @@ def test_hard_links_are_judged_by_the_name_used(tree, watch):
     assert w.seen() == {("CREATE", "in/l"), ("OPEN", "in/l")}
 
 
+def _key(path):
+    from fanbpf.rules import root_of
+
+    return root_of(path)
+
+
 def test_walks_stop_at_mount_points(tree, watch):
+    """A walk ends at its file system's root (rules() adds the roots of file
+    systems mounted below a root for that reason; a bare rule set has only
+    the roots it is given)."""
     inner = f"{tree}/in/mnt"
     os.mkdir(inner)
     subprocess.run(["mount", "-t", "tmpfs", "inner", inner], check=True)
     try:
         touch(f"{inner}/x")
-        outer = watch(EventMask.OPEN, extra_marks=[inner], subtree=[f"{tree}/in"])
+        bare = model.RulesArgs(sections=model.Section.SUBTREE, roots=[_key(f"{tree}/in")])
+        outer = watch(EventMask.OPEN, extra_marks=[inner], args=bare)
         mounted = watch(EventMask.OPEN, extra_marks=[inner], subtree=[inner])
         open_close(f"{inner}/x")
         assert outer.seen() == set()  # the walk ends at the inner file system's root
@@ -171,22 +205,97 @@ def test_walks_stop_at_mount_points(tree, watch):
         subprocess.run(["umount", "-l", inner], check=True)
 
 
-@pytest.mark.parametrize("depth", [63, 64, 65, 66])
-def test_depth_limit(tree, watch, depth):
-    """A root counts when it is the object or within 64 dentries above the
-    object or, for events that carry the parent (non-directories here), the
-    parent: 65 levels for files, 64 for directories."""
-    deep = os.path.join(f"{tree}/in", *["d"] * depth)
-    os.makedirs(deep)
-    touch(f"{deep}/f")
-    w = watch(EventMask.OPEN | EventMask.ONDIR, subtree=[f"{tree}/in"])
-    open_close(deep)
-    open_close(f"{deep}/f")
-    rel = os.path.relpath(deep, tree)
-    want = set()
-    if depth <= 64:
-        want |= {("OPEN|ONDIR", rel), ("OPEN", f"{rel}/f")}
-    assert w.seen() == want
+def _deep(top, depth, name="d"):
+    """``depth`` nested directories below ``top`` (past PATH_MAX: by chdir),
+    a file ``f`` in the deepest; returns an fd of the deepest."""
+    cwd = os.open(".", os.O_RDONLY)
+    try:
+        os.chdir(top)
+        for _ in range(depth):
+            os.mkdir(name)
+            os.chdir(name)
+        touch("f")
+        return os.open(".", os.O_RDONLY)
+    finally:
+        os.fchdir(cwd)
+        os.close(cwd)
+
+
+def _open_deep(fd):
+    """Open the deepest directory and its file f (paths too long for open(2))."""
+    os.close(os.open(".", os.O_RDONLY, dir_fd=fd))
+    os.close(os.open("f", os.O_RDONLY, dir_fd=fd))
+
+
+@pytest.mark.parametrize("depth,want", [
+    (1000, (2, 3, 0)),  # (delivered, skipped, undecided)
+    (model.MAX_DEPTH - 2, (2, 1, 0)),  # the file is the 4096th dentry below the root
+    (model.MAX_DEPTH + 1, (4, 1, 4)),
+])
+def test_deep_objects_are_never_dropped(fanbpf_rules_handler, tree, depth, want):
+    """No depth cliff: a root up to FANBPF_MAX_DEPTH (4096) dentries up is
+    found; deeper, the walk sees neither the root nor the top, and the
+    event is delivered and counted undecided.  Outside the subtree, an
+    object that deep is undecided too (delivered), a shallow one dropped.
+    Each case opens a directory and its file inside (and outside but at
+    the boundary, where the top is just out of reach for some walks)."""
+    inside = _deep(f"{tree}/in", depth)
+    outside = _deep(f"{tree}/out", depth) if depth != model.MAX_DEPTH - 2 else None
+    try:
+        with Group(resolve_paths=False) as g:
+            g.mark(tree, EventMask.OPEN | EventMask.ONDIR, MarkFlag.FILESYSTEM)
+            att = g.attach(fanbpf_rules_handler, fanbpf.rules(subtree=[f"{tree}/in"]))
+            _open_deep(inside)
+            if outside is not None:
+                _open_deep(outside)
+            open_close(f"{tree}/out")
+            got = g.drain()
+            stats = att.stats
+            assert (stats.delivered, stats.skipped, stats.undecided) == want
+            assert len(got) == want[0]
+    finally:
+        os.close(inside)
+        if outside is not None:
+            os.close(outside)
+
+
+def test_excluded_directory_names_at_any_depth(tree, watch):
+    """exclude_dirs: below a directory of such a name, at any depth; the
+    directory itself too (its events and those of its entries); a file of
+    such a name is not a directory."""
+    for d in ("in/.git/objects", "in/a/b/c/node_modules/x", "in/pkg.egg-info", "in/src"):
+        os.makedirs(f"{tree}/{d}")
+    w = watch(EventMask.CREATE | EventMask.ONDIR, subtree=[f"{tree}/in"],
+              exclude_dirs=[".git", "node_modules", "*.egg-info"])
+    for f in ("in/.git/objects/o", "in/a/b/c/node_modules/x/y", "in/pkg.egg-info/PKG",
+              "in/src/main.c", "in/a/b/f", "in/.gitignore"):
+        touch(f"{tree}/{f}")
+    os.mkdir(f"{tree}/in/src/.git")
+    touch(f"{tree}/in/src/node_modules")
+    assert w.seen() == {("CREATE", "in/src/main.c"), ("CREATE", "in/a/b/f"),
+                        ("CREATE", "in/.gitignore"), ("CREATE", "in/src/node_modules")}
+    assert w.attachment.stats.skipped == 4
+
+
+def test_excluded_subtrees_and_roots_below_them(tree, watch):
+    """The nearest decides: an excluded subtree inside a root, and a root
+    inside that excluded subtree."""
+    os.makedirs(f"{tree}/in/skip/keep")
+    w = watch(EventMask.CREATE, subtree=[f"{tree}/in", f"{tree}/in/skip/keep"],
+              exclude_subtrees=[f"{tree}/in/skip"])
+    for f in ("in/a", "in/skip/b", "in/skip/keep/c"):
+        touch(f"{tree}/{f}")
+    assert w.seen() == {("CREATE", "in/a"), ("CREATE", "in/skip/keep/c")}
+
+
+def test_exclusions_without_roots(tree, watch):
+    """exclude_dirs alone: everything but what is below such a directory."""
+    os.makedirs(f"{tree}/out/.git")
+    w = watch(EventMask.CREATE, exclude_dirs=[".git"])
+    touch(f"{tree}/out/.git/x")
+    touch(f"{tree}/out/y")
+    touch(f"{tree}/z")
+    assert w.seen() == {("CREATE", "out/y"), ("CREATE", "z")}
 
 
 def test_events_without_a_name_match_no_pattern(tree, watch):
@@ -239,8 +348,11 @@ def test_one_handler_many_attachments(tree, watch):
     b"\0" * 10,  # not sizeof(struct fanbpf_rules_args)
     {"subtree": {"nr_roots": 17}},
     {"deny_errno": 5000},
-    {"names": {"nr_patterns": 1}},  # a pattern of kind 0
-    {"sections": 8},
+    {"set_id": 1, "names": {"nr_globs": 65}},
+    {"set_id": 1, "dirs": {"nr_globs": 65}},
+    {"sections": 2},  # NAMES without a set id
+    {"sections": 8},  # EXCLUDE without a set id
+    {"sections": 16},
 ])
 def test_fp_init_refuses_bad_args(fanbpf_rules_handler, tree, args):
     with Group() as g:
@@ -248,6 +360,18 @@ def test_fp_init_refuses_bad_args(fanbpf_rules_handler, tree, args):
         with pytest.raises(OSError) as err:
             g.attach(fanbpf_rules_handler, args)
         assert err.value.errno == errno.EINVAL
+
+
+def test_fp_init_refuses_a_set_id_in_use(fanbpf_rules_handler, tree):
+    """Two attachments cannot share a set id: their stats would mix."""
+    with Group() as a, Group() as b:
+        for g in (a, b):
+            g.mark(tree, EventMask.CREATE, MarkFlag.FILESYSTEM)
+        a.attach(fanbpf_rules_handler, {"set_id": 999})
+        with pytest.raises(FileExistsError):
+            b.attach(fanbpf_rules_handler, {"set_id": 999})
+        a.detach()  # fp_free removes the set's stats entry: the id is free again
+        b.attach(fanbpf_rules_handler, {"set_id": 999})
 
 
 def test_permission_events_allowed_in_kernel_when_skipped(fanbpf_rules_handler, tree):
@@ -335,20 +459,19 @@ nest(int(sys.argv[1]))
 
 def test_deep_ancestry_is_delivered_and_counted(fanbpf_rules_handler, tree, watch):
     """A task too deep for the walk to reach the ancestor or the top: the
-    handler cannot decide, delivers the event and counts it."""
+    handler cannot decide, delivers the event and counts it (per attachment)."""
     import sys
 
     other = subprocess.Popen(["sleep", "60"])  # alive, and nobody's ancestor
     try:
         w = watch(EventMask.CREATE, descendants_of=other.pid)
-        before = fanbpf_rules_handler.obj.get_global("fanbpf_rules_undecided")
         subprocess.run([sys.executable, "-c", NEST, "2", f"{tree}/in/shallow"], check=True)
         assert w.seen() == set()  # walked to the top: decided, not a descendant
-        assert fanbpf_rules_handler.obj.get_global("fanbpf_rules_undecided") == before
+        assert w.attachment.stats.undecided == 0
         subprocess.run([sys.executable, "-c", NEST, str(model.MAX_ANCESTRY),
                         f"{tree}/in/deep"], check=True)
         assert w.seen() == {("CREATE", "in/deep")}
-        assert fanbpf_rules_handler.obj.get_global("fanbpf_rules_undecided") == before + 1
+        assert w.attachment.stats.undecided == 1
     finally:
         other.kill()
         other.wait()
