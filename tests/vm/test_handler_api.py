@@ -308,6 +308,20 @@ def test_closing_the_handler_revokes_the_attachment(rules_group):
         assert g.attach(h2, fanbpf.rules(subtree=[f"{base}/b"])).set_id == 1
 
 
+def test_a_detach_behind_the_attachments_back_is_seen(rules_group, rules_handler):
+    g, base = rules_group
+    att = g.attach(rules_handler, fanbpf.rules(subtree=[f"{base}/a"]))
+    handler.detach(g.fileno())  # not through the attachment
+    assert att.revoked and not att.closed
+    with pytest.raises(ValueError, match="the kernel revoked 'fanbpf_rules'"):
+        att.add_root(f"{base}/b")
+    with pytest.raises(FileNotFoundError, match="dropped its counters"):
+        att.stats
+    att2 = g.attach(rules_handler, fanbpf.rules(subtree=[f"{base}/b"]))  # attaching anew is fine
+    assert att.closed and att.reason.startswith("revoked") and not att2.revoked
+    assert set(set_entries(rules_handler, att.set_id).values()) == {0}
+
+
 def test_overlay_roots_are_held_open(tmpfs, rules_handler):
     for d in ("lower/d", "upper", "work", "merged"):
         os.makedirs(f"{tmpfs}/{d}")
