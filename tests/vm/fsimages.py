@@ -56,9 +56,8 @@ def kernel_has(fstype):
 
 def require(kind):
     """Fail (never skip: make test must run these) when ``kind`` cannot be made here."""
-    fstype = "overlay" if kind == "overlay" else kind
-    if kind != "tmpfs" and not kernel_has(fstype):
-        pytest.fail(f"the test kernel has no {fstype} file system: set {_CONFIG[kind]}=y in "
+    if kind != "tmpfs" and not kernel_has(kind):
+        pytest.fail(f"the test kernel has no {kind} file system: set {_CONFIG[kind]}=y in "
                     "kernel/config")
     if kind in _MKFS:
         tool, package = _MKFS[kind][0][0], _MKFS[kind][1]
@@ -219,10 +218,19 @@ class Paths:
 
     def add(self, rel):
         path = os.path.join(self.base, rel)
-        handle = handle_of(path)
-        known = self.by_handle.setdefault(handle, rel)
+        names = self.by_handle.setdefault(handle_of(path), {})
+        # Handles are unique per file system only (two ext4 roots share one);
+        # statvfs's fsid is the events' except in a btrfs subvolume, whose
+        # handles are unique anyway: the fsid only tells apart equal handles.
+        known = names.setdefault(os.statvfs(path).f_fsid, rel)
         if known != rel and os.path.isdir(path):  # a file's other names are hard links
             raise AssertionError(f"{rel!r} has the handle of {known!r}")
+
+    def _name(self, record):
+        names = self.by_handle.get(record.handle, {})
+        if len(names) == 1:
+            return next(iter(names.values()))
+        return names.get(record.fsid, "?")
 
     def add_tree(self, rel):
         """``rel`` and everything below it (no recursion: trees here go deep)."""
@@ -240,14 +248,15 @@ class Paths:
         subvolume mount) of directory ``rel``."""
         at, prefix = via if via else (self.base, "")
         apply_op(at, op)
-        op = FsOp(op.kind, os.path.join(prefix, op.path),
-                  op.dest and os.path.join(prefix, op.dest), op.proc)
+        op = FsOp(op.kind, os.path.normpath(os.path.join(prefix, op.path)),
+                  op.dest and os.path.normpath(os.path.join(prefix, op.dest)), op.proc)
         if op.kind in ("create", "mkdir"):
             self.add(op.path)
         elif op.kind == "rename":
-            for handle, rel in list(self.by_handle.items()):
-                if rel == op.path or rel.startswith(op.path + "/"):
-                    self.by_handle[handle] = op.dest + rel[len(op.path):]
+            for names in self.by_handle.values():
+                for fsid, rel in names.items():
+                    if rel == op.path or rel.startswith(op.path + "/"):
+                        names[fsid] = op.dest + rel[len(op.path):]
         return op
 
     def primary(self, op: FsOp):
@@ -266,11 +275,11 @@ class Paths:
 
         for record in event.info:
             if isinstance(record, DirFidNameInfo):
-                parent = self.by_handle.get(record.handle, "?")
+                parent = self._name(record)
                 return parent if record.name == "." else os.path.join(parent, record.name)
         for record in event.info:
             if isinstance(record, FidInfo):
-                return self.by_handle.get(record.handle, "?")
+                return self._name(record)
         return None
 
     def keys(self, events):
@@ -308,10 +317,14 @@ class Run:
         self.paths = Paths(base, walk)
         self.ref = Group(resolve_paths=False)
         self.sut = Group(resolve_paths=False)
-        for path in marks or [base]:
-            for g in (self.sut, self.ref):
-                g.mark(path, mask, MarkFlag.FILESYSTEM)
-        self.att = self.sut.attach(handler, rules)
+        try:
+            for path in marks or [base]:
+                for g in (self.sut, self.ref):
+                    g.mark(path, mask, MarkFlag.FILESYSTEM)
+            self.att = self.sut.attach(handler, rules)
+        except BaseException:
+            self.close()
+            raise
         self.done = []
 
     def apply(self, ops, via=None):
