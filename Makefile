@@ -112,9 +112,12 @@ dist: build
 
 # --- kernel and VM -------------------------------------------------------
 
-# make kernel KASAN=1: the KASAN variant (own cache key and object tree).
+# make kernel VARIANT=kasan|nodebug: kernel/config plus kernel/config.VARIANT
+# (own cache key and object tree); VARIANT applies to vm, run and bench too.
+VARIANT ?=
+export FANBPF_KERNEL_VARIANT := $(VARIANT)
 kernel: deps
-	FANBPF_KASAN=$(if $(filter 1,$(KASAN)),1,0) kernel/build.sh
+	kernel/build.sh
 
 # make vm CMD='...': run a command in the test kernel, checkout visible.
 vm: kernel
@@ -139,10 +142,11 @@ test: dist kernel bench-tools
 # KASAN kernel (slow: not part of make test).
 KASAN_TESTS := tests/vm/test_kernel_module.py tests/vm/test_kernel_bpf.py \
 	tests/vm/test_kernel_safety.py
+test-kasan: export FANBPF_KERNEL_VARIANT := kasan
 test-kasan: build
-	FANBPF_KASAN=1 kernel/build.sh
-	FANBPF_KASAN=1 kernel/vm.sh $(PY) -m pytest -q -p no:cacheprovider $(KASAN_TESTS)
-	FANBPF_KASAN=1 kernel/vm.sh "$$(FANBPF_KASAN=1 kernel/build.sh --dir)/fastpath_test"
+	kernel/build.sh
+	kernel/vm.sh $(PY) -m pytest -q -p no:cacheprovider $(KASAN_TESTS)
+	kernel/vm.sh "$$(kernel/build.sh --dir)/fastpath_test"
 
 run: build kernel
 	kernel/vm.sh $(PY) -m fanbpf demo

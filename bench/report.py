@@ -223,12 +223,20 @@ def targets(res) -> list[str]:
     return out + [""]
 
 
+def _kernel_kind(meta: dict) -> str:
+    if "lockdep" not in meta:  # runs from before the variant existed
+        return "the fanbpf test kernel: lockdep and debug options on"
+    if meta["lockdep"]:
+        return "the fanbpf test kernel: lockdep and debug options on"
+    return "the fanbpf nodebug kernel: no lockdep, atomic-sleep, SLUB or list debugging"
+
+
 def markdown(res, plots: list[str]) -> str:
     meta = res["meta"]
     watchers = [w for w in LABELS if w in set(meta["args"]["watchers"])]
     a = meta["args"]
     lines = [f"# fanbpf benchmarks, {meta['date']}", "",
-             f"Kernel {meta['kernel']} (the fanbpf test kernel: lockdep and debug options on), "
+             f"Kernel {meta['kernel']} ({_kernel_kind(meta)}), "
              f"{meta['cpus']} vCPU, TCG. Guest load average at start "
              f"{meta['loadavg_start'][0]:.2f}, at end {meta['loadavg_end'][0]:.2f}; "
              f"the run took {meta['seconds'] / 60:.1f} min in the guest. "

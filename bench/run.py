@@ -674,6 +674,9 @@ def main(argv=None) -> int:
     Path("/proc/sys/net/unix/max_dgram_qlen").write_text("1024")
     meta = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "kernel": os.uname().release, "cpus": os.cpu_count(),
+            # /proc/lockdep exists with CONFIG_LOCKDEP: the debug test kernel,
+            # not the nodebug variant (make bench VARIANT=nodebug).
+            "lockdep": os.path.exists("/proc/lockdep"),
             "loadavg_start": os.getloadavg(), "args": vars(args), "versions": versions()}
     res: dict = {"meta": meta, "sweep": [], "readers": [], "setup": [], "handler": []}
     with Tmpfs("fanbpf-bench-scratch-") as scratch:  # plans and watcher output

@@ -7,9 +7,10 @@
 #   kernel/build.sh          build if needed, print the image directory
 #   kernel/build.sh --dir    print the image directory for the current key
 #
-# FANBPF_KASAN=1 selects the KASAN variant: kernel/config plus
-# kernel/config.kasan, its own key and its own object tree (so that the
-# two variants do not rebuild each other from scratch).
+# FANBPF_KERNEL_VARIANT=NAME selects a variant: kernel/config plus
+# kernel/config.NAME (kasan: generic KASAN; nodebug: without lockdep and
+# the other debug checks, for benchmarks), with its own key and its own
+# object tree, so that variants do not rebuild each other from scratch.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -24,9 +25,13 @@ version=$(dpkg-query -W -f='${Version}' linux-source-6.12 2>/dev/null) || {
 }
 fragments=("$here/config")
 variant=
-if [ "${FANBPF_KASAN:-0}" = 1 ]; then
-	fragments+=("$here/config.kasan")
-	variant=kasan-
+if [ -n "${FANBPF_KERNEL_VARIANT:-}" ]; then
+	if [ ! -f "$here/config.$FANBPF_KERNEL_VARIANT" ]; then
+		echo "kernel/build.sh: no kernel variant '$FANBPF_KERNEL_VARIANT' (kernel/config.NAME: $(cd "$here" && ls config.* | sed 's/config\.//' | tr '\n' ' '))" >&2
+		exit 1
+	fi
+	fragments+=("$here/config.$FANBPF_KERNEL_VARIANT")
+	variant=$FANBPF_KERNEL_VARIANT-
 fi
 key=$( { echo "$version"; cat "$here"/patches/*.patch "${fragments[@]}" \
 	"$here"/module/* "$top/src/bpf/fanbpf_rules.h" "$here/build.sh"; } |
@@ -81,15 +86,23 @@ commit=$(git -C "$src" -c user.name=fanbpf -c user.email=fanbpf@localhost \
 git -C "$src" checkout -q -f "$commit"
 git -C "$src" clean -q -f -d -e .fanbpf-version
 
-# allnoconfig plus our fragments; the result must contain every line of them.
+# allnoconfig plus our fragments; the result must hold what they ask for.
+# A later fragment may override an option ("# CONFIG_X is not set"): only
+# the last word on each option counts.
 log "configuring"
 scratch=$cache/kconfig
 mkdir -p "$scratch" "$obj"
 allconfig=$scratch/fragments
 cat "${fragments[@]}" >"$allconfig"
 make -s -C "$src" O="$scratch" KCONFIG_ALLCONFIG="$allconfig" allnoconfig >/dev/null
-missing=$(grep -E '^CONFIG_' "$allconfig" | while read -r line; do
-	grep -qxF "$line" "$scratch/.config" || echo "$line"; done)
+missing=$(grep -E '^(CONFIG_|# CONFIG_[A-Za-z0-9_]+ is not set)' "$allconfig" |
+	awk '{ opt = ($1 == "#") ? $2 : substr($0, 1, index($0, "=") - 1); last[opt] = $0 }
+	     END { for (o in last) print last[o] }' | while read -r line; do
+	case $line in
+	"# "*) opt=${line#\# }; opt=${opt%% *}
+	       ! grep -q "^$opt=" "$scratch/.config" || echo "$line" ;;
+	*) grep -qxF "$line" "$scratch/.config" || echo "$line" ;;
+	esac; done)
 if [ -n "$missing" ]; then
 	log "config options that did not stick (missing dependency?):"
 	echo "$missing" >&2

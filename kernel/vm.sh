@@ -7,8 +7,9 @@
 #   kernel/vm.sh CMD [ARGS...]
 #
 # FANBPF_VM_ACCEL=kvm|tcg forces the accelerator; by default KVM is used
-# when a probe boot under KVM completes, TCG otherwise.  FANBPF_KASAN=1
-# boots the KASAN variant; FANBPF_VM_KERNEL=DIR boots another cached image
+# when a probe boot under KVM completes, TCG otherwise.
+# FANBPF_KERNEL_VARIANT=kasan|nodebug boots that variant (kernel/build.sh);
+# FANBPF_VM_KERNEL=DIR boots another cached image
 # (e.g. an older series, to show a test failing there).
 set -euo pipefail
 
