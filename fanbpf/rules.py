@@ -25,6 +25,7 @@ kernel: :class:`RulesError` (a :class:`ValueError`), or the ``OSError`` of
 from __future__ import annotations
 
 import errno as _errno
+import functools
 import os
 import re
 import stat
@@ -230,7 +231,12 @@ def resolve_dirs(paths: Iterable, *, what: str = "subtree", pin: bool = False) -
     So the kernel is asked: an inotify watch per directory (batched, many
     per fd), whose fdinfo line carries the inode's i_ino and its
     superblock's s_dev.  On btrfs, where inode numbers repeat across
-    subvolumes, the handler uses the subvolume's dev, st_dev.  Symlinks
+    subvolumes, the handler uses the subvolume's dev, st_dev -- when the
+    kernel's BTF describes btrfs (built in).  With btrfs a module the
+    handler cannot, and names btrfs directories by s_dev as everywhere
+    else; then a root also covers the directories with its inode number
+    in the filesystem's other subvolumes: more events, never fewer
+    (docs/rules.md, Limits).  Symlinks
     are followed.  An overlayfs directory's i_ino can change once its
     inode leaves the cache; with ``pin`` each is opened ``O_PATH`` (the
     fd, in ``fd``, keeps the inode and is the caller's to close) and named
@@ -249,7 +255,7 @@ def resolve_dirs(paths: Iterable, *, what: str = "subtree", pin: bool = False) -
         for raw, (dev, ino) in zip(raws, names):
             fstype = fstypes.get(dev, "")
             fd = None
-            if fstype == BTRFS:
+            if fstype == BTRFS and _btrfs_subvolumes():
                 dev = kernel_dev(os.stat(raw).st_dev)
             elif fstype == OVERLAY and pin:
                 fd = os.open(raw, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -263,6 +269,15 @@ def resolve_dirs(paths: Iterable, *, what: str = "subtree", pin: bool = False) -
         close_pins(out)
         raise
     return out
+
+
+@functools.cache
+def _btrfs_subvolumes() -> bool:
+    """Does the handler name btrfs nodes by subvolume?  (It can when the
+    kernel's BTF has struct btrfs_inode; fanbpf_rules.bpf.c, btrfs.)"""
+    from fanbpf.support import kernel_support
+
+    return kernel_support().btrfs_subvolumes
 
 
 def close_pins(dirs: Iterable[ResolvedDir]) -> None:

@@ -65,6 +65,9 @@ class KernelSupport:
     vmlinux_btf: bool
     #: Kernel BTF has ``struct fanotify_fastpath_ops``.
     fastpath_btf: bool
+    #: Kernel BTF has ``struct btrfs_inode`` (btrfs built in): the rules
+    #: handler can tell btrfs subvolumes apart (see :func:`fanbpf.rules.resolve_dirs`).
+    btrfs_subvolumes: bool
     #: BPF_MAP_TYPE_STRUCT_OPS maps can be created (needs CAP_BPF too).
     struct_ops_maps: bool
     #: fanotify fds know the FAN_IOC_*_FP ioctls.
@@ -107,6 +110,7 @@ def kernel_support() -> KernelSupport:
     return KernelSupport(
         vmlinux_btf=bool(probe.vmlinux_btf),
         fastpath_btf=bool(probe.fastpath_btf),
+        btrfs_subvolumes=bool(probe.btrfs_inode_btf),
         struct_ops_maps=bool(probe.struct_ops_maps),
         fastpath_ioctl=bool(probe.fastpath_ioctl),
         fanotify_errno=probe.fanotify_errno,

@@ -296,6 +296,8 @@ int fanbpf_probe(struct fanbpf_probe *out)
 		out->vmlinux_btf = true;
 		out->fastpath_btf = btf__find_by_name_kind(vmlinux, "fanotify_fastpath_ops",
 							   BTF_KIND_STRUCT) >= 0;
+		out->btrfs_inode_btf = btf__find_by_name_kind(vmlinux, "btrfs_inode",
+							      BTF_KIND_STRUCT) >= 0;
 		btf__free(vmlinux);
 	}
 

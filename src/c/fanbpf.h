@@ -139,6 +139,7 @@ int fanbpf_fp_attached(int fan_fd, char *name, size_t size, uint64_t *id);
 struct fanbpf_probe {
 	bool vmlinux_btf;	/* /sys/kernel/btf/vmlinux loads */
 	bool fastpath_btf;	/* it has struct fanotify_fastpath_ops */
+	bool btrfs_inode_btf;	/* it has struct btrfs_inode (btrfs built in) */
 	bool struct_ops_maps;	/* BPF_MAP_TYPE_STRUCT_OPS can be created */
 	bool fastpath_ioctl;	/* fanotify fds know FAN_IOC_DEL_FP */
 	int fanotify_errno;	/* fanotify_init failed with this, so

@@ -7,6 +7,8 @@ kernel (sizes, names) must fire before any syscall.
 
 import errno
 import os
+import re
+import subprocess
 
 import pytest
 
@@ -135,6 +137,16 @@ def test_probe_reports_the_missing_type():
     with pytest.raises(errors.KernelSupportError) as info:
         ks.require()
     assert info.value.missing == list(ks.missing)
+
+
+def test_probe_tells_whether_vmlinux_describes_btrfs():
+    """The rules handler and fanbpf.rules() name btrfs directories by
+    subvolume only when vmlinux BTF has struct btrfs_inode: the probe must
+    say what bpftool reads from the same BTF."""
+    dump = subprocess.run(["bpftool", "btf", "dump", "file", "/sys/kernel/btf/vmlinux"],
+                          capture_output=True, text=True, check=True).stdout
+    has = re.search(r"^\[\d+\] STRUCT 'btrfs_inode' ", dump, re.M) is not None
+    assert support.kernel_support().btrfs_subvolumes == has
 
 
 @needs_root
