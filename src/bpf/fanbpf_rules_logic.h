@@ -545,7 +545,12 @@ static __always_inline int fanbpf_node_decides(const struct fanbpf_rules_args *a
 	const __u32 *kind;
 	__u32 bits = 0;
 
-	if ((a->sections & FANBPF_SEC_SUBTREE) && fanbpf_args_root(&a->subtree, dev, ino))
+	/*
+	 * Rule sets attached by a loaded handler keep every root in the map:
+	 * skip the 16-slot compare per ancestor when the args have none.
+	 */
+	if ((a->sections & FANBPF_SEC_SUBTREE) && a->subtree.nr_roots &&
+	    fanbpf_args_root(&a->subtree, dev, ino))
 		return FANBPF_WALK_INSIDE;
 	if (a->set_id) {
 		k->node.set_id = a->set_id;
