@@ -15,6 +15,13 @@ reads and writes them for one loaded :class:`~fanbpf.handler.BpfObject`::
     print(maps.read_stats(set_id))
     maps.delete_set(set_id)               # after detaching
 
+In front of the nodes map the handler keeps a filter, a bit per hash of
+``(dev, ino)`` (``fanbpf_rules_node_filter``): :class:`RulesMaps` sets a
+node's bit before it inserts the node and rebuilds the filter from the
+nodes map once enough nodes have gone, so that every node has its bit
+(the handler would not see a node without one) and few bits are stale.
+Change the nodes map only through :class:`RulesMaps`.
+
 Keys and values are packed with :mod:`struct` in the layouts of
 ``src/bpf/fanbpf_rules.h``, checked against the object's BTF and its maps'
 sizes when a :class:`RulesMaps` is made.  Bulk changes use the kernel's
@@ -28,6 +35,8 @@ from __future__ import annotations
 import errno as _errno
 import itertools
 import struct
+import threading
+from array import array
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
@@ -36,7 +45,8 @@ from fanbpf.errors import check
 from fanbpf.model import (MAX_GLOBS, NAME_MAX, NameList, Node, NodeKind, Pattern, PatternKind,
                           RulesArgs)
 
-__all__ = ["RulesMaps", "RulesStats", "ROOT", "EXCLUDED", "NODES", "NAMES", "GLOBS", "STATS"]
+__all__ = ["RulesMaps", "RulesStats", "ROOT", "EXCLUDED", "NODES", "NAMES", "GLOBS", "STATS",
+           "FILTER", "node_filter_bit"]
 
 ROOT = NodeKind.ROOT
 EXCLUDED = NodeKind.EXCLUDED
@@ -45,6 +55,7 @@ NODES = "fanbpf_rules_nodes"
 NAMES = "fanbpf_rules_names"
 GLOBS = "fanbpf_rules_globs"
 STATS = "fanbpf_rules_stats"
+FILTER = "fanbpf_rules_node_filter"
 
 _BPF_ANY = 0
 _BATCH = 1 << 14  #: elements per batch call
@@ -71,7 +82,22 @@ _MAPS = {
     NAMES: (_NAME_KEY, _U32, False),
     GLOBS: (_GLOB_KEY, _PATTERN, False),
     STATS: (_U64, _STATS, True),
+    FILTER: (_U32, _U64, False),
 }
+
+# fanbpf_node_filter_bit() of src/bpf/fanbpf_rules_maps.h
+_FILTER_BITS_LOG = 21
+_FILTER_WORDS = 1 << (_FILTER_BITS_LOG - 6)
+_MASK64 = (1 << 64) - 1
+#: rebuild the filter once this many nodes went since the last rebuild (or
+#: more than were left then): stale bits cost lookups, rebuilds read every key
+_FILTER_STALE_MIN = 4096
+
+
+def node_filter_bit(dev: int, ino: int) -> int:
+    """The filter bit of node ``(dev, ino)`` (as the handler computes it)."""
+    h = ((ino * 0x9E3779B97F4A7C15) ^ (dev * 0xC2B2AE3D27D4EB4F)) & _MASK64
+    return h >> (64 - _FILTER_BITS_LOG)
 
 
 @dataclass(frozen=True)
@@ -99,6 +125,14 @@ class RulesMaps:
         self.obj = obj
         self._check_layout()
         self._ids = itertools.count(1)
+        # The filter as written to the map; the lock keeps a node's bit and
+        # the node together against a concurrent rebuild.
+        self._filter = array("Q", bytes(8 * _FILTER_WORDS))
+        self._nodes_lock = threading.Lock()
+        self._stale = 0
+        self._rebuilt_with = 0
+        with self._nodes_lock:
+            self._rebuild_filter()
 
     @classmethod
     def of(cls, obj) -> RulesMaps | None:
@@ -135,6 +169,9 @@ class RulesMaps:
                                    f"{info.value_size}-byte values, not {key.size} and "
                                    f"{value.size}; rebuild the object")
             self._stride[name] = info.value_stride
+            if name == FILTER and info.max_entries != _FILTER_WORDS:
+                raise RuntimeError(f"{self.obj.path}: map {name} has {info.max_entries} words, "
+                                   f"not {_FILTER_WORDS}; rebuild the object")
             if name == STATS:
                 self.cpus = info.value_stride // ((value.size + 7) & ~7)
 
@@ -242,21 +279,60 @@ class RulesMaps:
         return {name: keys for name in (NODES, NAMES, GLOBS)
                 if (keys := [k for k in self.keys(name) if k[:8] == prefix])}
 
+    # -- the node filter ----------------------------------------------------------
+
+    def _write_filter(self, words: Iterable[int]) -> None:
+        words = sorted(set(words))
+        if words:
+            self._update_batch(FILTER, b"".join(_U32.pack(w) for w in words),
+                               b"".join(_U64.pack(self._filter[w]) for w in words), len(words))
+
+    def _rebuild_filter(self) -> None:
+        """The filter from the nodes map's keys (caller holds the nodes lock)."""
+        old = self._filter
+        self._filter = array("Q", bytes(8 * _FILTER_WORDS))
+        keys = self.keys(NODES)
+        for key in keys:
+            _, dev, ino = _NODE_KEY.unpack(key)
+            bit = node_filter_bit(dev, ino)
+            self._filter[bit >> 6] |= 1 << (bit & 63)
+        self._write_filter(w for w in range(_FILTER_WORDS) if self._filter[w] != old[w])
+        self._stale, self._rebuilt_with = 0, len(keys)
+
+    def _nodes_went(self, count: int) -> None:
+        self._stale += count
+        if self._stale >= max(_FILTER_STALE_MIN, self._rebuilt_with):
+            self._rebuild_filter()
+
+    # -- nodes ---------------------------------------------------------------------
+
     def add_nodes(self, set_id: int, nodes: Iterable[Node], kind: NodeKind = ROOT) -> None:
         """Make each ``(dev, ino)`` a node of ``kind`` (ROOT, EXCLUDED or both) in the set."""
         keys, values = bytearray(), bytearray()
         count = 0
         value = _U32.pack(int(kind))
-        for dev, ino in nodes:
-            keys += _NODE_KEY.pack(set_id, dev, ino)
-            values += value
-            count += 1
-        if count:
-            self._update_batch(NODES, bytes(keys), bytes(values), count)
+        changed = set()
+        with self._nodes_lock:
+            for dev, ino in nodes:
+                keys += _NODE_KEY.pack(set_id, dev, ino)
+                values += value
+                count += 1
+                bit = node_filter_bit(dev, ino)
+                if not self._filter[bit >> 6] >> (bit & 63) & 1:
+                    self._filter[bit >> 6] |= 1 << (bit & 63)
+                    changed.add(bit >> 6)
+            # the bits first: the handler must not meet a node without its bit
+            self._write_filter(changed)
+            if count:
+                self._update_batch(NODES, bytes(keys), bytes(values), count)
 
     def delete_nodes(self, set_id: int, nodes: Iterable[Node]) -> int:
         """Remove nodes from the set (those it does not have are ignored)."""
-        return self._delete_keys(NODES, (_NODE_KEY.pack(set_id, dev, ino) for dev, ino in nodes))
+        with self._nodes_lock:
+            went = self._delete_keys(NODES, (_NODE_KEY.pack(set_id, dev, ino)
+                                             for dev, ino in nodes))
+            self._nodes_went(went)
+        return went
 
     def nodes(self, set_id: int) -> dict:
         """The set's nodes: ``{(dev, ino): NodeKind}``."""
@@ -336,7 +412,11 @@ class RulesMaps:
         """Remove every node, name and glob entry of the set (not its stats,
         which the handler's fp_free removes)."""
         for name, keys in self._set_keys(set_id).items():
-            self._delete_keys(name, keys)
+            if name == NODES:
+                with self._nodes_lock:
+                    self._nodes_went(self._delete_keys(name, keys))
+            else:
+                self._delete_keys(name, keys)
 
     def read_stats(self, set_id: int) -> RulesStats:
         """The set's counters summed over the CPUs; FileNotFoundError if it

@@ -552,7 +552,7 @@ static __always_inline int fanbpf_node_decides(const struct fanbpf_rules_args *a
 	if ((a->sections & FANBPF_SEC_SUBTREE) && a->subtree.nr_roots &&
 	    fanbpf_args_root(&a->subtree, dev, ino))
 		return FANBPF_WALK_INSIDE;
-	if (a->set_id) {
+	if (a->set_id && fanbpf_node_maybe(dev, ino)) {
 		k->node.set_id = a->set_id;
 		k->node.dev = dev;
 		k->node.ino = ino;

@@ -18,7 +18,7 @@ import pytest
 from hypothesis import event, example, given
 from hypothesis import strategies as st
 
-from fanbpf import model
+from fanbpf import model, rulesmaps
 from fanbpf.model import ChainNode, Facts, Match, Pattern, PatternKind, RulesArgs, Section, Walk
 from fanbpf.rulesmaps import EXCLUDED, ROOT, RulesStats
 from fanbpf.testing.fs import FsOp, Workers
@@ -456,6 +456,45 @@ def test_many_roots_in_bulk(fanbpf_rules_logic):
     finally:
         maps.delete_set(71)
     assert maps.nodes(71) == {}
+
+
+def _filter_bits(maps) -> set:
+    """The bits set in the object's node filter, read back from the map."""
+    bits = set()
+    for w in range(rulesmaps._FILTER_WORDS):
+        word = int.from_bytes(maps.lookup(rulesmaps.FILTER, w.to_bytes(4, "little"))[:8], "little")
+        bits |= {w * 64 + b for b in range(64) if word >> b & 1}
+    return bits
+
+
+def test_node_filter_follows_the_nodes(fanbpf_rules_logic):
+    """Every node has its filter bit; once enough nodes went, the bits of
+    nodes no set has any more are cleared, those of the others stay."""
+    maps = fanbpf_rules_logic.maps
+
+    def live_bits():
+        return {rulesmaps.node_filter_bit(*rulesmaps._NODE_KEY.unpack(k)[1:])
+                for k in maps.keys(rulesmaps.NODES)}
+
+    with maps._nodes_lock:  # start from no stale bits, no stale count
+        maps._rebuild_filter()
+    before = _filter_bits(maps)
+    assert before == live_bits()
+    gone = [(9, i) for i in range(5000)]
+    kept = [(9, 10**9 + i) for i in range(3)]
+    maps.add_nodes(91, gone + kept, ROOT)
+    maps.add_nodes(92, kept[:1], EXCLUDED)
+    try:
+        want = before | {rulesmaps.node_filter_bit(d, i) for d, i in gone + kept}
+        assert _filter_bits(maps) == want
+        assert maps.delete_nodes(91, gone[:1000]) == 1000
+        assert _filter_bits(maps) == want  # stale bits stay until a rebuild
+        maps.delete_nodes(91, gone[1000:])  # 5000 gone: rebuilt
+        assert _filter_bits(maps) == live_bits()
+        assert {rulesmaps.node_filter_bit(d, i) for d, i in kept} <= live_bits()
+    finally:
+        maps.delete_set(91)
+        maps.delete_set(92)
 
 
 def test_map_layer_refuses_what_the_handler_cannot_hold(fanbpf_rules_logic):
