@@ -135,36 +135,43 @@ static __noinline int process_match(const struct fanbpf_rules_args *a, __u32 mas
 	return fanbpf_process_match(&a->process, &f);
 }
 
-/* A node's dev (see above); @d and @inode are untrusted (fault-handled). */
-static __always_inline __u64 node_dev(struct dentry *d, struct inode *inode)
+/*
+ * Whether the nodes of @sb are named by subvolume (see above): btrfs, when
+ * vmlinux describes struct btrfs_inode.  @sb is untrusted (fault-handled).
+ */
+static __always_inline bool per_subvolume(struct super_block *sb)
 {
-	struct super_block *sb = d->d_sb;
+	return fanbpf_vmlinux_struct__btrfs_inode && sb->s_magic == BTRFS_SUPER_MAGIC;
+}
+
+/* The dev of btrfs inode @inode's node: its subvolume's; @dev if unknown. */
+static __always_inline __u64 subvolume_dev(struct inode *inode, __u64 dev)
+{
 	struct btrfs_inode___fanbpf *bi;
 	struct btrfs_root___fanbpf *root;
-	__u32 dev = sb->s_dev;
 
-	if (fanbpf_vmlinux_struct__btrfs_inode && sb->s_magic == BTRFS_SUPER_MAGIC) {
-		/* container_of(inode, struct btrfs_inode, vfs_inode) */
-		bi = bpf_rdonly_cast((char *)inode -
-				     bpf_core_field_offset(struct btrfs_inode___fanbpf, vfs_inode),
-				     fanbpf_vmlinux_struct__btrfs_inode);
-		root = bi->root;
-		if (root)
-			dev = root->anon_dev;
-	}
-	return dev;
+	/* container_of(inode, struct btrfs_inode, vfs_inode) */
+	bi = bpf_rdonly_cast((char *)inode -
+			     bpf_core_field_offset(struct btrfs_inode___fanbpf, vfs_inode),
+			     fanbpf_vmlinux_struct__btrfs_inode);
+	root = bi->root;
+	return root ? root->anon_dev : dev;
 }
 
 /* walk()'s state bits (one register across the calls, not three) */
 #define WALK_DIR	1	/* the current dentry is a directory */
 #define WALK_ANY	2	/* the iterator yielded a dentry */
 #define WALK_TOP	4	/* ... and the last was the superblock's root */
+#define WALK_UP		8	/* ... and went on above the first */
+#define WALK_SUBVOL	16	/* nodes are named by subvolume (btrfs) */
 
 /*
  * One walk: the dentries the parents iterator yields from @dentry (or from
  * a dentry of @inode), nearest first.  @first_dir: whether the first one
  * is a directory (the ones above always are).  @k is the handler's key
- * buffer.  Returns enum fanbpf_walk.
+ * buffer.  *@parent: the inode of the first dentry's parent, if the first
+ * did not decide and was not the top (else left alone).  Returns enum
+ * fanbpf_walk.
  *
  * Inlined, for the stack: the chain of frames handler -> walk ->
  * fanbpf_name_listed() -> matcher callback came to more than 512 bytes
@@ -172,12 +179,14 @@ static __always_inline __u64 node_dev(struct dentry *d, struct inode *inode)
  * take less room in the handler's frame than a frame of their own.
  */
 static __always_inline int walk(const struct fanbpf_rules_args *a, union fanbpf_rules_key *k,
-			   struct dentry *dentry, struct inode *inode, bool first_dir)
+			   struct dentry *dentry, struct inode *inode, bool first_dir,
+			   unsigned long *parent)
 {
 	__u32 state = first_dir ? WALK_DIR : 0;
 	int w = FANBPF_WALK_NEXT, len;
 	struct dentry *d, *u;
 	struct inode *i;
+	__u64 dev = 0;
 
 	bpf_for_each(fanotify_parents, d, dentry, inode, FANBPF_MAX_DEPTH) {
 		/*
@@ -188,10 +197,17 @@ static __always_inline int walk(const struct fanbpf_rules_args *a, union fanbpf_
 		 * kfunc accepts.
 		 */
 		u = bpf_rdonly_cast(d, bpf_core_type_id_kernel(struct dentry));
+		if (!(state & WALK_ANY)) {
+			/* d_parent stays on one superblock: its dev, read once */
+			dev = u->d_sb->s_dev;
+			if (per_subvolume(u->d_sb))
+				state |= WALK_SUBVOL;
+		}
 		state |= WALK_ANY;
 		i = u->d_inode;
 		if (i)		/* negative dentries are walked through, never roots */
-			w = fanbpf_node_decides(a, k, node_dev(u, i), i->i_ino);
+			w = fanbpf_node_decides(a, k, state & WALK_SUBVOL ? subvolume_dev(i, dev) : dev,
+						i->i_ino);
 		if (w == FANBPF_WALK_NEXT && (state & WALK_DIR) && fanbpf_dirs_apply(a)) {
 			fanbpf_name_key_reset(k, a->set_id, FANBPF_LIST_DIRS);
 			len = bpf_fanotify_dentry_name(d, k->name.name, sizeof(k->name.name));
@@ -208,7 +224,9 @@ static __always_inline int walk(const struct fanbpf_rules_args *a, union fanbpf_
 			state |= WALK_TOP;
 			break;
 		}
-		state |= WALK_DIR;
+		if (!(state & WALK_UP))
+			*parent = (unsigned long)u->d_parent->d_inode;
+		state |= WALK_DIR | WALK_UP;
 	}
 	if (w != FANBPF_WALK_NEXT)
 		return w;
@@ -247,6 +265,7 @@ int BPF_PROG(fanbpf_rules_handler, struct fanotify_fastpath_hook *hook, __u32 ma
 	const struct fanbpf_rules_args *a;
 	int match = FANBPF_MATCH_YES, w0 = FANBPF_WALK_NONE, w1 = FANBPF_WALK_NONE;
 	bool first_dir = mask & FAN_ONDIR;
+	unsigned long parent = 0;
 	__u64 id = hook->id;
 	int len, verdict;
 
@@ -278,10 +297,19 @@ int BPF_PROG(fanbpf_rules_handler, struct fanotify_fastpath_hook *hook, __u32 ma
 		 * event with none of the three has nothing to walk).
 		 */
 		if (dentry || (!dir && inode))
-			w0 = walk(a, &key, dentry, dentry ? NULL : inode, first_dir);
-		if (dir && !fanbpf_walk_settles(a, w0))
+			w0 = walk(a, &key, dentry, dentry ? NULL : inode, first_dir, &parent);
+		/*
+		 * The dir walk (the event's name, then dir and up) is the rest
+		 * of the dentry walk when the dentry's parent is dir (create,
+		 * moved_to: the name is the dentry's): when the dentry itself
+		 * did not decide, it comes to what the dentry walk came to --
+		 * unless that ran out of depth, one dentry further up.
+		 */
+		if (dir && parent == (unsigned long)dir && w0 != FANBPF_WALK_UNDECIDED)
+			w1 = w0;
+		else if (dir && !fanbpf_walk_settles(a, w0))
 			w1 = name_excluded(a, &key, mask, name) ? FANBPF_WALK_EXCLUDED :
-			     walk(a, &key, NULL, dir, true);
+			     walk(a, &key, NULL, dir, true, &parent);
 		match = fanbpf_match_and(match, fanbpf_walks_match(a, w0, w1));
 	}
 	verdict = fanbpf_rules_verdict(a, mask, match);
