@@ -15,10 +15,45 @@
 #include <linux/fanotify.h>
 #include <linux/fs.h>
 #include <linux/module.h>
+#include <linux/percpu.h>
 #include <linux/rcupdate.h>
+#include <linux/sched/clock.h>
 #include <linux/slab.h>
 
 #include "fanbpf_rules.h"
+
+/*
+ * Timing, for comparing the module with a BPF handler from the inside:
+ * with stats=1 each call is timed with sched_clock() as BPF programs are
+ * with kernel.bpf_stats_enabled=1, and the sums read back as run_cnt and
+ * run_time_ns (bpftool's names).
+ */
+static bool stats;
+module_param(stats, bool, 0644);
+MODULE_PARM_DESC(stats, "time each call (read run_cnt and run_time_ns)");
+
+struct call_stats {
+	u64 run_cnt;
+	u64 run_time_ns;
+};
+static DEFINE_PER_CPU(struct call_stats, call_stats);
+
+static int stat_get(char *buf, const struct kernel_param *kp)
+{
+	size_t offset = (size_t)kp->arg;
+	u64 sum = 0;
+	int cpu;
+
+	for_each_possible_cpu(cpu)
+		sum += *(u64 *)((char *)per_cpu_ptr(&call_stats, cpu) + offset);
+	return sysfs_emit(buf, "%llu\n", sum);
+}
+
+static const struct kernel_param_ops stat_ops = {
+	.get = stat_get,
+};
+module_param_cb(run_cnt, &stat_ops, (void *)offsetof(struct call_stats, run_cnt), 0444);
+module_param_cb(run_time_ns, &stat_ops, (void *)offsetof(struct call_stats, run_time_ns), 0444);
 
 static bool is_root(const struct fanbpf_subtree_args *args, struct dentry *d)
 {
@@ -95,16 +130,29 @@ static int subtree_handler(struct fanotify_fastpath_hook *hook, u32 mask,
 {
 	const struct fanbpf_subtree_args *args = hook->data;
 	enum walk_result res = WALK_OUTSIDE;
+	u64 start = READ_ONCE(stats) ? sched_clock() : 0;
 
 	/* Dentries are RCU-freed: the walk needs no reference. */
 	rcu_read_lock();
 	if (dentry)
 		res = walk_up(args, dentry);
-	if (res != WALK_INSIDE && dir)
+	/*
+	 * Then from dir, unless that walk is the rest of the first: the
+	 * dentry's parent is dir (create, moved_to) and the dentry walk
+	 * reached the top.
+	 */
+	if (res != WALK_INSIDE && dir &&
+	    !(res == WALK_OUTSIDE && dentry &&
+	      READ_ONCE(READ_ONCE(dentry->d_parent)->d_inode) == dir))
 		res = max(res, walk_up(args, inode_dentry(dir)));
 	if (!dentry && !dir && inode)
 		res = walk_up(args, inode_dentry(inode));
 	rcu_read_unlock();
+
+	if (start) {
+		this_cpu_inc(call_stats.run_cnt);
+		this_cpu_add(call_stats.run_time_ns, sched_clock() - start);
+	}
 
 	/* Undecided: deliver, a filter must not lose an event it cannot place. */
 	return res == WALK_OUTSIDE ? FAN_FP_RET_SKIP_EVENT

@@ -257,3 +257,28 @@ def test_a_walk_that_cannot_reach_the_top_delivers(tree, group):
         assert read_inos(group) == {unplaced, os.stat(f"{tree}/in/a").st_ino}
     finally:
         os.close(fd)
+
+
+def test_stats_time_the_calls_only_when_on(tree, group):
+    """stats=1 counts and times every call (as bpf_stats does for BPF
+    handlers, for the benchmarks); stats=0 leaves the sums alone."""
+    params = f"/sys/module/{KMOD}/parameters"
+
+    def sums():
+        return [int(open(f"{params}/{name}").read()) for name in ("run_cnt", "run_time_ns")]
+
+    add_fp(group, KMOD.encode(), subtree_args(f"{tree}/in"))
+    with open(f"{params}/stats", "w") as f:
+        f.write("1")
+    try:
+        cnt0, ns0 = sums()
+        for i in range(10):
+            touch(f"{tree}/out/f{i}")  # open + close_write each
+        cnt1, ns1 = sums()
+        assert cnt1 - cnt0 == 20 and ns1 > ns0
+    finally:
+        with open(f"{params}/stats", "w") as f:
+            f.write("0")
+    touch(f"{tree}/in/a")
+    assert sums() == [cnt1, ns1]
+    assert delivered(group) == [f"{tree}/in/a"]
