@@ -489,6 +489,14 @@ def bpf_struct_ops_stats() -> tuple[int, int]:
     return cnt, ns
 
 
+KMOD_PARAMS = Path("/sys/module/fanbpf_subtree_kmod/parameters")
+
+
+def kmod_stats() -> tuple[int, int]:
+    """(run_cnt, run_time_ns) of the module's handler (its stats=1 timing)."""
+    return tuple(int((KMOD_PARAMS / name).read_text()) for name in ("run_cnt", "run_time_ns"))
+
+
 def deep_dirs(top: str, depth: int) -> str:
     path = top
     for k in range(depth):
@@ -501,13 +509,14 @@ def handler_cost(args, scratch: str, started: float) -> list[dict]:
     """Per-event cost of the BPF handler and of the module, outside the subtree
     (the walk goes up to the filesystem root: the worst case).
 
-    BPF: run time from ``kernel.bpf_stats_enabled`` (run_time_ns / run_cnt).
-    The test kernel has no ftrace or kprobes, so the module cannot be timed
-    from inside; both are therefore also timed the same way from outside:
-    batches of create+unlink with the handler's mark, each paired with a
-    batch without any mark next to it in time, the difference in the
-    workload's system time divided by the handler calls (run_cnt of the
-    BPF batch: the same events reach both handlers).
+    From inside, the same way for both: BPF from
+    ``kernel.bpf_stats_enabled`` (run_time_ns / run_cnt), the module from
+    its own ``stats`` timing (sched_clock() around each call, as the BPF
+    trampoline does).  From outside, also the same way for both: batches
+    of create+unlink with the handler's mark, each paired with a batch
+    without any mark next to it in time, the difference in the workload's
+    system time divided by the handler calls (run_cnt of the BPF batch:
+    the same events reach both handlers).
     """
     import fanbpf
     from fanbpf import EventMask, MarkFlag
@@ -516,6 +525,7 @@ def handler_cost(args, scratch: str, started: float) -> list[dict]:
     mask = (EventMask.CREATE | EventMask.MODIFY | EventMask.CLOSE_WRITE | EventMask.DELETE)
     rows = []
     Path("/proc/sys/kernel/bpf_stats_enabled").write_text("1")
+    (KMOD_PARAMS / "stats").write_text("1")
     try:
         with Tmpfs("fanbpf-bench-h-") as mount, \
                 fanbpf.Handler.load("rules", private=True) as handler:
@@ -531,7 +541,7 @@ def handler_cost(args, scratch: str, started: float) -> list[dict]:
                     p = os.path.join(where, f"c{i}")
                     plan += [f"C {p}", f"U {p}"]
                 samples = {"none": [], "bpf": [], "kmod": []}
-                calls, stats_ns = [], []
+                calls, stats_ns, kmod_ns = [], [], []
                 for batch in range(-1, args.cost_batches):  # batch -1 warms up
                     for kind in rotated(samples, batch):
                         group = None
@@ -543,8 +553,10 @@ def handler_cost(args, scratch: str, started: float) -> list[dict]:
                             else:
                                 group.attach(KMOD, subtree_args(*roots))
                         c0, ns0 = bpf_struct_ops_stats()
+                        k0, kns0 = kmod_stats()
                         wl = run_plan(plan, scratch, f"cost{depth}")
                         c1, ns1 = bpf_struct_ops_stats()
+                        k1, kns1 = kmod_stats()
                         if group:
                             leaked = group.read_events(timeout=0)
                             group.close()
@@ -557,15 +569,19 @@ def handler_cost(args, scratch: str, started: float) -> list[dict]:
                         if kind == "bpf":
                             calls.append(c1 - c0)
                             stats_ns.append((ns1 - ns0) / max(c1 - c0, 1))
+                        elif kind == "kmod":
+                            kmod_ns.append((kns1 - kns0) / max(k1 - k0, 1))
                 ncalls = statistics.median(calls)
                 added = {k: [(s - b) / max(ncalls, 1) * 1e9
                              for s, b in zip(samples[k], samples["none"])] for k in ("bpf", "kmod")}
                 rows.append({"depth": depth, "roots": nroots, "ops": args.cost_ops,
                              "handler_calls": ncalls, "bpf_stats_ns": stats_ns,
+                             "kmod_stats_ns": kmod_ns,
                              "bpf_added_ns": added["bpf"], "kmod_added_ns": added["kmod"]})
                 progress(f"handler cost: depth {depth}, {nroots} roots", started)
     finally:
         Path("/proc/sys/kernel/bpf_stats_enabled").write_text("0")
+        (KMOD_PARAMS / "stats").write_text("0")
     return rows
 
 
