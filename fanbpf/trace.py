@@ -28,8 +28,12 @@ What is reported, per file: ``read`` (closed after being opened
 read-only), ``write`` (closed after being opened for writing), ``exec``
 (opened for execution: programs, script interpreters, the ELF
 interpreter), ``create``, ``delete``, ``rename`` (from the old path to
-the new one); directories as ``mkdir``/``rmdir``.  fanotify reports what
-happened: a failed open is no event.  Events the handler could not decide
+the new one); directories as ``mkdir``/``rmdir``.  ``read``, ``write``
+and ``exec`` name the file by its fd's path when the trace reads the
+event: a file renamed before then (``cp a b; mv b c``, read late) is
+named ``c``.  The FID group's events carry the name as it was (and their
+directory's path as it is when read).  fanotify reports what happened: a
+failed open is no event.  Events the handler could not decide
 (an ancestry deeper than its walk) are delivered and counted in
 :attr:`TraceResult.undecided`; a queue overflow is counted in
 :attr:`TraceResult.overflows` and reported -- the trace is then
