@@ -498,10 +498,15 @@ def kmod_stats() -> tuple[int, int]:
 
 
 def deep_dirs(top: str, depth: int) -> str:
+    """top/d/d/.../d, depth levels, made one at a time (os.makedirs recurses
+    per level, up to Python's recursion limit); two bytes a level keep paths
+    of up to ~2000 levels within PATH_MAX."""
     path = top
-    for k in range(depth):
-        path = os.path.join(path, f"l{k}")
     os.makedirs(path, exist_ok=True)
+    for _ in range(depth):
+        path = os.path.join(path, "d")
+        if not os.path.isdir(path):
+            os.mkdir(path)
     return path
 
 
