@@ -595,6 +595,27 @@ def pattern_matches(pattern: Pattern, name: bytes) -> bool:
     return False
 
 
+def listed_lengths(patterns: Sequence[Pattern]) -> int:
+    """A bit per length (below ``NAME_MAX``) that a name matching one of
+    ``patterns`` can have, as a list's patterns are written to the maps
+    (EXACT ones by their text).  The handler copies a directory's name
+    only when its length's bit is set; more bits cost time, a missing one
+    would miss an exclusion.  GLOB patterns allow every length."""
+    every = (1 << NAME_MAX) - 1
+    bits = 0
+    for p in patterns:
+        if p.kind == PatternKind.EXACT:
+            if 0 < len(p.text) < NAME_MAX:
+                bits |= 1 << len(p.text)
+        elif p.len >= NAME_MAX:
+            continue  # never matches
+        elif p.kind in (PatternKind.PREFIX, PatternKind.SUFFIX):
+            bits |= every & ~((1 << p.len) - 1)  # at least len bytes
+        elif p.kind == PatternKind.GLOB:
+            bits |= every
+    return bits
+
+
 def name_listed(args: RulesArgs, which: NameList, name: Optional[bytes]) -> bool:
     """Is ``name`` on list ``which`` of the rule set?"""
     if name is None or len(name) >= NAME_MAX:

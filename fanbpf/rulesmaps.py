@@ -43,10 +43,10 @@ from dataclasses import dataclass, replace
 from fanbpf._binding import ffi, lib
 from fanbpf.errors import check
 from fanbpf.model import (MAX_GLOBS, NAME_MAX, NameList, Node, NodeKind, Pattern, PatternKind,
-                          RulesArgs)
+                          RulesArgs, listed_lengths)
 
 __all__ = ["RulesMaps", "RulesStats", "ROOT", "EXCLUDED", "NODES", "NAMES", "GLOBS", "STATS",
-           "FILTER", "node_filter_bit"]
+           "FILTER", "DIR_LENGTHS", "node_filter_bit"]
 
 ROOT = NodeKind.ROOT
 EXCLUDED = NodeKind.EXCLUDED
@@ -56,6 +56,7 @@ NAMES = "fanbpf_rules_names"
 GLOBS = "fanbpf_rules_globs"
 STATS = "fanbpf_rules_stats"
 FILTER = "fanbpf_rules_node_filter"
+DIR_LENGTHS = "fanbpf_rules_dir_lengths"
 
 _BPF_ANY = 0
 _BATCH = 1 << 14  #: elements per batch call
@@ -66,6 +67,7 @@ _NAME_KEY = struct.Struct(f"=QII{NAME_MAX}s")  # set_id, list, len, name
 _GLOB_KEY = struct.Struct("=QII")  # set_id, list, index
 _PATTERN = struct.Struct(f"=II{NAME_MAX}s")  # kind, len, text
 _STATS = struct.Struct("=QQQQ")  # delivered, skipped, denied, undecided
+_LENGTHS = struct.Struct(f"={NAME_MAX // 64}Q")  # bits
 _U32 = struct.Struct("=I")
 _U64 = struct.Struct("=Q")
 
@@ -75,6 +77,7 @@ _LAYOUTS = {
     "fanbpf_glob_key": (_GLOB_KEY, {"set_id": 0, "list": 8, "index": 12}),
     "fanbpf_pattern": (_PATTERN, {"kind": 0, "len": 4, "text": 8}),
     "fanbpf_rules_stats": (_STATS, {"delivered": 0, "skipped": 8, "denied": 16, "undecided": 24}),
+    "fanbpf_name_lengths": (_LENGTHS, {"bits": 0}),
 }
 # map name -> (key layout, value layout, per CPU)
 _MAPS = {
@@ -83,6 +86,7 @@ _MAPS = {
     GLOBS: (_GLOB_KEY, _PATTERN, False),
     STATS: (_U64, _STATS, True),
     FILTER: (_U32, _U64, False),
+    DIR_LENGTHS: (_U64, _LENGTHS, False),
 }
 
 # fanbpf_node_filter_bit() of src/bpf/fanbpf_rules_maps.h
@@ -276,7 +280,7 @@ class RulesMaps:
     def _set_keys(self, set_id: int) -> dict:
         """The keys of every entry of a set, by map (stats excluded)."""
         prefix = _U64.pack(set_id)
-        return {name: keys for name in (NODES, NAMES, GLOBS)
+        return {name: keys for name in (NODES, NAMES, GLOBS, DIR_LENGTHS)
                 if (keys := [k for k in self.keys(name) if k[:8] == prefix])}
 
     # -- the node filter ----------------------------------------------------------
@@ -369,12 +373,19 @@ class RulesMaps:
             values = b"".join(_PATTERN.pack(int(p.kind) & 0xFFFFFFFF, p.len, p.text)
                               for p in globs)
             self._update_batch(GLOBS, keys, values, len(globs))
+        if which == NameList.DIRS:
+            bits = listed_lengths(patterns)
+            self.update(DIR_LENGTHS, _U64.pack(set_id),
+                        _LENGTHS.pack(*((bits >> (64 * i)) & _MASK64
+                                        for i in range(NAME_MAX // 64))))
 
     def delete_list(self, set_id: int, which: NameList) -> None:
         """Remove every entry of list ``which`` of the set."""
         head = _GLOB_KEY.pack(set_id, which, 0)[:12]
         self._delete_keys(NAMES, (k for k in self.keys(NAMES) if k[:12] == head))
         self._delete_keys(GLOBS, (k for k in self.keys(GLOBS) if k[:12] == head))
+        if which == NameList.DIRS:
+            self.delete(DIR_LENGTHS, _U64.pack(set_id))
 
     def read_list(self, set_id: int, which: NameList) -> tuple[frozenset, dict]:
         """``(exact names, {index: Pattern})`` of list ``which`` of the set."""

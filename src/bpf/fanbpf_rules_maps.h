@@ -73,6 +73,26 @@ struct {
 	__type(value, __u32);
 } fanbpf_rules_names SEC(".maps");
 
+/*
+ * The lengths a name on a set's DIRS list can have: a bit per length
+ * (fanbpf.model.listed_lengths()), written with the list.  A walk copies
+ * and looks up an ancestor's name only when its length's bit is set, so
+ * "exclude .git" costs most directories a load and a test rather than a
+ * name copy, a hash of the 272-byte name key and the globs.  No entry:
+ * any length may be listed.
+ */
+struct fanbpf_name_lengths {
+	__u64 bits[FANBPF_NAME_MAX / 64];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, FANBPF_MAX_SETS);
+	__type(key, __u64);
+	__type(value, struct fanbpf_name_lengths);
+} fanbpf_rules_dir_lengths SEC(".maps");
+
 /* {set_id, list, index} -> pattern */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
