@@ -157,8 +157,7 @@ static __always_inline __u64 node_dev(struct dentry *d, struct inode *inode)
 
 /* walk()'s state bits (one register across the calls, not three) */
 #define WALK_DIR	1	/* the current dentry is a directory */
-#define WALK_ANY	2	/* the iterator yielded a dentry */
-#define WALK_TOP	4	/* ... and the last was the superblock's root */
+#define WALK_TOP	2	/* the last dentry was the superblock's root */
 
 /*
  * One walk: the dentries the parents iterator yields from @dentry (or from
@@ -188,7 +187,6 @@ static __always_inline int walk(const struct fanbpf_rules_args *a, union fanbpf_
 		 * kfunc accepts.
 		 */
 		u = bpf_rdonly_cast(d, bpf_core_type_id_kernel(struct dentry));
-		state |= WALK_ANY;
 		i = u->d_inode;
 		if (i)		/* negative dentries are walked through, never roots */
 			w = fanbpf_node_decides(a, k, node_dev(u, i), i->i_ino);
@@ -212,9 +210,13 @@ static __always_inline int walk(const struct fanbpf_rules_args *a, union fanbpf_
 	}
 	if (w != FANBPF_WALK_NEXT)
 		return w;
-	/* no dentry at all (an inode without one): nothing above it either */
-	return (state & WALK_TOP) || !(state & WALK_ANY) ? FANBPF_WALK_OUTSIDE
-							  : FANBPF_WALK_UNDECIDED;
+	/*
+	 * Outside only when the top was reached.  Stopped by the bound, or no
+	 * dentry at all (no alias of the inode to start from: after its last
+	 * unlink, overwritten by a rename, unhashed by overlayfs' unlink):
+	 * where the object is cannot be told.
+	 */
+	return state & WALK_TOP ? FANBPF_WALK_OUTSIDE : FANBPF_WALK_UNDECIDED;
 }
 
 /* The event's name as the dir walk's virtual node: an excluded directory name? */
