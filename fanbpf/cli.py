@@ -276,8 +276,8 @@ def _report_undecided(rules_filter) -> None:
     read; such events are delivered (never lost silently), and said so here."""
     if rules_filter.uncertain:
         print(f"fanbpf watch: {rules_filter.uncertain} event(s) delivered undecided: what the "
-              "rules needed was gone before user space could look (in the kernel every "
-              "event is decided)", file=sys.stderr, flush=True)
+              "rules needed was gone before user space could look (the kernel handler "
+              "looks when the event happens)", file=sys.stderr, flush=True)
 
 
 def _why(reason: OSError | None) -> str:

@@ -72,7 +72,7 @@ import os
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
-from typing import Optional
+from typing import Optional, Union
 
 from fanbpf import model
 from fanbpf.events import Event
@@ -98,14 +98,15 @@ class Pieces:
     ``dentry``: path of the event's dentry (None: the kernel passed none);
     ``dir``: path of its ``dir`` (None: none); ``name``: its ``name``
     argument (None: none); ``inode``: for events with neither dentry nor
-    dir, the path of the inode's dentry, if it still has one.  A path of
-    ``""`` means the kernel had the piece but it cannot be resolved now.
+    dir, the path of the inode's dentry, or :data:`~fanbpf.model.NO_DENTRY`
+    if it has none left.  A path of ``""`` means the kernel had the piece
+    but it cannot be resolved now.
     """
 
     dentry: Optional[str] = None
     dir: Optional[str] = None
     name: Optional[bytes] = None
-    inode: Optional[str] = None
+    inode: Union[str, None, model.NoDentry] = None
 
 
 def _fs(path: Optional[str]) -> Optional[bytes]:
@@ -126,7 +127,8 @@ def kernel_pieces(event: Event, bit: int, dir_fid: bool = True) -> Pieces:
     - ``CREATE``: the new dentry, the parent and the name;
     - ``DELETE``, ``MOVED_FROM``, ``MOVED_TO``: the parent and the name;
     - ``RENAME``: the dentry at its new place, the old parent, the old name;
-    - ``DELETE_SELF``, ``MOVE_SELF``, link-count ``ATTRIB``: only the inode.
+    - ``DELETE_SELF``, ``MOVE_SELF``, link-count ``ATTRIB``: only the inode
+      (``DELETE_SELF``'s has no dentry left).
     """
     unknown = ""
     ondir = bool(event.mask & EventMask.ONDIR)
@@ -143,7 +145,7 @@ def kernel_pieces(event: Event, bit: int, dir_fid: bool = True) -> Pieces:
         return Pieces(dir=parent, name=_fs(name) if name is not None else None)
     if bit in _SELF:
         if bit == EventMask.DELETE_SELF:
-            return Pieces()  # the last dentry went before the event
+            return Pieces(inode=model.NO_DENTRY)  # the last dentry went before the event
         return Pieces(inode=path or unknown)
     if bit == EventMask.ATTRIB and not ondir and dir_fid and event.dfid is None:
         return Pieces(inode=path or unknown)  # link count: fsnotify_inode()
@@ -290,9 +292,11 @@ class RulesFilter:
             pass
         return None
 
-    def _chain(self, path: Optional[str], first_dir: bool) -> tuple:
+    def _chain(self, path, first_dir: bool):
         if path is None:
             return ()
+        if path is model.NO_DENTRY:
+            return path
         if path == "":
             raise _Uncertain("path")
         try:

@@ -51,13 +51,14 @@ enabled in ``args.sections`` matches):
     A node that is both a root and excluded is a root; a root's name is
     never looked at; virtual nodes (no dev/ino) are only names.  No node
     decides up to the chain's end (the superblock's root): ``OUTSIDE``;
-    ``MAX_DEPTH`` dentries looked at without reaching the end:
-    ``UNDECIDED``.  With ``SUBTREE`` on, the sections match when some
+    ``MAX_DEPTH`` dentries looked at without reaching the end, or a walk
+    without a dentry (:data:`NO_DENTRY`; a dir chain of only its virtual
+    node): ``UNDECIDED``.  With ``SUBTREE`` on, the sections match when some
     chain is ``INSIDE``, else they are undecided when some chain is, else
     they do not match.  With ``SUBTREE`` off and ``EXCLUDE`` on, they match
     when some chain is ``OUTSIDE``, else undecided when some chain is,
-    else (every chain ``EXCLUDED``) not.  An event without chains counts as
-    one ``OUTSIDE`` chain.
+    else (every chain ``EXCLUDED``) not.  An event with nothing to walk
+    (no chain) counts as one ``OUTSIDE`` chain.
 
 A list (NAMES or DIRS) holds a name when it is one of the list's exact
 names (looked up only when the list's ``nr_exact`` is not 0) or matches one
@@ -89,7 +90,7 @@ __all__ = [
     "Match", "Walk", "Pattern", "RulesArgs", "Facts", "Node", "ChainNode", "Chain",
     "check", "decide", "match", "matches", "outcome", "pattern_matches", "process_matches",
     "names_match", "name_listed", "walk", "walks_match", "chains_of", "glob_matches",
-    "ancestry", "in_cgroup_tree", "dir_chain",
+    "ancestry", "in_cgroup_tree", "dir_chain", "NO_DENTRY", "NoDentry",
 ]
 
 # --- constants of src/bpf/fanbpf_rules.h ------------------------------------
@@ -176,7 +177,7 @@ class Walk(enum.IntEnum):
     OUTSIDE = 0  #: reached the top, no node decided
     INSIDE = 1  #: a root
     EXCLUDED = 2  #: an excluded node or directory name
-    UNDECIDED = 3  #: MAX_DEPTH dentries without the top
+    UNDECIDED = 3  #: no top: MAX_DEPTH dentries, or no dentry at all
 
 
 _SECTIONS_ALL = int(Section.SUBTREE | Section.NAMES | Section.PROCESS | Section.EXCLUDE)
@@ -225,6 +226,19 @@ class ChainNode(NamedTuple):
 
 #: The nodes of one walk, nearest first, up to the superblock's root.
 Chain = Tuple[ChainNode, ...]
+
+
+class NoDentry(enum.Enum):
+    """The type of :data:`NO_DENTRY` (a one-member enum: a sentinel)."""
+
+    NO_DENTRY = "NO_DENTRY"
+
+
+#: ``Facts.chains[0]`` of a walk from an inode that has no dentry to start
+#: from (none hashed: after its last unlink, overwritten by a rename,
+#: unhashed by overlayfs' unlink): walked, but it yields nothing.  Not
+#: ``()``, which is "not walked".
+NO_DENTRY = NoDentry.NO_DENTRY
 
 
 def _bytes(value) -> bytes:
@@ -458,10 +472,11 @@ class Facts:
     :class:`ChainNode` s from its start up to the superblock's root (the whole
     way, however long: the model applies ``MAX_DEPTH``): from the event's
     dentry (or, for events with neither dentry nor dir, from a dentry of
-    its inode -- an empty chain if it has none); from the event's dir,
-    starting with ``ChainNode.virtual(name, mask & ONDIR)``.  Empty chains are
-    not walked.  ``name``: the event's name argument, else its dentry's
-    name, else None (the NAMES section's name).  The task fields describe
+    its inode -- :data:`NO_DENTRY` if it has none); from the event's dir,
+    starting with ``ChainNode.virtual(name, mask & ONDIR)`` (only that node
+    if the dir has no dentry).  Empty chains ``()`` are not walked.
+    ``name``: the event's name argument, else its dentry's name, else None
+    (the NAMES section's name).  The task fields describe
     the task that caused the event; ``ancestors`` are the thread-group ids
     met walking up from it through real parents, its own first, to the top
     of the tree (the idle task, tgid 0) -- a walk that goes on further than
@@ -480,9 +495,7 @@ class Facts:
     cgroup_path: Tuple[int, ...] = ()
 
     def __post_init__(self):
-        object.__setattr__(self, "chains", tuple(
-            tuple(n if isinstance(n, ChainNode) else ChainNode(*n) for n in c)
-            for c in self.chains))
+        object.__setattr__(self, "chains", chains_of(self.chains, pad=False))
 
 
 # --- the decision ---------------------------------------------------------------
@@ -639,14 +652,15 @@ def _dirs_apply(args: RulesArgs) -> bool:
     return bool(args.sections & Section.EXCLUDE) and any(args.counts(NameList.DIRS))
 
 
-def walk(args: RulesArgs, chain: Sequence[ChainNode]) -> Walk:
-    """One walk up ``chain``: the nearest node that decides, or why none did."""
+def walk(args: RulesArgs, chain) -> Walk:
+    """One walk up ``chain`` (or :data:`NO_DENTRY`): the nearest node that
+    decides, or why none did."""
     subtree = bool(args.sections & Section.SUBTREE)
     exclude = bool(args.sections & Section.EXCLUDE)
     dirs = _dirs_apply(args)
     roots = set(args.active_roots())
     seen = 0
-    for node in chain:
+    for node in () if chain is NO_DENTRY else chain:
         if node.is_virtual:
             if dirs and node.is_dir and name_listed(args, NameList.DIRS, node.name):
                 return Walk.EXCLUDED
@@ -661,12 +675,14 @@ def walk(args: RulesArgs, chain: Sequence[ChainNode]) -> Walk:
         if exclude and (kind & NodeKind.EXCLUDED or
                         (dirs and node.is_dir and name_listed(args, NameList.DIRS, node.name))):
             return Walk.EXCLUDED
-    return Walk.OUTSIDE
+    # the end is the top, when it is a dentry: a walk that met none cannot place the object
+    return Walk.OUTSIDE if seen else Walk.UNDECIDED
 
 
 def walks_match(args: RulesArgs, facts: Facts) -> Match:
     """The SUBTREE and EXCLUDE sections together."""
-    results = [walk(args, chain) for chain in facts.chains if chain] or [Walk.OUTSIDE]
+    walked = [c for c in facts.chains if c is NO_DENTRY or c]
+    results = [walk(args, chain) for chain in walked] or [Walk.OUTSIDE]
     settles = Walk.INSIDE if args.sections & Section.SUBTREE else Walk.OUTSIDE
     if settles in results:
         return Match.YES
@@ -731,10 +747,11 @@ def dir_chain(name: Optional[bytes], mask: int, above: Iterable[ChainNode]) -> C
     return (ChainNode.virtual(name, bool(mask & ONDIR)),) + tuple(above)
 
 
-def chains_of(walks: Sequence[Sequence]) -> Tuple[Chain, ...]:
+def chains_of(walks: Sequence, pad: bool = True) -> Tuple[Chain, ...]:
     """Normalise walks into ``Facts.chains``: nodes may be given as
-    ``(dev, ino)`` pairs (directories without names) or :class:`ChainNode` s."""
-    out = []
-    for w in walks:
-        out.append(tuple(n if isinstance(n, ChainNode) else ChainNode(*n) for n in w))
-    return tuple(out) + ((),) * (2 - len(out))
+    ``(dev, ino)`` pairs (directories without names) or :class:`ChainNode` s;
+    :data:`NO_DENTRY` stays.  ``pad``: add not-walked chains up to two."""
+    out = tuple(w if w is NO_DENTRY else
+                tuple(n if isinstance(n, ChainNode) else ChainNode(*n) for n in w)
+                for w in walks)
+    return out + ((),) * (2 - len(out)) if pad else out

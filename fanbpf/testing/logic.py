@@ -11,7 +11,7 @@ import errno
 import struct
 from pathlib import Path
 
-from fanbpf.model import MAX_ANCESTRY, MAX_DEPTH, NAME_MAX, Facts, RulesArgs
+from fanbpf.model import MAX_ANCESTRY, MAX_DEPTH, NAME_MAX, NO_DENTRY, Facts, RulesArgs
 
 __all__ = ["LogicProgram", "RulesLogic", "rules_test_ctx", "RULES_TEST_OBJECT", "TEST_CHAIN_MAX"]
 
@@ -96,8 +96,14 @@ def rules_test_ctx(facts: Facts, args: RulesArgs, op: str = "decide") -> dict:
 
 
 def _chain_value(chain, names: dict) -> bytes:
-    """A ``struct fanbpf_test_chain``: the first TEST_CHAIN_MAX nodes, len the whole chain's."""
-    out = bytearray(_CHAIN_HEAD.pack(len(chain), 0))
+    """A ``struct fanbpf_test_chain``: the first TEST_CHAIN_MAX nodes, len the
+    whole chain's; walked unless ``()`` (:data:`~fanbpf.model.NO_DENTRY`:
+    walked, no nodes)."""
+    if chain is NO_DENTRY:
+        chain, walked = (), 1
+    else:
+        walked = int(bool(chain))
+    out = bytearray(_CHAIN_HEAD.pack(len(chain), walked))
     for i, node in enumerate(chain[:TEST_CHAIN_MAX]):
         if node.is_virtual and i:
             raise ValueError("only the first node of a chain can be virtual")

@@ -113,9 +113,12 @@ class FsTree:
     def chain(self, path: Optional[str], first_dir: bool = True) -> tuple:
         """The kernel's walk from the dentry at ``path``: a
         :class:`~fanbpf.model.ChainNode` for it and each ancestor up to the
-        file system's root (named ``/``).  ``first_dir``: the event's ONDIR."""
+        file system's root (named ``/``).  ``first_dir``: the event's ONDIR.
+        None: not walked; :data:`~fanbpf.model.NO_DENTRY` stays."""
         if path is None:
             return ()
+        if path is model.NO_DENTRY:
+            return path
         rel = os.path.relpath(path, self.base)
         rel = "" if rel == "." else rel
         chain = []

@@ -208,18 +208,24 @@ def facts(nodes=NODE_POOL):
     """:class:`fanbpf.model.Facts` whose chains use ``nodes`` and
     :data:`DIR_NAMES` (deep ones included): a walk from the dentry (or the
     inode's) and one from the dir after the virtual node of the event's
-    name, either of them missing (not both, mostly)."""
+    name, either of them missing (not both, mostly); some from an inode
+    without a dentry (:data:`~fanbpf.model.NO_DENTRY`) or a dir without
+    one (the virtual node alone)."""
 
     @st.composite
     def build(draw):
         mask = draw(st.one_of(_bits(_MASK_BITS), st.sampled_from(_PERM_BITS)))
         ondir = bool(mask & model.ONDIR)
         name = draw(st.one_of(st.none(), file_names(), st.sampled_from(DIR_NAMES[:-2])))
-        shape = draw(st.sampled_from(["dentry", "dir", "both", "both", "none"]))
-        chain0 = draw(_dentries(nodes, ondir)) if shape in ("dentry", "both") else ()
-        chain1 = ()
+        shape = draw(st.sampled_from(["dentry", "dir", "both", "both", "none", "no dentry"]))
+        chain0 = chain1 = ()
+        if shape in ("dentry", "both"):
+            chain0 = draw(_dentries(nodes, ondir))
+        elif shape == "no dentry":
+            chain0 = model.NO_DENTRY
         if shape in ("dir", "both"):
-            chain1 = model.dir_chain(name, mask, draw(_dentries(nodes, True)))
+            no_dentry = draw(st.integers(0, 5)) == 0
+            chain1 = model.dir_chain(name, mask, () if no_dentry else draw(_dentries(nodes, True)))
         return Facts(
             mask=mask, name=name,
             tgid=draw(st.sampled_from([0, 1, 100, 4242, (1 << 32) - 1])),

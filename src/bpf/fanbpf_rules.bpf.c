@@ -233,9 +233,13 @@ static __always_inline int walk(const struct fanbpf_rules_args *a, union fanbpf_
 	}
 	if (w != FANBPF_WALK_NEXT)
 		return w;
-	/* no dentry at all (an inode without one): nothing above it either */
-	return (state & WALK_TOP) || !(state & WALK_ANY) ? FANBPF_WALK_OUTSIDE
-							  : FANBPF_WALK_UNDECIDED;
+	/*
+	 * Outside only when the top was reached.  Stopped by the bound, or no
+	 * dentry at all (no alias of the inode to start from: after its last
+	 * unlink, overwritten by a rename, unhashed by overlayfs' unlink):
+	 * where the object is cannot be told.
+	 */
+	return state & WALK_TOP ? FANBPF_WALK_OUTSIDE : FANBPF_WALK_UNDECIDED;
 }
 
 /* The event's name as the dir walk's virtual node: an excluded directory name? */

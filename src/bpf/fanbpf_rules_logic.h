@@ -116,7 +116,7 @@ enum fanbpf_walk {
 	FANBPF_WALK_OUTSIDE	= 0,	/* reached the top, no node decided */
 	FANBPF_WALK_INSIDE	= 1,	/* a root */
 	FANBPF_WALK_EXCLUDED	= 2,	/* an excluded node or directory name */
-	FANBPF_WALK_UNDECIDED	= 3,	/* FANBPF_MAX_DEPTH dentries, no top */
+	FANBPF_WALK_UNDECIDED	= 3,	/* no top: FANBPF_MAX_DEPTH dentries, or none */
 	FANBPF_WALK_NEXT	= 4,	/* (this node does not decide) */
 };
 
@@ -601,8 +601,9 @@ static __always_inline bool fanbpf_walk_settles(const struct fanbpf_rules_args *
  */
 static __always_inline int fanbpf_walks_match(const struct fanbpf_rules_args *a, int w0, int w1)
 {
+	/* nothing to start from (FAN_FS_ERROR about a whole file system) */
 	if (w0 == FANBPF_WALK_NONE && w1 == FANBPF_WALK_NONE)
-		w0 = FANBPF_WALK_OUTSIDE;	/* nothing to walk */
+		w0 = FANBPF_WALK_OUTSIDE;
 	if (fanbpf_walk_settles(a, w0) || fanbpf_walk_settles(a, w1))
 		return FANBPF_MATCH_YES;
 	if (w0 == FANBPF_WALK_UNDECIDED || w1 == FANBPF_WALK_UNDECIDED)

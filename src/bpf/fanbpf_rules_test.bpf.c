@@ -39,11 +39,13 @@ struct fanbpf_test_node {
 /*
  * A walk, nearest node first.  len counts every node up to the
  * superblock's root, which is the last: a len above FANBPF_TEST_CHAIN_MAX
- * says the chain goes on past the nodes given.  0: not walked.
+ * says the chain goes on past the nodes given.  walked 0: not walked;
+ * walked with len 0: the walk's inode has no dentry (the iterator yields
+ * nothing).
  */
 struct fanbpf_test_chain {
 	__u32 len;
-	__u32 reserved;
+	__u32 walked;
 	struct fanbpf_test_node nodes[FANBPF_TEST_CHAIN_MAX];
 };
 
@@ -174,7 +176,7 @@ static __always_inline int test_walk(const struct fanbpf_rules_args *a,
 	int w = FANBPF_WALK_NEXT, i;
 
 	c = bpf_map_lookup_elem(&fanbpf_rules_test_chains, &which);
-	if (!c || !c->len)
+	if (!c || !c->walked)
 		return FANBPF_WALK_NONE;
 	len = c->len;
 	virtual = c->nodes[0].flags & FANBPF_TEST_VIRTUAL;
@@ -211,7 +213,9 @@ static __always_inline int test_walk(const struct fanbpf_rules_args *a,
 	}
 	if (w != FANBPF_WALK_NEXT)
 		return w;
-	return len <= FANBPF_TEST_CHAIN_MAX ? FANBPF_WALK_OUTSIDE : FANBPF_WALK_UNDECIDED;
+	/* As the handler: outside only if the top, a dentry, was reached. */
+	return len <= FANBPF_TEST_CHAIN_MAX && len > virtual ? FANBPF_WALK_OUTSIDE
+							    : FANBPF_WALK_UNDECIDED;
 }
 
 SEC("syscall")

@@ -23,7 +23,7 @@ from fanbpf import EventMask, Group, MarkFlag
 from fanbpf.events import DirFidNameInfo, Event, FidInfo
 from fanbpf.fallback import RulesFilter, RulesGroup, kernel_pieces, walk_path
 from fanbpf.flags import InfoType
-from fanbpf.model import SEND, SKIP
+from fanbpf.model import NO_DENTRY, SEND, SKIP
 from fanbpf.errors import KernelSupportError
 from fanbpf.rules import kernel_dev, rules
 from fanbpf.testing.fs import OPS_DIRS, OPS_MASK, tmpfs_mount
@@ -83,6 +83,7 @@ def test_kernel_pieces_table():
     assert kernel_pieces(e, EventMask.MOVE_SELF).inode == "/t/y/b"
     assert kernel_pieces(Event(EventMask.DELETE_SELF, info=(fid,)), EventMask.DELETE_SELF) == \
         kernel_pieces(Event(EventMask.DELETE_SELF), EventMask.DELETE_SELF)
+    assert kernel_pieces(Event(EventMask.DELETE_SELF), EventMask.DELETE_SELF).inode is NO_DENTRY
     e = Event(EventMask.ATTRIB, info=(fid,), path="/t/d/a")  # link count: inode only
     assert kernel_pieces(e, EventMask.ATTRIB).inode == "/t/d/a"
 
@@ -132,7 +133,8 @@ def test_unresolvable_event_fails_open(tmp_path):
     e = Event(EventMask.CREATE, info=(dfid_name("x"),), path=None)
     assert f.filter(e) is e and f.uncertain == 1
     e = Event(EventMask.DELETE_SELF, info=(FidInfo(InfoType.FID, 0, 1, b"f"),))
-    assert f.filter(e) is None and f.decide(e) == SKIP  # known: no dentry left
+    # known: no dentry left, so it cannot be placed: delivered as the handler does
+    assert f.filter(e) is e and f.decide(e) == SEND and f.uncertain == 1
 
 
 def test_rules_group_reports_userspace_mode_without_the_hook():

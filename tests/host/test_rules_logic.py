@@ -37,7 +37,7 @@ def bpf_outcome(logic, f, a):
     assert check == 0, f"the BPF check refused args the model accepts: {a!r}"
     for chain, w in zip(f.chains, walks):
         if w != Walk.NONE:
-            assert w == model.walk(a, chain), f"walk of {chain[:4]!r}..."
+            assert w == model.walk(a, chain), f"walk of {chain[:4] if chain else chain!r}..."
     return decision, Match(match)
 
 
@@ -328,9 +328,17 @@ def _dirs(sections=S | X, **kw):
     (Facts(mask=0x100, chains=(_chain(b"f", b".git"),
                                model.dir_chain(b"f", 0x100, _chain(b"src", first_dir=True)))),
      _dirs(), Match.YES),
-    # no walk at all (an inode without dentries): outside
-    (Facts(mask=0x400), _dirs(X), Match.YES),
-    (Facts(mask=0x400), _dirs(), Match.NO),
+    # nothing to start a walk from (FAN_FS_ERROR about a whole file system): outside
+    (Facts(mask=0x8000), _dirs(X), Match.YES),
+    (Facts(mask=0x8000), _dirs(), Match.NO),
+    # an inode without a dentry (DELETE_SELF), a dir without one: cannot be placed
+    (Facts(mask=0x400, chains=(model.NO_DENTRY, ())), _dirs(X), Match.UNDECIDED),
+    (Facts(mask=0x400, chains=(model.NO_DENTRY, ())), _dirs(), Match.UNDECIDED),
+    (Facts(mask=0x100, chains=((), model.dir_chain(b"f", 0x100, ()))), _dirs(), Match.UNDECIDED),
+    # ... the virtual node is still looked at, and the other chain still settles
+    (Facts(mask=0x100 | model.ONDIR, chains=((), model.dir_chain(b".git", 0x100 | model.ONDIR, ()))),
+     _dirs(X), Match.NO),
+    (Facts(mask=0x100, chains=(_chain(b"f"), model.dir_chain(b"f", 0x100, ()))), _dirs(), Match.YES),
     # the depth bound: undecided, delivered; an excluded name beyond it is not seen
     (Facts(mask=0x2, chains=(dentries(*[(1, i, b"d") for i in range(D + 1)]), ())),
      RulesArgs(sections=X, set_id=2, dirs=(_GIT,)), Match.UNDECIDED),

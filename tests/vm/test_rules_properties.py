@@ -163,12 +163,42 @@ def test_rename_across_the_subtree_boundary(tree, watch):
 def test_events_without_a_dentry(tree, watch):
     touch(f"{tree}/in/f")
     os.mkdir(f"{tree}/in/d")
+    touch(f"{tree}/out/g")
     w = watch(EventMask.DELETE | EventMask.DELETE_SELF | EventMask.ONDIR, subtree=[f"{tree}/in"])
     os.unlink(f"{tree}/in/f")
     os.rmdir(f"{tree}/in/d")
+    os.unlink(f"{tree}/out/g")
     # DELETE carries the dir; DELETE_SELF comes after the last dentry went:
-    # nothing to walk up from, never in a subtree
-    assert w.seen() == {("DELETE", "in/f"), ("DELETE|ONDIR", "in/d")}
+    # its inode has no dentry to walk up from, so in or out cannot be told:
+    # delivered (no path left to report) and counted undecided
+    events = w.group.drain()
+    deleted = {(e.mask, os.path.relpath(e.path, tree)) for e in events if e.path}
+    assert deleted == {(EventMask.DELETE, "in/f"), (EventMask.DELETE | EventMask.ONDIR, "in/d")}
+    assert sorted(e.mask for e in events if e.mask & EventMask.DELETE_SELF) == \
+        sorted([EventMask.DELETE_SELF, EventMask.DELETE_SELF,
+                EventMask.DELETE_SELF | EventMask.ONDIR])
+    s = w.attachment.stats
+    assert (s.delivered, s.skipped, s.undecided) == (5, 1, 3)
+
+
+def test_overwritten_inode_is_undecided(tree, watch):
+    """A rename over a file: the link-count ATTRIB of the file it replaces
+    comes once the rename has unhashed that file's last dentry, so the walk
+    from its inode finds none.  It is delivered and counted, wherever the
+    file was; ATTRIBs that come with a dentry are still decided."""
+    for rel in ("in/a", "in/b", "in/c", "out/a", "out/b", "out/c"):
+        touch(f"{tree}/{rel}")
+    w = watch(EventMask.ATTRIB, subtree=[f"{tree}/in"])
+    os.rename(f"{tree}/out/a", f"{tree}/out/b")
+    os.rename(f"{tree}/in/a", f"{tree}/in/b")
+    os.chmod(f"{tree}/in/c", 0o600)  # setattr: the dentry, inside
+    os.chmod(f"{tree}/out/c", 0o600)  # outside: skipped
+    events = w.group.drain()
+    assert len(events) == 3 and all(e.mask == EventMask.ATTRIB for e in events)
+    assert {os.path.relpath(e.path, tree) for e in events if e.path} <= {"in/c"}
+    assert f"{tree}/in/c" in [e.path for e in events]
+    s = w.attachment.stats
+    assert (s.delivered, s.skipped, s.undecided) == (3, 1, 2)
 
 
 def test_hard_links_are_judged_by_the_name_used(tree, watch):
