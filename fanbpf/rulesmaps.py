@@ -67,7 +67,7 @@ _NAME_KEY = struct.Struct(f"=QII{NAME_MAX}s")  # set_id, list, len, name
 _GLOB_KEY = struct.Struct("=QII")  # set_id, list, index
 _PATTERN = struct.Struct(f"=II{NAME_MAX}s")  # kind, len, text
 _STATS = struct.Struct("=QQQQ")  # delivered, skipped, denied, undecided
-_LENGTHS = struct.Struct(f"={NAME_MAX // 64}Q")  # bits
+_LENGTHS = struct.Struct(f"=Q{NAME_MAX // 64}Q")  # set_id, bits
 _U32 = struct.Struct("=I")
 _U64 = struct.Struct("=Q")
 
@@ -77,7 +77,7 @@ _LAYOUTS = {
     "fanbpf_glob_key": (_GLOB_KEY, {"set_id": 0, "list": 8, "index": 12}),
     "fanbpf_pattern": (_PATTERN, {"kind": 0, "len": 4, "text": 8}),
     "fanbpf_rules_stats": (_STATS, {"delivered": 0, "skipped": 8, "denied": 16, "undecided": 24}),
-    "fanbpf_name_lengths": (_LENGTHS, {"bits": 0}),
+    "fanbpf_name_lengths": (_LENGTHS, {"set_id": 0, "bits": 8}),
 }
 # map name -> (key layout, value layout, per CPU)
 _MAPS = {
@@ -86,16 +86,22 @@ _MAPS = {
     GLOBS: (_GLOB_KEY, _PATTERN, False),
     STATS: (_U64, _STATS, True),
     FILTER: (_U32, _U64, False),
-    DIR_LENGTHS: (_U64, _LENGTHS, False),
+    DIR_LENGTHS: (_U32, _LENGTHS, False),
 }
 
 # fanbpf_node_filter_bit() of src/bpf/fanbpf_rules_maps.h
+_MAX_SETS = 4096  # FANBPF_MAX_SETS
 _FILTER_BITS_LOG = 21
 _FILTER_WORDS = 1 << (_FILTER_BITS_LOG - 6)
 _MASK64 = (1 << 64) - 1
 #: rebuild the filter once this many nodes went since the last rebuild (or
 #: more than were left then): stale bits cost lookups, rebuilds read every key
 _FILTER_STALE_MIN = 4096
+
+
+def _lengths_slot(set_id: int) -> int:
+    """The set's slot in the DIR_LENGTHS array (FANBPF_MAX_SETS of them)."""
+    return set_id % _MAX_SETS
 
 
 def node_filter_bit(dev: int, ino: int) -> int:
@@ -173,6 +179,9 @@ class RulesMaps:
                                    f"{info.value_size}-byte values, not {key.size} and "
                                    f"{value.size}; rebuild the object")
             self._stride[name] = info.value_stride
+            if name == DIR_LENGTHS and info.max_entries != _MAX_SETS:
+                raise RuntimeError(f"{self.obj.path}: map {name} has {info.max_entries} slots, "
+                                   f"not {_MAX_SETS}; rebuild the object")
             if name == FILTER and info.max_entries != _FILTER_WORDS:
                 raise RuntimeError(f"{self.obj.path}: map {name} has {info.max_entries} words, "
                                    f"not {_FILTER_WORDS}; rebuild the object")
@@ -280,7 +289,7 @@ class RulesMaps:
     def _set_keys(self, set_id: int) -> dict:
         """The keys of every entry of a set, by map (stats excluded)."""
         prefix = _U64.pack(set_id)
-        return {name: keys for name in (NODES, NAMES, GLOBS, DIR_LENGTHS)
+        return {name: keys for name in (NODES, NAMES, GLOBS)
                 if (keys := [k for k in self.keys(name) if k[:8] == prefix])}
 
     # -- the node filter ----------------------------------------------------------
@@ -375,9 +384,9 @@ class RulesMaps:
             self._update_batch(GLOBS, keys, values, len(globs))
         if which == NameList.DIRS:
             bits = listed_lengths(patterns)
-            self.update(DIR_LENGTHS, _U64.pack(set_id),
-                        _LENGTHS.pack(*((bits >> (64 * i)) & _MASK64
-                                        for i in range(NAME_MAX // 64))))
+            self.update(DIR_LENGTHS, _U32.pack(_lengths_slot(set_id)),
+                        _LENGTHS.pack(set_id, *((bits >> (64 * i)) & _MASK64
+                                                for i in range(NAME_MAX // 64))))
 
     def delete_list(self, set_id: int, which: NameList) -> None:
         """Remove every entry of list ``which`` of the set."""
@@ -385,7 +394,7 @@ class RulesMaps:
         self._delete_keys(NAMES, (k for k in self.keys(NAMES) if k[:12] == head))
         self._delete_keys(GLOBS, (k for k in self.keys(GLOBS) if k[:12] == head))
         if which == NameList.DIRS:
-            self.delete(DIR_LENGTHS, _U64.pack(set_id))
+            self._clear_lengths(set_id)
 
     def read_list(self, set_id: int, which: NameList) -> tuple[frozenset, dict]:
         """``(exact names, {index: Pattern})`` of list ``which`` of the set."""
@@ -419,9 +428,18 @@ class RulesMaps:
         self.write_list(set_id, NameList.NAMES, args.patterns)
         self.write_list(set_id, NameList.DIRS, args.dirs)
 
+    def _clear_lengths(self, set_id: int) -> None:
+        """Give up the set's DIRS lengths slot, if it holds it (another set
+        of the same slot may have taken it: then that one's stays)."""
+        key = _U32.pack(_lengths_slot(set_id))
+        value = self.lookup(DIR_LENGTHS, key)
+        if value is not None and _U64.unpack_from(value)[0] == set_id:
+            self.update(DIR_LENGTHS, key, bytes(_LENGTHS.size))
+
     def delete_set(self, set_id: int) -> None:
         """Remove every node, name and glob entry of the set (not its stats,
         which the handler's fp_free removes)."""
+        self._clear_lengths(set_id)
         for name, keys in self._set_keys(set_id).items():
             if name == NODES:
                 with self._nodes_lock:

@@ -169,8 +169,7 @@ static __always_inline __u64 subvolume_dev(struct inode *inode, __u64 dev)
  * One walk: the dentries the parents iterator yields from @dentry (or from
  * a dentry of @inode), nearest first.  @first_dir: whether the first one
  * is a directory (the ones above always are).  @k is the handler's key
- * buffer; @lengths the set's DIRS name lengths (fanbpf_dir_lengths()).
- * *@parent: the inode of the first dentry's parent, if the first
+ * buffer.  *@parent: the inode of the first dentry's parent, if the first
  * did not decide and was not the top (else left alone).  Returns enum
  * fanbpf_walk.
  *
@@ -180,7 +179,6 @@ static __always_inline __u64 subvolume_dev(struct inode *inode, __u64 dev)
  * take less room in the handler's frame than a frame of their own.
  */
 static __always_inline int walk(const struct fanbpf_rules_args *a, union fanbpf_rules_key *k,
-			   const struct fanbpf_name_lengths *lengths,
 			   struct dentry *dentry, struct inode *inode, bool first_dir,
 			   unsigned long *parent)
 {
@@ -211,7 +209,7 @@ static __always_inline int walk(const struct fanbpf_rules_args *a, union fanbpf_
 			w = fanbpf_node_decides(a, k, state & WALK_SUBVOL ? subvolume_dev(i, dev) : dev,
 						i->i_ino);
 		if (w == FANBPF_WALK_NEXT && (state & WALK_DIR) && fanbpf_dirs_apply(a) &&
-		    fanbpf_dir_len_listed(lengths, u->d_name.len)) {
+		    fanbpf_dir_len_listed(a->set_id, u->d_name.len)) {
 			fanbpf_name_key_reset(k, a->set_id, FANBPF_LIST_DIRS);
 			len = bpf_fanotify_dentry_name(d, k->name.name, sizeof(k->name.name));
 			if (len >= 0) {
@@ -272,7 +270,6 @@ int BPF_PROG(fanbpf_rules_handler, struct fanotify_fastpath_hook *hook, __u32 ma
 	const struct fanbpf_rules_args *a;
 	int match = FANBPF_MATCH_YES, w0 = FANBPF_WALK_NONE, w1 = FANBPF_WALK_NONE;
 	bool first_dir = mask & FAN_ONDIR;
-	const struct fanbpf_name_lengths *lengths = NULL;
 	unsigned long parent = 0;
 	__u64 id = hook->id;
 	int len, verdict;
@@ -298,8 +295,6 @@ int BPF_PROG(fanbpf_rules_handler, struct fanotify_fastpath_hook *hook, __u32 ma
 			match = FANBPF_MATCH_NO;
 	}
 	if (match != FANBPF_MATCH_NO && (a->sections & FANBPF_SEC_WALK)) {
-		if (fanbpf_dirs_apply(a))
-			lengths = fanbpf_dir_lengths(a);
 		/*
 		 * From the dentry, or with neither dentry nor dir from the
 		 * inode.  Verifier: the iterator takes NULL or a tested
@@ -307,8 +302,7 @@ int BPF_PROG(fanbpf_rules_handler, struct fanotify_fastpath_hook *hook, __u32 ma
 		 * event with none of the three has nothing to walk).
 		 */
 		if (dentry || (!dir && inode))
-			w0 = walk(a, &key, lengths, dentry, dentry ? NULL : inode, first_dir,
-				  &parent);
+			w0 = walk(a, &key, dentry, dentry ? NULL : inode, first_dir, &parent);
 		/*
 		 * The dir walk (the event's name, then dir and up) is the rest
 		 * of the dentry walk when the dentry's parent is dir (create,
@@ -320,7 +314,7 @@ int BPF_PROG(fanbpf_rules_handler, struct fanotify_fastpath_hook *hook, __u32 ma
 			w1 = w0;
 		else if (dir && !fanbpf_walk_settles(a, w0))
 			w1 = name_excluded(a, &key, mask, name) ? FANBPF_WALK_EXCLUDED :
-			     walk(a, &key, lengths, NULL, dir, true, &parent);
+			     walk(a, &key, NULL, dir, true, &parent);
 		match = fanbpf_match_and(match, fanbpf_walks_match(a, w0, w1));
 	}
 	verdict = fanbpf_rules_verdict(a, mask, match);

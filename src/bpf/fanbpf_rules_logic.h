@@ -509,27 +509,6 @@ static __always_inline bool fanbpf_dirs_apply(const struct fanbpf_rules_args *a)
 	return (a->sections & FANBPF_SEC_EXCLUDE) && (a->dirs.nr_exact || a->dirs.nr_globs);
 }
 
-/*
- * The set's entry in fanbpf_rules_dir_lengths, looked up once per event;
- * NULL: none (every length may be listed).
- */
-static __always_inline const struct fanbpf_name_lengths *
-fanbpf_dir_lengths(const struct fanbpf_rules_args *a)
-{
-	__u64 set_id = a->set_id;
-
-	return bpf_map_lookup_elem(&fanbpf_rules_dir_lengths, &set_id);
-}
-
-/* May a directory name of @len bytes be on the DIRS list?  (Before copying it.) */
-static __always_inline bool fanbpf_dir_len_listed(const struct fanbpf_name_lengths *lengths,
-						  __u32 len)
-{
-	if (len >= FANBPF_NAME_MAX)	/* never listed (fanbpf_name_listed) */
-		return false;
-	return !lengths || (lengths->bits[len / 64] >> (len % 64)) & 1;
-}
-
 /* Is the directory name in @k (list FANBPF_LIST_DIRS) an excluded one? */
 static __always_inline bool fanbpf_dir_excluded(const struct fanbpf_rules_args *a,
 						union fanbpf_rules_key *k)

@@ -78,20 +78,38 @@ struct {
  * (fanbpf.model.listed_lengths()), written with the list.  A walk copies
  * and looks up an ancestor's name only when its length's bit is set, so
  * "exclude .git" costs most directories a load and a test rather than a
- * name copy, a hash of the 272-byte name key and the globs.  No entry:
- * any length may be listed.
+ * name copy, a hash of the 272-byte name key and the globs.
+ *
+ * An array indexed by set_id % FANBPF_MAX_SETS, so that the lookup is
+ * inlined and can be made per ancestor: a pointer looked up once per
+ * event and kept across the walk's loop (NULL or not) took the handler's
+ * verification past a million instructions.  A slot whose set_id is not
+ * the set's (never written, or taken by another set with the same slot)
+ * means any length may be listed.
  */
 struct fanbpf_name_lengths {
+	__u64 set_id;
 	__u64 bits[FANBPF_NAME_MAX / 64];
 };
 
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, FANBPF_MAX_SETS);
-	__type(key, __u64);
+	__type(key, __u32);
 	__type(value, struct fanbpf_name_lengths);
 } fanbpf_rules_dir_lengths SEC(".maps");
+
+/* May a directory name of @len bytes be on set @set_id's DIRS list? */
+static __always_inline bool fanbpf_dir_len_listed(__u64 set_id, __u32 len)
+{
+	__u32 slot = set_id % FANBPF_MAX_SETS;
+	const struct fanbpf_name_lengths *l;
+
+	if (len >= FANBPF_NAME_MAX)	/* never listed (fanbpf_name_listed) */
+		return false;
+	l = bpf_map_lookup_elem(&fanbpf_rules_dir_lengths, &slot);
+	return !l || l->set_id != set_id || (l->bits[len / 64] >> (len % 64)) & 1;
+}
 
 /* {set_id, list, index} -> pattern */
 struct {

@@ -150,13 +150,7 @@ static __always_inline bool test_name(union fanbpf_rules_key *k, __u64 set_id, _
  */
 __noinline int test_dir_excluded(union fanbpf_rules_key *k, __u32 nr_exact, __u32 nr_globs)
 {
-	__u64 set_id;
-
-	if (!k)
-		return 0;
-	set_id = k->name.set_id;
-	if (!fanbpf_dir_len_listed(bpf_map_lookup_elem(&fanbpf_rules_dir_lengths, &set_id),
-				   k->name.len))
+	if (!k || !fanbpf_dir_len_listed(k->name.set_id, k->name.len))
 		return 0;
 	return fanbpf_name_listed(k, nr_exact, nr_globs);
 }
