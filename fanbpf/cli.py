@@ -44,6 +44,11 @@ DEFAULT_EVENTS = {
     | M.DELETE_SELF | M.MOVE_SELF,
     MarkFlag.MOUNT: M.OPEN | M.MODIFY | M.CLOSE,
 }
+#: ... and for the filesystems of --subtree roots: not DELETE_SELF, which
+#: comes after the object's last name is gone, so no handler can tell where
+#: it was: every one on the filesystem would be delivered (undecided).  The
+#: DELETE of its name, which can be placed, reports the same deletion.
+SUBTREE_EVENTS = DEFAULT_EVENTS[MarkFlag.FILESYSTEM] & ~M.DELETE_SELF
 # Never asked for explicitly: modifiers, the overflow marker, permission events
 # (watch does not answer them).
 _NOT_SELECTABLE = {"ONDIR", "EVENT_ON_CHILD", "Q_OVERFLOW", "OPEN_PERM", "ACCESS_PERM",
@@ -175,7 +180,7 @@ def _mark_filesystems(group: Group, rule_set, events) -> None:
     One that cannot be marked (a pseudo filesystem below ``/``, say) is
     named on stderr: its events are not seen.
     """
-    mask = (events or DEFAULT_EVENTS[MarkFlag.FILESYSTEM]) | M.ONDIR
+    mask = (events or SUBTREE_EVENTS) | M.ONDIR
     for path in rule_set.filesystems:
         try:
             group.mark(path, mask, MarkFlag.FILESYSTEM)
@@ -350,7 +355,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="what to mark (default with roots: every filesystem they live on)")
     watch.add_argument("-e", "--events", type=parse_event_names, metavar="LIST",
                        help="comma-separated events (create,delete,modify,close_write,moved_from,"
-                       "moved_to,attrib,open,access,...; default: all changes)")
+                       "moved_to,attrib,open,access,...; default: all changes, and with --subtree "
+                       "all but delete_self, which no filter can place)")
     kind = watch.add_mutually_exclusive_group()
     kind.add_argument("--inode", dest="mark_type", action="store_const", const=MarkFlag.INODE,
                       help="mark the PATHs themselves (default; a directory reports its entries)")
