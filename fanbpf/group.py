@@ -405,7 +405,7 @@ class Group:
         except BlockingIOError:
             return []
         events = []
-        handle_paths: dict[tuple[int, int, bytes], str | None] = {}  # this batch's, see _with_paths
+        handle_paths: dict[tuple[int, int, bytes], str | None] = {}  # this batch's, see _set_paths
         for event in parse_events(data):
             if event.is_overflow:
                 self._overflows += 1
@@ -416,7 +416,9 @@ class Group:
                     self._unanswered[event.fd] = box
                 else:
                     self._batch.append(box)
-            events.append(self._with_paths(event, handle_paths) if self._resolve_paths else event)
+            if self._resolve_paths:
+                self._set_paths(event, handle_paths)
+            events.append(event)
         return events
 
     def __iter__(self) -> Iterator[Event]:
@@ -469,8 +471,8 @@ class Group:
 
     # --- paths -------------------------------------------------------------
 
-    def _with_paths(self, event: Event, handle_paths: dict[tuple[int, int, bytes], str | None]) -> Event:
-        """``event`` with its paths, as they are when the batch is read.
+    def _set_paths(self, event: Event, handle_paths: dict[tuple[int, int, bytes], str | None]) -> None:
+        """Fill in the event's paths, as they are when the batch is read.
 
         ``handle_paths`` caches each handle's path for one batch: a batch
         of events in a few directories opens each directory once, not once
@@ -479,9 +481,10 @@ class Group:
         resolves anew, so a directory renamed meanwhile has its new path.
         """
         if event.fd is not None:
-            return replace(event, path=_readlink(event.fd))
+            event._set_paths(_readlink(event.fd))
+            return
         if not event.info or not self._mount_fds:
-            return event
+            return
 
         def record_path(record: FidInfo | DirFidNameInfo) -> str | None:
             key = (record.fsid, record.handle_type, record.handle)
@@ -493,7 +496,7 @@ class Group:
                 return path
             return os.path.join(path, record.name)
 
-        return with_record_paths(event, record_path)
+        event._set_paths(*record_paths(event, record_path))
 
     def _handle_path(self, record: FidInfo | DirFidNameInfo) -> str | None:
         mount_fd = self._mount_fds.get(record.fsid)
@@ -601,7 +604,15 @@ class Group:
 
 
 def with_record_paths(event: Event, record_path: Callable[[FidInfo | DirFidNameInfo], str | None]) -> Event:
-    """``event`` with ``path``, ``old_path`` and ``new_path`` from its FID records.
+    """``event`` with ``path``, ``old_path`` and ``new_path`` from its FID records (see record_paths)."""
+    path, old_path, new_path = record_paths(event, record_path)
+    return replace(event, path=path, old_path=old_path, new_path=new_path)
+
+
+def record_paths(
+    event: Event, record_path: Callable[[FidInfo | DirFidNameInfo], str | None]
+) -> tuple[str | None, str | None, str | None]:
+    """``path``, ``old_path`` and ``new_path`` of ``event`` from its FID records.
 
     ``record_path`` gives the path a directory-entry record (DFID_NAME and
     the old/new ones of a rename) or the object's FID record names, or
@@ -621,7 +632,7 @@ def with_record_paths(event: Event, record_path: Callable[[FidInfo | DirFidNameI
     # of a FID+DFID_NAME event is mostly gone when read, an open that fails).
     new_path = path_of(InfoType.NEW_DFID_NAME)
     path = path_of(InfoType.DFID_NAME) or path_of(InfoType.FID) or new_path
-    return replace(event, path=path, old_path=path_of(InfoType.OLD_DFID_NAME), new_path=new_path)
+    return path, path_of(InfoType.OLD_DFID_NAME), new_path
 
 
 def _resolve(future: asyncio.Future[None]) -> None:
