@@ -256,20 +256,23 @@ class Event:
         """For ``FS_ERROR``: the error record."""
         return self._record(ErrorInfo, InfoType.ERROR)
 
+    # int.__and__: a flag & would build an EventMask per call, which the
+    # reader asks of every event.
+
     @property
     def is_dir(self) -> bool:
         """Whether the object is a directory (``ONDIR``)."""
-        return bool(self.mask & EventMask.ONDIR)
+        return bool(int.__and__(self.mask, EventMask.ONDIR))
 
     @property
     def is_permission(self) -> bool:
         """Whether the kernel waits for a response to this event."""
-        return bool(self.mask & PERMISSION_EVENTS)
+        return bool(int.__and__(self.mask, PERMISSION_EVENTS))
 
     @property
     def is_overflow(self) -> bool:
         """Whether this is the queue-overflow marker: events were lost before it."""
-        return bool(self.mask & EventMask.Q_OVERFLOW)
+        return bool(int.__and__(self.mask, EventMask.Q_OVERFLOW))
 
     # --- owned file descriptors -------------------------------------------
 
