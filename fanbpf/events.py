@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import os
 import struct
+import sys
 from dataclasses import dataclass, field
 from typing import ClassVar, Union
 
@@ -336,28 +337,30 @@ def parse_events(buf: bytes | bytearray | memoryview) -> list[Event]:
     returned events own them). Raises ValueError, naming the offset, when
     the buffer is truncated or inconsistent.
     """
-    view = memoryview(buf).cast("B")
+    # bytes and offsets into them, not memoryview slices: a slice per event
+    # and per record, then a copy of each handle and name, cost more than
+    # the one copy of a buffer that is not bytes already.
+    data = buf if isinstance(buf, bytes) else memoryview(buf).cast("B").tobytes()
+    size = len(data)
     events = []
     offset = 0
-    while offset < len(view):
-        if len(view) - offset < _METADATA.size:
+    while offset < size:
+        if size - offset < _METADATA.size:
             raise ValueError(
-                f"truncated event at offset {offset}: {len(view) - offset} bytes, "
-                f"metadata needs {_METADATA.size}"
+                f"truncated event at offset {offset}: {size - offset} bytes, metadata needs {_METADATA.size}"
             )
-        event_len, vers, _, metadata_len, mask, fd, pid = _METADATA.unpack_from(view, offset)
+        event_len, vers, _, metadata_len, mask, fd, pid = _METADATA.unpack_from(data, offset)
         if vers != METADATA_VERSION:
             raise ValueError(f"event at offset {offset}: metadata version {vers}, expected {METADATA_VERSION}")
         if not _METADATA.size <= metadata_len <= event_len:
             raise ValueError(
                 f"event at offset {offset}: bad lengths (event_len {event_len}, metadata_len {metadata_len})"
             )
-        if offset + event_len > len(view):
+        end = offset + event_len
+        if end > size:
             raise ValueError(
-                f"truncated event at offset {offset}: event_len {event_len}, "
-                f"{len(view) - offset} bytes left"
+                f"truncated event at offset {offset}: event_len {event_len}, {size - offset} bytes left"
             )
-        info = _parse_info(view[offset + metadata_len : offset + event_len], offset + metadata_len)
         event_mask = _MASKS.get(mask)
         if event_mask is None:
             event_mask = _MASKS[mask] = EventMask(mask)
@@ -366,62 +369,71 @@ def parse_events(buf: bytes | bytearray | memoryview) -> list[Event]:
                 mask=event_mask,
                 pid=pid,
                 fd=fd if fd >= 0 else None,
-                info=info,
+                info=_parse_info(data, offset + metadata_len, end),
                 fd_error=-fd if fd < _NOFD else None,
             )
         )
-        offset += event_len
+        offset = end
     return events
 
 
-def _parse_info(view: memoryview, base: int) -> tuple[InfoRecord, ...]:
-    """Parse the info records of one event; ``base`` is for error messages."""
+def _parse_info(data: bytes, offset: int, end: int) -> tuple[InfoRecord, ...]:
+    """Parse the info records of one event, from ``offset`` to ``end`` in ``data``."""
     records = []
-    offset = 0
-    size = len(view)
-    while offset < size:
-        if size - offset < _HEADER.size:
-            raise ValueError(f"truncated info record at offset {base + offset}: {size - offset} bytes")
-        info_type, _, length = _HEADER.unpack_from(view, offset)
-        if length < _HEADER.size or offset + length > size:
+    while offset < end:
+        if end - offset < _HEADER.size:
+            raise ValueError(f"truncated info record at offset {offset}: {end - offset} bytes")
+        info_type, _, length = _HEADER.unpack_from(data, offset)
+        if length < _HEADER.size or offset + length > end:
             raise ValueError(
-                f"info record at offset {base + offset}: length {length} does not fit the {size - offset} bytes left"
+                f"info record at offset {offset}: length {length} does not fit the {end - offset} bytes left"
             )
-        body = view[offset + _HEADER.size : offset + length]
         try:
-            records.append(_parse_record(info_type, body))
-        except (ValueError, struct.error) as err:
-            raise ValueError(f"info record at offset {base + offset} (type {info_type}): {err}") from None
+            records.append(_parse_record(info_type, data, offset + _HEADER.size, offset + length))
+        except ValueError as err:
+            raise ValueError(f"info record at offset {offset} (type {info_type}): {err}") from None
         offset += length
     return tuple(records)
 
 
-def _parse_record(info_type: int, body: memoryview) -> InfoRecord:
+def _parse_record(info_type: int, data: bytes, start: int, end: int) -> InfoRecord:
+    """The record whose body is ``data[start:end]``."""
     kind = _HANDLE_TYPES.get(info_type)
     if kind is not None:
-        fsid0, fsid1, handle_bytes, handle_type = _FSID_HANDLE.unpack_from(body)
-        end = _FSID_HANDLE.size + handle_bytes
-        if end > len(body):
+        fsid0, fsid1, handle_bytes, handle_type = _body(_FSID_HANDLE, data, start, end)
+        handle_start = start + _FSID_HANDLE.size
+        handle_end = handle_start + handle_bytes
+        if handle_end > end:
             raise ValueError(f"handle of {handle_bytes} bytes overruns the record")
         fsid = fsid0 | fsid1 << 32
-        handle = bytes(body[_FSID_HANDLE.size : end])
+        handle = data[handle_start:handle_end]
         if kind is InfoType.FID or kind is InfoType.DFID:
             return FidInfo(kind, fsid, handle_type, handle)
-        name, nul, _ = bytes(body[end:]).partition(b"\0")
-        if not nul:
+        nul = data.find(b"\0", handle_end, end)
+        if nul < 0:
             raise ValueError("name is not NUL-terminated")
-        return DirFidNameInfo(kind, fsid, handle_type, handle, os.fsdecode(name))
+        name = data[handle_end:nul].decode(_FS_ENCODING, _FS_ERRORS)
+        return DirFidNameInfo(kind, fsid, handle_type, handle, name)
     if info_type == InfoType.PIDFD:
-        return PidfdInfo(*_PIDFD.unpack_from(body))
+        return PidfdInfo(*_body(_PIDFD, data, start, end))
     if info_type == InfoType.ERROR:
-        return ErrorInfo(*_ERROR.unpack_from(body))
+        return ErrorInfo(*_body(_ERROR, data, start, end))
     if info_type == InfoType.RANGE:
-        return RangeInfo(*_RANGE.unpack_from(body)[1:])
+        return RangeInfo(*_body(_RANGE, data, start, end)[1:])
     if info_type == InfoType.MNT:
-        return MntInfo(_MNT.unpack_from(body)[1])
-    return UnknownInfo(info_type, bytes(body))
+        return MntInfo(_body(_MNT, data, start, end)[1])
+    return UnknownInfo(info_type, data[start:end])
 
 
+def _body(layout: struct.Struct, data: bytes, start: int, end: int) -> tuple:
+    """Unpack a record's body, which must hold at least ``layout``."""
+    if end - start < layout.size:
+        raise ValueError(f"body of {end - start} bytes, shorter than the {layout.size} its type needs")
+    return layout.unpack_from(data, start)
+
+
+# os.fsdecode's codec, without a call through it per name.
+_FS_ENCODING, _FS_ERRORS = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()
 # Dict lookups, not enum calls: the enum constructors were a sixth of the reader's time.
 _HANDLE_TYPES = {
     int(kind): kind
