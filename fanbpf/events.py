@@ -27,7 +27,7 @@ from __future__ import annotations
 import os
 import struct
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import ClassVar, Union
 
 from .flags import PERMISSION_EVENTS, EventMask, InfoType
@@ -206,14 +206,7 @@ class Event:
 
     def __post_init__(self) -> None:
         if self._fds is None:
-            pidfd = -1
-            for record in self.info:  # a loop: next() over a generator cost the reader 5%
-                if isinstance(record, PidfdInfo):
-                    pidfd = record.pidfd
-                    break
-            if self.fd is not None or pidfd >= 0:
-                owned = _OwnedFds(self.fd, pidfd if pidfd >= 0 else None)
-                object.__setattr__(self, "_fds", owned)
+            object.__setattr__(self, "_fds", _owned_fds(self.fd, self.info))
 
     def _set_paths(self, path: str | None, old_path: str | None = None, new_path: str | None = None) -> None:
         """Fill in the paths: for the group, before it hands the event out.
@@ -334,6 +327,87 @@ class Event:
         self.close()
 
 
+def _owned_fds(fd: int | None, info: tuple[InfoRecord, ...]) -> _OwnedFds | None:
+    """The box for the fds a new event owns: its fd and its pidfd record's, if any."""
+    pidfd = -1
+    for record in info:  # a loop: next() over a generator cost the reader 5%
+        if isinstance(record, PidfdInfo):
+            pidfd = record.pidfd
+            break
+    if fd is None and pidfd < 0:
+        return None
+    return _OwnedFds(fd, pidfd if pidfd >= 0 else None)
+
+
+def _slot_setters(cls: type, *names: str) -> tuple:
+    """The ``__set__`` of each slot of a frozen dataclass, for the parser's
+    constructors below; ``names`` must be all its fields, in order."""
+    if tuple(f.name for f in fields(cls)) != names:
+        raise TypeError(f"{cls.__name__}'s fields changed: update the parser's constructor of it")
+    return tuple(getattr(cls, name).__set__ for name in names)
+
+
+# The parser's constructors of events and handle records. A frozen
+# dataclass's __init__ sets each field through object.__setattr__; the slot
+# descriptors' own setters take half the time, and the parser makes an event
+# and one or two records per event read. Same objects as the __init__s make.
+def _event_constructor():  # -> (mask, pid, fd, info, fd_error) -> Event
+    set_mask, set_pid, set_fd, set_info, set_fd_error, set_path, set_old_path, set_new_path, set_fds = (
+        _slot_setters(Event, "mask", "pid", "fd", "info", "fd_error", "path", "old_path", "new_path", "_fds")
+    )
+    new = object.__new__
+
+    def new_event(mask: EventMask, pid: int, fd: int | None, info: tuple, fd_error: int | None) -> Event:
+        event = new(Event)
+        set_mask(event, mask)
+        set_pid(event, pid)
+        set_fd(event, fd)
+        set_info(event, info)
+        set_fd_error(event, fd_error)
+        set_path(event, None)
+        set_old_path(event, None)
+        set_new_path(event, None)
+        set_fds(event, _owned_fds(fd, info))
+        return event
+
+    return new_event
+
+
+def _handle_record_constructors():  # -> (FidInfo's, DirFidNameInfo's)
+    set_type, set_fsid, set_handle_type, set_handle = _slot_setters(
+        FidInfo, "info_type", "fsid", "handle_type", "handle"
+    )
+    dir_type, dir_fsid, dir_handle_type, dir_handle, dir_name = _slot_setters(
+        DirFidNameInfo, "info_type", "fsid", "handle_type", "handle", "name"
+    )
+    new = object.__new__
+
+    def new_fid(info_type: InfoType, fsid: int, handle_type: int, handle: bytes) -> FidInfo:
+        record = new(FidInfo)
+        set_type(record, info_type)
+        set_fsid(record, fsid)
+        set_handle_type(record, handle_type)
+        set_handle(record, handle)
+        return record
+
+    def new_dir_fid_name(
+        info_type: InfoType, fsid: int, handle_type: int, handle: bytes, name: str
+    ) -> DirFidNameInfo:
+        record = new(DirFidNameInfo)
+        dir_type(record, info_type)
+        dir_fsid(record, fsid)
+        dir_handle_type(record, handle_type)
+        dir_handle(record, handle)
+        dir_name(record, name)
+        return record
+
+    return new_fid, new_dir_fid_name
+
+
+_new_event = _event_constructor()
+_new_fid, _new_dir_fid_name = _handle_record_constructors()
+
+
 def parse_events(buf: bytes | bytearray | memoryview) -> list[Event]:
     """Parse a buffer read from a fanotify fd into events.
 
@@ -368,15 +442,8 @@ def parse_events(buf: bytes | bytearray | memoryview) -> list[Event]:
         event_mask = _MASKS.get(mask)
         if event_mask is None:
             event_mask = _MASKS[mask] = EventMask(mask)
-        events.append(
-            Event(
-                mask=event_mask,
-                pid=pid,
-                fd=fd if fd >= 0 else None,
-                info=_parse_info(data, offset + metadata_len, end),
-                fd_error=-fd if fd < _NOFD else None,
-            )
-        )
+        info = _parse_info(data, offset + metadata_len, end)
+        events.append(_new_event(event_mask, pid, fd if fd >= 0 else None, info, -fd if fd < _NOFD else None))
         offset = end
     return events
 
@@ -412,12 +479,12 @@ def _parse_record(info_type: int, data: bytes, start: int, end: int) -> InfoReco
         fsid = fsid0 | fsid1 << 32
         handle = data[handle_start:handle_end]
         if kind is InfoType.FID or kind is InfoType.DFID:
-            return FidInfo(kind, fsid, handle_type, handle)
+            return _new_fid(kind, fsid, handle_type, handle)
         nul = data.find(b"\0", handle_end, end)
         if nul < 0:
             raise ValueError("name is not NUL-terminated")
         name = data[handle_end:nul].decode(_FS_ENCODING, _FS_ERRORS)
-        return DirFidNameInfo(kind, fsid, handle_type, handle, name)
+        return _new_dir_fid_name(kind, fsid, handle_type, handle, name)
     if info_type == InfoType.PIDFD:
         return PidfdInfo(*_body(_PIDFD, data, start, end))
     if info_type == InfoType.ERROR:
