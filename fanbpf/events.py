@@ -26,7 +26,8 @@ from __future__ import annotations
 
 import os
 import struct
-from dataclasses import dataclass, field
+import sys
+from dataclasses import dataclass, field, fields
 from typing import ClassVar, Union
 
 from .flags import PERMISSION_EVENTS, EventMask, InfoType
@@ -205,10 +206,15 @@ class Event:
 
     def __post_init__(self) -> None:
         if self._fds is None:
-            pidfd = next((r.pidfd for r in self.info if isinstance(r, PidfdInfo)), -1)
-            if self.fd is not None or pidfd >= 0:
-                owned = _OwnedFds(self.fd, pidfd if pidfd >= 0 else None)
-                object.__setattr__(self, "_fds", owned)
+            object.__setattr__(self, "_fds", _owned_fds(self.fd, self.info))
+
+    def _set_paths(self, path: str | None, old_path: str | None = None, new_path: str | None = None) -> None:
+        """Fill in the paths: for the group, before it hands the event out.
+        In place, as a ``dataclasses.replace`` copy per event cost the reader
+        a fifth of its time."""
+        object.__setattr__(self, "path", path)
+        object.__setattr__(self, "old_path", old_path)
+        object.__setattr__(self, "new_path", new_path)
 
     # --- the info records, by role ---------------------------------------
 
@@ -248,20 +254,23 @@ class Event:
         """For ``FS_ERROR``: the error record."""
         return self._record(ErrorInfo, InfoType.ERROR)
 
+    # int.__and__: a flag & would build an EventMask per call, which the
+    # reader asks of every event.
+
     @property
     def is_dir(self) -> bool:
         """Whether the object is a directory (``ONDIR``)."""
-        return bool(self.mask & EventMask.ONDIR)
+        return bool(int.__and__(self.mask, EventMask.ONDIR))
 
     @property
     def is_permission(self) -> bool:
         """Whether the kernel waits for a response to this event."""
-        return bool(self.mask & PERMISSION_EVENTS)
+        return bool(int.__and__(self.mask, PERMISSION_EVENTS))
 
     @property
     def is_overflow(self) -> bool:
         """Whether this is the queue-overflow marker: events were lost before it."""
-        return bool(self.mask & EventMask.Q_OVERFLOW)
+        return bool(int.__and__(self.mask, EventMask.Q_OVERFLOW))
 
     # --- owned file descriptors -------------------------------------------
 
@@ -318,6 +327,87 @@ class Event:
         self.close()
 
 
+def _owned_fds(fd: int | None, info: tuple[InfoRecord, ...]) -> _OwnedFds | None:
+    """The box for the fds a new event owns: its fd and its pidfd record's, if any."""
+    pidfd = -1
+    for record in info:  # a loop: next() over a generator cost the reader 5%
+        if isinstance(record, PidfdInfo):
+            pidfd = record.pidfd
+            break
+    if fd is None and pidfd < 0:
+        return None
+    return _OwnedFds(fd, pidfd if pidfd >= 0 else None)
+
+
+def _slot_setters(cls: type, *names: str) -> tuple:
+    """The ``__set__`` of each slot of a frozen dataclass, for the parser's
+    constructors below; ``names`` must be all its fields, in order."""
+    if tuple(f.name for f in fields(cls)) != names:
+        raise TypeError(f"{cls.__name__}'s fields changed: update the parser's constructor of it")
+    return tuple(getattr(cls, name).__set__ for name in names)
+
+
+# The parser's constructors of events and handle records. A frozen
+# dataclass's __init__ sets each field through object.__setattr__; the slot
+# descriptors' own setters take half the time, and the parser makes an event
+# and one or two records per event read. Same objects as the __init__s make.
+def _event_constructor():  # -> (mask, pid, fd, info, fd_error) -> Event
+    set_mask, set_pid, set_fd, set_info, set_fd_error, set_path, set_old_path, set_new_path, set_fds = (
+        _slot_setters(Event, "mask", "pid", "fd", "info", "fd_error", "path", "old_path", "new_path", "_fds")
+    )
+    new = object.__new__
+
+    def new_event(mask: EventMask, pid: int, fd: int | None, info: tuple, fd_error: int | None) -> Event:
+        event = new(Event)
+        set_mask(event, mask)
+        set_pid(event, pid)
+        set_fd(event, fd)
+        set_info(event, info)
+        set_fd_error(event, fd_error)
+        set_path(event, None)
+        set_old_path(event, None)
+        set_new_path(event, None)
+        set_fds(event, _owned_fds(fd, info))
+        return event
+
+    return new_event
+
+
+def _handle_record_constructors():  # -> (FidInfo's, DirFidNameInfo's)
+    set_type, set_fsid, set_handle_type, set_handle = _slot_setters(
+        FidInfo, "info_type", "fsid", "handle_type", "handle"
+    )
+    dir_type, dir_fsid, dir_handle_type, dir_handle, dir_name = _slot_setters(
+        DirFidNameInfo, "info_type", "fsid", "handle_type", "handle", "name"
+    )
+    new = object.__new__
+
+    def new_fid(info_type: InfoType, fsid: int, handle_type: int, handle: bytes) -> FidInfo:
+        record = new(FidInfo)
+        set_type(record, info_type)
+        set_fsid(record, fsid)
+        set_handle_type(record, handle_type)
+        set_handle(record, handle)
+        return record
+
+    def new_dir_fid_name(
+        info_type: InfoType, fsid: int, handle_type: int, handle: bytes, name: str
+    ) -> DirFidNameInfo:
+        record = new(DirFidNameInfo)
+        dir_type(record, info_type)
+        dir_fsid(record, fsid)
+        dir_handle_type(record, handle_type)
+        dir_handle(record, handle)
+        dir_name(record, name)
+        return record
+
+    return new_fid, new_dir_fid_name
+
+
+_new_event = _event_constructor()
+_new_fid, _new_dir_fid_name = _handle_record_constructors()
+
+
 def parse_events(buf: bytes | bytearray | memoryview) -> list[Event]:
     """Parse a buffer read from a fanotify fd into events.
 
@@ -325,87 +415,101 @@ def parse_events(buf: bytes | bytearray | memoryview) -> list[Event]:
     returned events own them). Raises ValueError, naming the offset, when
     the buffer is truncated or inconsistent.
     """
-    view = memoryview(buf).cast("B")
+    # bytes and offsets into them, not memoryview slices: a slice per event
+    # and per record, then a copy of each handle and name, cost more than
+    # the one copy of a buffer that is not bytes already.
+    data = buf if isinstance(buf, bytes) else memoryview(buf).cast("B").tobytes()
+    size = len(data)
     events = []
     offset = 0
-    while offset < len(view):
-        if len(view) - offset < _METADATA.size:
+    while offset < size:
+        if size - offset < _METADATA.size:
             raise ValueError(
-                f"truncated event at offset {offset}: {len(view) - offset} bytes, "
-                f"metadata needs {_METADATA.size}"
+                f"truncated event at offset {offset}: {size - offset} bytes, metadata needs {_METADATA.size}"
             )
-        event_len, vers, _, metadata_len, mask, fd, pid = _METADATA.unpack_from(view, offset)
+        event_len, vers, _, metadata_len, mask, fd, pid = _METADATA.unpack_from(data, offset)
         if vers != METADATA_VERSION:
             raise ValueError(f"event at offset {offset}: metadata version {vers}, expected {METADATA_VERSION}")
         if not _METADATA.size <= metadata_len <= event_len:
             raise ValueError(
                 f"event at offset {offset}: bad lengths (event_len {event_len}, metadata_len {metadata_len})"
             )
-        if offset + event_len > len(view):
+        end = offset + event_len
+        if end > size:
             raise ValueError(
-                f"truncated event at offset {offset}: event_len {event_len}, "
-                f"{len(view) - offset} bytes left"
+                f"truncated event at offset {offset}: event_len {event_len}, {size - offset} bytes left"
             )
-        info = _parse_info(view[offset + metadata_len : offset + event_len], offset + metadata_len)
-        events.append(
-            Event(
-                mask=EventMask(mask),
-                pid=pid,
-                fd=fd if fd >= 0 else None,
-                info=info,
-                fd_error=-fd if fd < _NOFD else None,
-            )
-        )
-        offset += event_len
+        event_mask = _MASKS.get(mask)
+        if event_mask is None:
+            event_mask = _MASKS[mask] = EventMask(mask)
+        info = _parse_info(data, offset + metadata_len, end)
+        events.append(_new_event(event_mask, pid, fd if fd >= 0 else None, info, -fd if fd < _NOFD else None))
+        offset = end
     return events
 
 
-def _parse_info(view: memoryview, base: int) -> tuple[InfoRecord, ...]:
-    """Parse the info records of one event; ``base`` is for error messages."""
+def _parse_info(data: bytes, offset: int, end: int) -> tuple[InfoRecord, ...]:
+    """Parse the info records of one event, from ``offset`` to ``end`` in ``data``."""
     records = []
-    offset = 0
-    while offset < len(view):
-        where = f"info record at offset {base + offset}"
-        if len(view) - offset < _HEADER.size:
-            raise ValueError(f"truncated {where}: {len(view) - offset} bytes")
-        info_type, _, length = _HEADER.unpack_from(view, offset)
-        if length < _HEADER.size or offset + length > len(view):
-            raise ValueError(f"{where}: length {length} does not fit the {len(view) - offset} bytes left")
-        body = view[offset + _HEADER.size : offset + length]
+    while offset < end:
+        if end - offset < _HEADER.size:
+            raise ValueError(f"truncated info record at offset {offset}: {end - offset} bytes")
+        info_type, _, length = _HEADER.unpack_from(data, offset)
+        if length < _HEADER.size or offset + length > end:
+            raise ValueError(
+                f"info record at offset {offset}: length {length} does not fit the {end - offset} bytes left"
+            )
         try:
-            records.append(_parse_record(info_type, body))
-        except (ValueError, struct.error) as err:
-            raise ValueError(f"{where} (type {info_type}): {err}") from None
+            records.append(_parse_record(info_type, data, offset + _HEADER.size, offset + length))
+        except ValueError as err:
+            raise ValueError(f"info record at offset {offset} (type {info_type}): {err}") from None
         offset += length
     return tuple(records)
 
 
-def _parse_record(info_type: int, body: memoryview) -> InfoRecord:
-    if info_type in _HANDLE_TYPES:
-        fsid0, fsid1, handle_bytes, handle_type = _FSID_HANDLE.unpack_from(body)
-        end = _FSID_HANDLE.size + handle_bytes
-        if end > len(body):
+def _parse_record(info_type: int, data: bytes, start: int, end: int) -> InfoRecord:
+    """The record whose body is ``data[start:end]``."""
+    kind = _HANDLE_TYPES.get(info_type)
+    if kind is not None:
+        fsid0, fsid1, handle_bytes, handle_type = _body(_FSID_HANDLE, data, start, end)
+        handle_start = start + _FSID_HANDLE.size
+        handle_end = handle_start + handle_bytes
+        if handle_end > end:
             raise ValueError(f"handle of {handle_bytes} bytes overruns the record")
         fsid = fsid0 | fsid1 << 32
-        handle = bytes(body[_FSID_HANDLE.size : end])
-        kind = InfoType(info_type)
-        if kind in (InfoType.FID, InfoType.DFID):
-            return FidInfo(kind, fsid, handle_type, handle)
-        name, nul, _ = bytes(body[end:]).partition(b"\0")
-        if not nul:
+        handle = data[handle_start:handle_end]
+        if kind is InfoType.FID or kind is InfoType.DFID:
+            return _new_fid(kind, fsid, handle_type, handle)
+        nul = data.find(b"\0", handle_end, end)
+        if nul < 0:
             raise ValueError("name is not NUL-terminated")
-        return DirFidNameInfo(kind, fsid, handle_type, handle, os.fsdecode(name))
+        name = data[handle_end:nul].decode(_FS_ENCODING, _FS_ERRORS)
+        return _new_dir_fid_name(kind, fsid, handle_type, handle, name)
     if info_type == InfoType.PIDFD:
-        return PidfdInfo(*_PIDFD.unpack_from(body))
+        return PidfdInfo(*_body(_PIDFD, data, start, end))
     if info_type == InfoType.ERROR:
-        return ErrorInfo(*_ERROR.unpack_from(body))
+        return ErrorInfo(*_body(_ERROR, data, start, end))
     if info_type == InfoType.RANGE:
-        return RangeInfo(*_RANGE.unpack_from(body)[1:])
+        return RangeInfo(*_body(_RANGE, data, start, end)[1:])
     if info_type == InfoType.MNT:
-        return MntInfo(_MNT.unpack_from(body)[1])
-    return UnknownInfo(info_type, bytes(body))
+        return MntInfo(_body(_MNT, data, start, end)[1])
+    return UnknownInfo(info_type, data[start:end])
 
 
-_HANDLE_TYPES = frozenset(
-    {InfoType.FID, InfoType.DFID, InfoType.DFID_NAME, InfoType.OLD_DFID_NAME, InfoType.NEW_DFID_NAME}
-)
+def _body(layout: struct.Struct, data: bytes, start: int, end: int) -> tuple:
+    """Unpack a record's body, which must hold at least ``layout``."""
+    if end - start < layout.size:
+        raise ValueError(f"body of {end - start} bytes, shorter than the {layout.size} its type needs")
+    return layout.unpack_from(data, start)
+
+
+# os.fsdecode's codec, without a call through it per name.
+_FS_ENCODING, _FS_ERRORS = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()
+# Dict lookups, not enum calls: the enum constructors were a sixth of the reader's time.
+_HANDLE_TYPES = {
+    int(kind): kind
+    for kind in (InfoType.FID, InfoType.DFID, InfoType.DFID_NAME, InfoType.OLD_DFID_NAME, InfoType.NEW_DFID_NAME)
+}
+# The masks seen so far (an event stream has few distinct ones; EventMask
+# keeps every one it made anyway).
+_MASKS: dict[int, EventMask] = {}

@@ -352,7 +352,8 @@ class Group:
         Returns ``[]`` on timeout, and when another thread closes the group
         meanwhile. Reading a batch closes the fds of the previous one (see
         the module docstring). Events that iteration has read but not yet
-        yielded come first.
+        yielded come first. Paths are resolved as the batch is read, each
+        directory once a batch: the paths of one batch are one snapshot.
         """
         if not self._enter():
             raise ValueError("fanotify group is closed")
@@ -404,6 +405,7 @@ class Group:
         except BlockingIOError:
             return []
         events = []
+        handle_paths: dict[tuple[int, int, bytes], str | None] = {}  # this batch's, see _set_paths
         for event in parse_events(data):
             if event.is_overflow:
                 self._overflows += 1
@@ -414,7 +416,9 @@ class Group:
                     self._unanswered[event.fd] = box
                 else:
                     self._batch.append(box)
-            events.append(self._with_paths(event) if self._resolve_paths else event)
+            if self._resolve_paths:
+                self._set_paths(event, handle_paths)
+            events.append(event)
         return events
 
     def __iter__(self) -> Iterator[Event]:
@@ -467,19 +471,32 @@ class Group:
 
     # --- paths -------------------------------------------------------------
 
-    def _with_paths(self, event: Event) -> Event:
-        if event.fd is not None:
-            return replace(event, path=_readlink(event.fd))
-        if not event.info or not self._mount_fds:
-            return event
-        return with_record_paths(event, lambda record: self._entry_path(record) if isinstance(
-            record, DirFidNameInfo) else self._handle_path(record))
+    def _set_paths(self, event: Event, handle_paths: dict[tuple[int, int, bytes], str | None]) -> None:
+        """Fill in the event's paths, as they are when the batch is read.
 
-    def _entry_path(self, record: DirFidNameInfo) -> str | None:
-        directory = self._handle_path(record)
-        if directory is None or record.name == ".":
-            return directory
-        return os.path.join(directory, record.name)
+        ``handle_paths`` caches each handle's path for one batch: a batch
+        of events in a few directories opens each directory once, not once
+        an event. Within a batch the paths are one snapshot anyway (all are
+        resolved after the kernel queued the whole batch); the next batch
+        resolves anew, so a directory renamed meanwhile has its new path.
+        """
+        if event.fd is not None:
+            event._set_paths(_readlink(event.fd))
+            return
+        if not event.info or not self._mount_fds:
+            return
+
+        def record_path(record: FidInfo | DirFidNameInfo) -> str | None:
+            key = (record.fsid, record.handle_type, record.handle)
+            try:
+                path = handle_paths[key]
+            except KeyError:
+                path = handle_paths[key] = self._handle_path(record)
+            if path is None or not isinstance(record, DirFidNameInfo) or record.name == ".":
+                return path
+            return f"{path}/{record.name}" if path != "/" else "/" + record.name  # os.path.join, faster
+
+        event._set_paths(*record_paths(event, record_path))
 
     def _handle_path(self, record: FidInfo | DirFidNameInfo) -> str | None:
         mount_fd = self._mount_fds.get(record.fsid)
@@ -587,20 +604,39 @@ class Group:
 
 
 def with_record_paths(event: Event, record_path: Callable[[FidInfo | DirFidNameInfo], str | None]) -> Event:
-    """``event`` with ``path``, ``old_path`` and ``new_path`` from its FID records.
+    """``event`` with ``path``, ``old_path`` and ``new_path`` from its FID records (see record_paths)."""
+    path, old_path, new_path = record_paths(event, record_path)
+    return replace(event, path=path, old_path=old_path, new_path=new_path)
+
+
+def record_paths(
+    event: Event, record_path: Callable[[FidInfo | DirFidNameInfo], str | None]
+) -> tuple[str | None, str | None, str | None]:
+    """``path``, ``old_path`` and ``new_path`` of ``event`` from its FID records.
 
     ``record_path`` gives the path a directory-entry record (DFID_NAME and
     the old/new ones of a rename) or the object's FID record names, or
     None.  ``path`` is the entry's, else the object's, else a rename's new one.
     """
-    paths: dict[InfoType, str | None] = {}
+    entry = obj = old = new = None  # the last of each kind, as the kernel sends one
     for record in event.info:
-        if isinstance(record, DirFidNameInfo) or (
-                isinstance(record, FidInfo) and record.info_type == InfoType.FID):
-            paths[record.info_type] = record_path(record)
-    new_path = paths.get(InfoType.NEW_DFID_NAME)
-    path = paths.get(InfoType.DFID_NAME) or paths.get(InfoType.FID) or new_path
-    return replace(event, path=path, old_path=paths.get(InfoType.OLD_DFID_NAME), new_path=new_path)
+        if isinstance(record, DirFidNameInfo):
+            kind = record.info_type
+            if kind == InfoType.DFID_NAME:
+                entry = record
+            elif kind == InfoType.OLD_DFID_NAME:
+                old = record
+            elif kind == InfoType.NEW_DFID_NAME:
+                new = record
+        elif isinstance(record, FidInfo) and record.info_type == InfoType.FID:
+            obj = record
+    path = None if entry is None else record_path(entry)
+    # Lazily: the object's FID only when the entry has no path (the object
+    # of a FID+DFID_NAME event is mostly gone when read, an open that fails).
+    if not path and obj is not None:
+        path = record_path(obj)
+    new_path = None if new is None else record_path(new)
+    return path or new_path, None if old is None else record_path(old), new_path
 
 
 def _resolve(future: asyncio.Future[None]) -> None:

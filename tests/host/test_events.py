@@ -254,6 +254,37 @@ def test_events_are_frozen_and_hashable():
     assert hash(ev) == hash(parse_one(fanfix.event(M.CREATE, fanfix.fid(2, name=b"a"))))
 
 
+def test_parsed_objects_are_the_ones_init_makes():
+    """The parser builds events and handle records without their __init__:
+    the objects must not differ from the __init__-made ones in any field."""
+    r, w = os.pipe()
+    os.close(w)
+    ev = parse_one(fanfix.event(M.MODIFY, fanfix.fid(1, handle=b"h" * 8), fanfix.fid(2, name=b"n"), pid=7))
+    made = Event(
+        mask=M.MODIFY,
+        pid=7,
+        info=(
+            FidInfo(InfoType.FID, FSID, 1, b"h" * 8),
+            DirFidNameInfo(InfoType.DFID_NAME, FSID, 1, b"\x01" * 8, "n"),
+        ),
+    )
+    assert ev == made and hash(ev) == hash(made) and repr(ev) == repr(made)
+    assert [hash(record) for record in ev.info] == [hash(record) for record in made.info]
+    assert (ev.path, ev.old_path, ev.new_path, ev.fd_error, ev.closed) == (None, None, None, None, True)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        ev.info[0].fsid = 1
+    owner = parse_one(fanfix.event(M.OPEN, fanfix.pidfd(r), fd=-1))
+    assert owner.pidfd == r and not owner.closed  # the pidfd record's fd is owned, as __post_init__ does
+    owner.close()
+
+
+def test_parser_constructors_check_the_fields():
+    from fanbpf.events import _slot_setters
+
+    with pytest.raises(TypeError, match="FidInfo's fields changed"):
+        _slot_setters(FidInfo, "info_type", "fsid", "handle")
+
+
 # --- properties --------------------------------------------------------------
 
 names = st.binary(min_size=1, max_size=255).filter(lambda b: b"\0" not in b)

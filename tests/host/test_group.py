@@ -149,6 +149,46 @@ def test_fid_paths_are_resolved(resolving_group, tmp_path):
     )
 
 
+def test_fid_paths_of_one_batch_share_directories(group, tmp_path):
+    """Several events in one directory in one batch: each its own entry's path
+    (the batch resolves each directory handle once)."""
+    for d in ("d", "e"):
+        (tmp_path / d).mkdir()
+    group.mark(tmp_path, M.CREATE, MarkFlag.FILESYSTEM)
+    for rel in ("d/a", "d/b", "e/c", "d/c"):
+        (tmp_path / rel).write_text("")
+    batch = group.read_events(timeout=5)
+    assert [ev.path for ev in batch] == [str(tmp_path / rel) for rel in ("d/a", "d/b", "e/c", "d/c")]
+
+
+def test_fid_paths_are_resolved_anew_each_batch(group, tmp_path):
+    """A directory renamed between two reads: the second batch has its new name."""
+    (tmp_path / "d").mkdir()
+    group.mark(tmp_path, M.CREATE, MarkFlag.FILESYSTEM)
+    (tmp_path / "d" / "x").write_text("")
+    [first] = group.read_events(timeout=5)
+    (tmp_path / "d").rename(tmp_path / "renamed")
+    (tmp_path / "renamed" / "y").write_text("")
+    [second] = group.read_events(timeout=5)
+    assert (first.path, second.path) == (str(tmp_path / "d" / "x"), str(tmp_path / "renamed" / "y"))
+
+
+def test_fid_paths_when_the_directory_is_gone(resolving_group, tmp_path):
+    """A directory removed before the read (its handle: ESTALE): each event
+    falls back to its object's handle (REPORT_TARGET_FID), so a file moved
+    out still has a path and a file removed has none."""
+    group = resolving_group
+    (tmp_path / "gone").mkdir()
+    group.mark(tmp_path, M.CREATE, MarkFlag.FILESYSTEM)
+    (tmp_path / "gone" / "moved").write_text("")
+    (tmp_path / "gone" / "removed").write_text("")
+    (tmp_path / "gone" / "moved").rename(tmp_path / "moved")
+    (tmp_path / "gone" / "removed").unlink()
+    (tmp_path / "gone").rmdir()
+    batch = group.read_events(timeout=5)
+    assert [(ev.name, ev.path) for ev in batch] == [("moved", str(tmp_path / "moved")), ("removed", None)]
+
+
 def test_fid_paths_not_resolved_when_not_asked(tmp_path):
     with Group(resolve_paths=False) as group:
         group.mark(tmp_path, M.CREATE)
