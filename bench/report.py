@@ -141,10 +141,13 @@ def handler_table(rows) -> list[str]:
         b, k = med(r["bpf_stats_ns"]), med(r.get("kmod_stats_ns") or [0])
         rel = f"{b / k:.2f}x" if k > 0 else "-"
         inside = spread(r["kmod_stats_ns"], "{:.0f}") if r.get("kmod_stats_ns") else "-"
-        lines.append(f"| {r['depth']} | {r['roots']} | {r['handler_calls']:.0f} | "
+        roots = str(r["roots"])
+        if r.get("exclude_dirs"):
+            roots += ", exclude_dirs " + " ".join(f"`{d}`" for d in r["exclude_dirs"])
+        kmod_added = spread(r["kmod_added_ns"], "{:.0f}") if r["kmod_added_ns"] else "-"
+        lines.append(f"| {r['depth']} | {roots} | {r['handler_calls']:.0f} | "
                      f"{spread(r['bpf_stats_ns'], '{:.0f}')} | {inside} | {rel} | "
-                     f"{spread(r['bpf_added_ns'], '{:.0f}')} | "
-                     f"{spread(r['kmod_added_ns'], '{:.0f}')} |")
+                     f"{spread(r['bpf_added_ns'], '{:.0f}')} | {kmod_added} |")
     return lines + [""]
 
 
@@ -178,7 +181,7 @@ def targets(res) -> list[str]:
     r_bpf = med(rat[(0.01, "fanbpf-bpf")])
     out.append(f"- BPF handler within 5 % of no-watcher throughput: {r_bpf:.3f}x "
                f"({(1 - r_bpf) * 100:+.1f} % slower) — {verdict(r_bpf >= 0.95)}")
-    hrows = [r for r in res["handler"] if r["roots"] == 1]
+    hrows = [r for r in res["handler"] if r["roots"] == 1 and not r.get("exclude_dirs")]
     if hrows and all(r.get("kmod_stats_ns") for r in hrows):
         b = med([med(r["bpf_stats_ns"]) for r in hrows])
         k = med([med(r["kmod_stats_ns"]) for r in hrows])
@@ -326,7 +329,7 @@ def plot(res, outdir: Path, stem: str) -> list[str]:
         ax.legend(fontsize=7)
         save(fig, "setup")
 
-    h = [r for r in res["handler"] if r["roots"] == 1]
+    h = [r for r in res["handler"] if r["roots"] == 1 and not r.get("exclude_dirs")]
     if h:
         fig, ax = plt.subplots(figsize=(7, 4.5))
         d = [r["depth"] for r in h]

@@ -490,6 +490,8 @@ def bpf_struct_ops_stats() -> tuple[int, int]:
 
 
 KMOD_PARAMS = Path("/sys/module/fanbpf_subtree_kmod/parameters")
+#: the handler-cost cases with a DIRS list: what subtree watchers of source trees exclude
+EXCLUDE_DIRS = (".git", "node_modules", "__pycache__", "*.egg-info")
 
 
 def kmod_stats() -> tuple[int, int]:
@@ -537,15 +539,20 @@ def handler_cost(args, scratch: str, started: float) -> list[dict]:
             roots_all = [deep_dirs(os.path.join(mount, "roots"), 1) + f"/r{k}" for k in range(16)]
             for r in roots_all:
                 os.makedirs(r)
-            cases = [(d, 1) for d in args.depths] + [(8, n) for n in args.roots if n != 1]
-            for depth, nroots in cases:
+            # (depth, roots, DIRS list): the module has no DIRS section, so
+            # the cases with one time the BPF handler alone
+            cases = [(d, 1, ()) for d in args.depths] + \
+                [(8, n, ()) for n in args.roots if n != 1] + \
+                [(d, 1, EXCLUDE_DIRS) for d in args.dirs_depths]
+            for depth, nroots, dirs in cases:
                 where = deep_dirs(os.path.join(mount, f"deep{depth}"), depth - 1)
                 roots = roots_all[:nroots]
+                rules = fanbpf.rules(subtree=roots, exclude_dirs=list(dirs))
                 plan = []
                 for i in range(args.cost_ops):
                     p = os.path.join(where, f"c{i}")
                     plan += [f"C {p}", f"U {p}"]
-                samples = {"none": [], "bpf": [], "kmod": []}
+                samples = {"none": [], "bpf": []} if dirs else {"none": [], "bpf": [], "kmod": []}
                 calls, stats_ns, kmod_ns = [], [], []
                 for batch in range(-1, args.cost_batches):  # batch -1 warms up
                     for kind in rotated(samples, batch):
@@ -554,7 +561,7 @@ def handler_cost(args, scratch: str, started: float) -> list[dict]:
                             group = fanbpf.Group()
                             group.mark(mount, mask, MarkFlag.FILESYSTEM)
                             if kind == "bpf":
-                                group.attach(handler, fanbpf.rules(subtree=roots))
+                                group.attach(handler, rules)
                             else:
                                 group.attach(KMOD, subtree_args(*roots))
                         c0, ns0 = bpf_struct_ops_stats()
@@ -578,12 +585,15 @@ def handler_cost(args, scratch: str, started: float) -> list[dict]:
                             kmod_ns.append((kns1 - kns0) / max(k1 - k0, 1))
                 ncalls = statistics.median(calls)
                 added = {k: [(s - b) / max(ncalls, 1) * 1e9
-                             for s, b in zip(samples[k], samples["none"])] for k in ("bpf", "kmod")}
-                rows.append({"depth": depth, "roots": nroots, "ops": args.cost_ops,
+                             for s, b in zip(samples.get(k, []), samples["none"])]
+                         for k in ("bpf", "kmod")}
+                rows.append({"depth": depth, "roots": nroots, "exclude_dirs": list(dirs),
+                             "ops": args.cost_ops,
                              "handler_calls": ncalls, "bpf_stats_ns": stats_ns,
                              "kmod_stats_ns": kmod_ns,
                              "bpf_added_ns": added["bpf"], "kmod_added_ns": added["kmod"]})
-                progress(f"handler cost: depth {depth}, {nroots} roots", started)
+                progress(f"handler cost: depth {depth}, {nroots} roots"
+                         + (f", exclude_dirs {list(dirs)}" if dirs else ""), started)
     finally:
         Path("/proc/sys/kernel/bpf_stats_enabled").write_text("0")
         (KMOD_PARAMS / "stats").write_text("0")
@@ -646,6 +656,8 @@ def parse_args(argv=None):
     p.add_argument("--depths", type=ints, default=[1, 4, 16, 32, 60],
                    help="directory depths for the handler cost")
     p.add_argument("--roots", type=ints, default=[1, 16], help="subtree roots (at depth 8)")
+    p.add_argument("--dirs-depths", type=ints, default=[8, 64],
+                   help="depths of the handler-cost cases with exclude_dirs (BPF only)")
     p.add_argument("--cost-ops", type=int, default=2000, help="files per handler-cost batch")
     p.add_argument("--cost-batches", type=int, default=3)
     p.add_argument("--watchers", type=lambda s: s.split(","), default=list(WATCHERS))
@@ -664,6 +676,7 @@ def parse_args(argv=None):
         args.tree, args.fractions, args.ops, args.read_ops = 100, [0.1], 200, 100
         args.parts = args.parts or ["churn", "read", "handler"]
         args.reader_ops, args.reps, args.depths, args.roots = 50, 1, [4], [1]
+        args.dirs_depths = [4]
         args.cost_ops, args.cost_batches, args.quiet = 100, 1, 5
     args.parts = args.parts or list(PARTS)
     args.out = args.out or str(TOP / "build" / "bench" / ("smoke.json" if args.smoke
