@@ -36,6 +36,7 @@ struct call_stats {
 	u64 run_cnt;
 	u64 run_time_ns;
 };
+
 static DEFINE_PER_CPU(struct call_stats, call_stats);
 
 static int stat_get(char *buf, const struct kernel_param *kp)
