@@ -405,7 +405,7 @@ class Group:
         except BlockingIOError:
             return []
         events = []
-        handle_paths: dict[tuple[int, int, bytes], str | None] = {}  # this batch's, see _set_paths
+        record_path = self._batch_record_path()  # one a batch, see there
         for event in parse_events(data):
             if event.is_overflow:
                 self._overflows += 1
@@ -417,7 +417,7 @@ class Group:
                 else:
                     self._batch.append(box)
             if self._resolve_paths:
-                self._set_paths(event, handle_paths)
+                self._set_paths(event, record_path)
             events.append(event)
         return events
 
@@ -471,20 +471,24 @@ class Group:
 
     # --- paths -------------------------------------------------------------
 
-    def _set_paths(self, event: Event, handle_paths: dict[tuple[int, int, bytes], str | None]) -> None:
-        """Fill in the event's paths, as they are when the batch is read.
-
-        ``handle_paths`` caches each handle's path for one batch: a batch
-        of events in a few directories opens each directory once, not once
-        an event. Within a batch the paths are one snapshot anyway (all are
-        resolved after the kernel queued the whole batch); the next batch
-        resolves anew, so a directory renamed meanwhile has its new path.
-        """
+    def _set_paths(self, event: Event,
+                   record_path: Callable[[FidInfo | DirFidNameInfo], str | None]) -> None:
+        """Fill in the event's paths, as they are when the batch is read."""
         if event.fd is not None:
             event._set_paths(_readlink(event.fd))
-            return
-        if not event.info or not self._mount_fds:
-            return
+        elif event.info and self._mount_fds:
+            event._set_paths(*record_paths(event, record_path))
+
+    def _batch_record_path(self) -> Callable[[FidInfo | DirFidNameInfo], str | None]:
+        """The path of a FID record, each handle resolved once for one batch.
+
+        A batch of events in a few directories opens each directory once,
+        not once an event. Within a batch the paths are one snapshot anyway
+        (all are resolved after the kernel queued the whole batch); the
+        next batch resolves anew, so a directory renamed meanwhile has its
+        new path.
+        """
+        handle_paths: dict[tuple[int, int, bytes], str | None] = {}
 
         def record_path(record: FidInfo | DirFidNameInfo) -> str | None:
             key = (record.fsid, record.handle_type, record.handle)
@@ -496,7 +500,7 @@ class Group:
                 return path
             return f"{path}/{record.name}" if path != "/" else "/" + record.name  # os.path.join, faster
 
-        event._set_paths(*record_paths(event, record_path))
+        return record_path
 
     def _handle_path(self, record: FidInfo | DirFidNameInfo) -> str | None:
         mount_fd = self._mount_fds.get(record.fsid)

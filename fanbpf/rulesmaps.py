@@ -67,7 +67,7 @@ _NAME_KEY = struct.Struct(f"=QII{NAME_MAX}s")  # set_id, list, len, name
 _GLOB_KEY = struct.Struct("=QII")  # set_id, list, index
 _PATTERN = struct.Struct(f"=II{NAME_MAX}s")  # kind, len, text
 _STATS = struct.Struct("=QQQQ")  # delivered, skipped, denied, undecided
-_LENGTHS = struct.Struct(f"=Q{NAME_MAX // 64}Q")  # set_id, bits
+_LENGTHS = struct.Struct(f"=Q{NAME_MAX // 8}s")  # set_id, bits (little-endian words)
 _U32 = struct.Struct("=I")
 _U64 = struct.Struct("=Q")
 
@@ -94,6 +94,8 @@ _MAX_SETS = 4096  # FANBPF_MAX_SETS
 _FILTER_BITS_LOG = 21
 _FILTER_WORDS = 1 << (_FILTER_BITS_LOG - 6)
 _MASK64 = (1 << 64) - 1
+# arrays this module indexes itself: map name -> the entries it counts on
+_ENTRIES = {FILTER: _FILTER_WORDS, DIR_LENGTHS: _MAX_SETS}
 #: rebuild the filter once this many nodes went since the last rebuild (or
 #: more than were left then): stale bits cost lookups, rebuilds read every key
 _FILTER_STALE_MIN = 4096
@@ -179,12 +181,9 @@ class RulesMaps:
                                    f"{info.value_size}-byte values, not {key.size} and "
                                    f"{value.size}; rebuild the object")
             self._stride[name] = info.value_stride
-            if name == DIR_LENGTHS and info.max_entries != _MAX_SETS:
-                raise RuntimeError(f"{self.obj.path}: map {name} has {info.max_entries} slots, "
-                                   f"not {_MAX_SETS}; rebuild the object")
-            if name == FILTER and info.max_entries != _FILTER_WORDS:
-                raise RuntimeError(f"{self.obj.path}: map {name} has {info.max_entries} words, "
-                                   f"not {_FILTER_WORDS}; rebuild the object")
+            if info.max_entries != _ENTRIES.get(name, info.max_entries):
+                raise RuntimeError(f"{self.obj.path}: map {name} has {info.max_entries} entries, "
+                                   f"not {_ENTRIES[name]}; rebuild the object")
             if name == STATS:
                 self.cpus = info.value_stride // ((value.size + 7) & ~7)
 
@@ -300,22 +299,33 @@ class RulesMaps:
             self._update_batch(FILTER, b"".join(_U32.pack(w) for w in words),
                                b"".join(_U64.pack(self._filter[w]) for w in words), len(words))
 
+    def _set_bit(self, dev: int, ino: int) -> int | None:
+        """Set the node's bit in the filter copy: the word's index if it changed."""
+        bit = node_filter_bit(dev, ino)
+        word, mask = bit >> 6, 1 << (bit & 63)
+        if self._filter[word] & mask:
+            return None
+        self._filter[word] |= mask
+        return word
+
     def _rebuild_filter(self) -> None:
         """The filter from the nodes map's keys (caller holds the nodes lock)."""
         old = self._filter
         self._filter = array("Q", bytes(8 * _FILTER_WORDS))
         keys = self.keys(NODES)
         for key in keys:
-            _, dev, ino = _NODE_KEY.unpack(key)
-            bit = node_filter_bit(dev, ino)
-            self._filter[bit >> 6] |= 1 << (bit & 63)
+            self._set_bit(*_NODE_KEY.unpack(key)[1:])
         self._write_filter(w for w in range(_FILTER_WORDS) if self._filter[w] != old[w])
         self._stale, self._rebuilt_with = 0, len(keys)
 
-    def _nodes_went(self, count: int) -> None:
-        self._stale += count
-        if self._stale >= max(_FILTER_STALE_MIN, self._rebuilt_with):
-            self._rebuild_filter()
+    def _delete_node_keys(self, keys: Iterable[bytes]) -> int:
+        """Delete node keys, then rebuild the filter if enough nodes went since the last time."""
+        with self._nodes_lock:
+            went = self._delete_keys(NODES, keys)
+            self._stale += went
+            if self._stale >= max(_FILTER_STALE_MIN, self._rebuilt_with):
+                self._rebuild_filter()
+        return went
 
     # -- nodes ---------------------------------------------------------------------
 
@@ -330,10 +340,8 @@ class RulesMaps:
                 keys += _NODE_KEY.pack(set_id, dev, ino)
                 values += value
                 count += 1
-                bit = node_filter_bit(dev, ino)
-                if not self._filter[bit >> 6] >> (bit & 63) & 1:
-                    self._filter[bit >> 6] |= 1 << (bit & 63)
-                    changed.add(bit >> 6)
+                changed.add(self._set_bit(dev, ino))
+            changed.discard(None)
             # the bits first: the handler must not meet a node without its bit
             self._write_filter(changed)
             if count:
@@ -341,11 +349,7 @@ class RulesMaps:
 
     def delete_nodes(self, set_id: int, nodes: Iterable[Node]) -> int:
         """Remove nodes from the set (those it does not have are ignored)."""
-        with self._nodes_lock:
-            went = self._delete_keys(NODES, (_NODE_KEY.pack(set_id, dev, ino)
-                                             for dev, ino in nodes))
-            self._nodes_went(went)
-        return went
+        return self._delete_node_keys(_NODE_KEY.pack(set_id, dev, ino) for dev, ino in nodes)
 
     def nodes(self, set_id: int) -> dict:
         """The set's nodes: ``{(dev, ino): NodeKind}``."""
@@ -385,8 +389,7 @@ class RulesMaps:
         if which == NameList.DIRS:
             bits = listed_lengths(patterns)
             self.update(DIR_LENGTHS, _U32.pack(_lengths_slot(set_id)),
-                        _LENGTHS.pack(set_id, *((bits >> (64 * i)) & _MASK64
-                                                for i in range(NAME_MAX // 64))))
+                        _LENGTHS.pack(set_id, bits.to_bytes(NAME_MAX // 8, "little")))
 
     def delete_list(self, set_id: int, which: NameList) -> None:
         """Remove every entry of list ``which`` of the set."""
@@ -442,8 +445,7 @@ class RulesMaps:
         self._clear_lengths(set_id)
         for name, keys in self._set_keys(set_id).items():
             if name == NODES:
-                with self._nodes_lock:
-                    self._nodes_went(self._delete_keys(name, keys))
+                self._delete_node_keys(keys)
             else:
                 self._delete_keys(name, keys)
 
