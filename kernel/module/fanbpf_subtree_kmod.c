@@ -19,6 +19,7 @@
 #include <linux/rcupdate.h>
 #include <linux/sched/clock.h>
 #include <linux/slab.h>
+#include <linux/wait.h>
 
 #include "fanbpf_rules.h"
 
@@ -56,6 +57,41 @@ static const struct kernel_param_ops stat_ops = {
 module_param_cb(run_cnt, &stat_ops, (void *)offsetof(struct call_stats, run_cnt), 0444);
 module_param_cb(run_time_ns, &stat_ops, (void *)offsetof(struct call_stats, run_time_ns), 0444);
 
+/*
+ * For tests of the fastpath's locking: with free_gate set, fp_free waits
+ * until it is cleared (at most 10 s), and free_waiting counts the calls
+ * waiting, so that a test can hold a detach inside fp_free and watch what
+ * else still goes on meanwhile.
+ */
+static bool free_gate;
+static atomic_t free_waiting = ATOMIC_INIT(0);
+static DECLARE_WAIT_QUEUE_HEAD(free_gate_wq);
+
+static int free_gate_set(const char *val, const struct kernel_param *kp)
+{
+	int ret = param_set_bool(val, kp);
+
+	wake_up_all(&free_gate_wq);
+	return ret;
+}
+
+static const struct kernel_param_ops free_gate_ops = {
+	.set = free_gate_set,
+	.get = param_get_bool,
+};
+module_param_cb(free_gate, &free_gate_ops, &free_gate, 0644);
+MODULE_PARM_DESC(free_gate, "tests: hold fp_free until cleared (10 s at most)");
+
+static int free_waiting_get(char *buf, const struct kernel_param *kp)
+{
+	return sysfs_emit(buf, "%d\n", atomic_read(&free_waiting));
+}
+
+static const struct kernel_param_ops free_waiting_ops = {
+	.get = free_waiting_get,
+};
+module_param_cb(free_waiting, &free_waiting_ops, NULL, 0444);
+
 static bool is_root(const struct fanbpf_subtree_args *args, struct dentry *d)
 {
 	struct inode *inode = READ_ONCE(d->d_inode);
@@ -72,32 +108,31 @@ static bool is_root(const struct fanbpf_subtree_args *args, struct dentry *d)
 
 /* What a walk found; ordered so that max() combines two walks. */
 enum walk_result {
-	WALK_OUTSIDE,		/* reached the top without meeting a root */
-	WALK_UNDECIDED,		/* looked at FANBPF_MAX_DEPTH dentries, no top */
+	WALK_OUTSIDE,		/* reached the superblock's root without a root */
+	WALK_UNDECIDED,		/* cannot tell: see walk_up() */
 	WALK_INSIDE,		/* met a root */
 };
 
 /*
  * Walk up from @d, without references, looking for a root among at most
- * FANBPF_MAX_DEPTH dentries: @d and its ancestors.
+ * FANBPF_MAX_DEPTH dentries: @d and its ancestors.  Only a walk that ends
+ * at the superblock's root is OUTSIDE: one that ends at the root of a
+ * disconnected tree (a file opened by handle), at the bound, or that a
+ * rename may have torn (d_walk_up_end()) cannot place @d.
  */
 static enum walk_result walk_up(const struct fanbpf_subtree_args *args,
 				struct dentry *d)
 {
-	struct dentry *parent;
-	int n;
+	struct d_walk_up walk;
+	struct dentry *cur;
 
-	for (n = 0; d && n < FANBPF_MAX_DEPTH; n++) {
-		if (is_root(args, d))
+	if (!d)
+		return WALK_UNDECIDED;
+	d_walk_up_start(&walk, d, FANBPF_MAX_DEPTH);
+	while ((cur = d_walk_up_next(&walk)))
+		if (is_root(args, cur))
 			return WALK_INSIDE;
-		/* A rename may change d_parent under us; read it once. */
-		parent = READ_ONCE(d->d_parent);
-		if (parent == d)
-			return WALK_OUTSIDE;
-		d = parent;
-	}
-	/* d is NULL here only if there was no dentry to start from. */
-	return d ? WALK_UNDECIDED : WALK_OUTSIDE;
+	return d_walk_up_end(&walk) == D_WALK_UP_ROOT ? WALK_OUTSIDE : WALK_UNDECIDED;
 }
 
 /*
@@ -146,6 +181,7 @@ static int subtree_handler(struct fanotify_fastpath_hook *hook, u32 mask,
 	    !(res == WALK_OUTSIDE && dentry &&
 	      READ_ONCE(READ_ONCE(dentry->d_parent)->d_inode) == dir))
 		res = max(res, walk_up(args, inode_dentry(dir)));
+	/* No dentry to start from (after the last unlink): undecided. */
 	if (!dentry && !dir && inode)
 		res = walk_up(args, inode_dentry(inode));
 	rcu_read_unlock();
@@ -176,6 +212,11 @@ static int subtree_init(struct fanotify_fastpath_hook *hook,
 
 static void subtree_free(struct fanotify_fastpath_hook *hook)
 {
+	if (READ_ONCE(free_gate)) {
+		atomic_inc(&free_waiting);
+		wait_event_timeout(free_gate_wq, !READ_ONCE(free_gate), 10 * HZ);
+		atomic_dec(&free_waiting);
+	}
 	kfree(hook->data);
 }
 

@@ -16,11 +16,11 @@
  *
  * The walks: from the event's dentry, and from its dir (after a virtual
  * node for the event's name), or -- with neither -- from a dentry of its
- * inode, the parents iterator (bpf_iter_fanotify_parents) yields each
- * dentry and its ancestors up to the superblock's root, without taking
- * references (the handler runs under RCU; dentries are RCU-freed), at
- * most FANBPF_MAX_DEPTH of them.  A walk that gets that many without
- * reaching the root cannot decide: the event is delivered and counted.
+ * inode, the parents iterator (bpf_iter_fanotify_parents) steps up to a
+ * root, without taking references, at most FANBPF_MAX_DEPTH steps.  A
+ * walk that ends anywhere but at the superblock's root (a disconnected
+ * tree, the bound), or that a rename may have torn, cannot decide: the
+ * event is delivered and counted.
  *
  * Per-attachment state: the args, in a hash map keyed by hook->id, put
  * there by fp_init (which validates them), read by fp_handler, removed by
@@ -160,18 +160,28 @@ static __always_inline __u64 subvolume_dev(struct inode *inode, __u64 dev)
 
 /* walk()'s state bits (one register across the calls, not three) */
 #define WALK_DIR	1	/* the current dentry is a directory */
-#define WALK_ANY	2	/* the iterator yielded a dentry */
-#define WALK_TOP	4	/* ... and the last was the superblock's root */
-#define WALK_UP		8	/* ... and went on above the first */
-#define WALK_SUBVOL	16	/* nodes are named by subvolume (btrfs) */
+#define WALK_DEV	2	/* dev has been read */
+#define WALK_SUBVOL	4	/* nodes are named by subvolume (btrfs) */
+#define WALK_ABOVE	8	/* this step is above the start */
+#define WALK_PARENT	16	/* *parent_ino has been set */
 
 /*
- * One walk: the dentries the parents iterator yields from @dentry (or from
- * a dentry of @inode), nearest first.  @first_dir: whether the first one
- * is a directory (the ones above always are).  @k is the handler's key
- * buffer.  *@parent: the inode of the first dentry's parent, if the first
- * did not decide and was not the top (else left alone).  Returns enum
- * fanbpf_walk.
+ * One walk: the steps the parents iterator takes from @dentry (or from a
+ * dentry of @inode), nearest first.  @first_dir: whether the first one is
+ * a directory (the ones above always are).  @k is the handler's key
+ * buffer.  *@parent_ino: the inode number of the first dentry's parent,
+ * set if the first did not decide and was not a root (else left alone).
+ * Returns enum fanbpf_walk.
+ *
+ * The iterator keeps the dentries: a step has the dentry's inode
+ * (untrusted, so every load through it is fault-handled and a NULL inode
+ * -- a dentry that died under a stale d_parent -- reads as 0), its depth
+ * and its name's length; the name is copied through the iterator.  How
+ * the walk ended says whether it may conclude: only at the superblock's
+ * root is "no node decided" OUTSIDE; at a disconnected tree's root (a file
+ * opened by handle) or after FANBPF_MAX_DEPTH steps the object cannot be
+ * placed, and a walk a concurrent rename may have torn cannot drop the
+ * event either.
  *
  * Inlined, for the stack: the chain of frames handler -> walk ->
  * fanbpf_name_listed() -> matcher callback came to more than 512 bytes
@@ -180,38 +190,43 @@ static __always_inline __u64 subvolume_dev(struct inode *inode, __u64 dev)
  */
 static __always_inline int walk(const struct fanbpf_rules_args *a, union fanbpf_rules_key *k,
 			   struct dentry *dentry, struct inode *inode, bool first_dir,
-			   unsigned long *parent)
+			   __u64 *parent_ino)
 {
 	__u32 state = first_dir ? WALK_DIR : 0;
-	int w = FANBPF_WALK_NEXT, len;
-	struct dentry *d, *u;
+	int w = FANBPF_WALK_NEXT, len, end;
+	struct bpf_iter_fanotify_parents it;
+	struct fanotify_fastpath_step *step;
 	struct inode *i;
 	__u64 dev = 0;
 
-	bpf_for_each(fanotify_parents, d, dentry, inode, FANBPF_MAX_DEPTH) {
-		/*
-		 * Verifier: d is an RCU pointer, and the verifier believes a
-		 * trusted dentry's d_inode is never NULL, so it would drop the
-		 * NULL check below.  Loads go through an untrusted copy instead
-		 * (fault-handled, NULL checks kept); d itself is what the name
-		 * kfunc accepts.
-		 */
-		u = bpf_rdonly_cast(d, bpf_core_type_id_kernel(struct dentry));
-		if (!(state & WALK_ANY)) {
+	bpf_iter_fanotify_parents_new(&it, dentry, inode, FANBPF_MAX_DEPTH);
+	while ((step = bpf_iter_fanotify_parents_next(&it))) {
+		i = step->inode;
+		if (i && !(state & WALK_DEV)) {
 			/* d_parent stays on one superblock: its dev, read once */
-			dev = u->d_sb->s_dev;
-			if (per_subvolume(u->d_sb))
+			dev = i->i_sb->s_dev;
+			state |= WALK_DEV;
+			if (per_subvolume(i->i_sb))
 				state |= WALK_SUBVOL;
 		}
-		state |= WALK_ANY;
-		i = u->d_inode;
+		/*
+		 * Verifier: the first step above the start is told by state
+		 * bits, not by step->depth == 1 (a test on a value it cannot
+		 * know forks every iteration), and what is kept is a number,
+		 * not the inode pointer or a comparison's outcome (either kept
+		 * the loop's states apart): otherwise the walk never converged.
+		 */
+		if ((state & (WALK_ABOVE | WALK_PARENT)) == WALK_ABOVE) {
+			*parent_ino = i->i_ino;
+			state |= WALK_PARENT;
+		}
 		if (i)		/* negative dentries are walked through, never roots */
 			w = fanbpf_node_decides(a, k, state & WALK_SUBVOL ? subvolume_dev(i, dev) : dev,
 						i->i_ino);
 		if (w == FANBPF_WALK_NEXT && (state & WALK_DIR) && fanbpf_dirs_apply(a) &&
-		    fanbpf_dir_len_listed(a->set_id, u->d_name.len)) {
+		    fanbpf_dir_len_listed(a->set_id, step->name_len)) {
 			fanbpf_name_key_reset(k, a->set_id, FANBPF_LIST_DIRS);
-			len = bpf_fanotify_dentry_name(d, k->name.name, sizeof(k->name.name));
+			len = bpf_iter_fanotify_parents_name(&it, k->name.name, sizeof(k->name.name));
 			if (len >= 0) {
 				k->name.len = len;
 				if (fanbpf_dir_excluded(a, k))
@@ -220,24 +235,23 @@ static __always_inline int walk(const struct fanbpf_rules_args *a, union fanbpf_
 		}
 		if (w != FANBPF_WALK_NEXT)
 			break;
-		/* Pointer comparison: allowed because loading needs CAP_PERFMON. */
-		if (u->d_parent == u) {
-			state |= WALK_TOP;
-			break;
-		}
-		if (!(state & WALK_UP))
-			*parent = (unsigned long)u->d_parent->d_inode;
-		state |= WALK_DIR | WALK_UP;
+		state |= WALK_DIR | WALK_ABOVE;
 	}
-	if (w != FANBPF_WALK_NEXT)
-		return w;
-	/*
-	 * Outside only when the top was reached.  Stopped by the bound, or no
-	 * dentry at all (no alias of the inode to start from: after its last
-	 * unlink, overwritten by a rename, unhashed by overlayfs' unlink):
-	 * where the object is cannot be told.
-	 */
-	return state & WALK_TOP ? FANBPF_WALK_OUTSIDE : FANBPF_WALK_UNDECIDED;
+	end = bpf_iter_fanotify_parents_end(&it);
+	bpf_iter_fanotify_parents_destroy(&it);
+	if (w == FANBPF_WALK_NEXT)
+		/*
+		 * Outside only when the superblock's root was reached.  No
+		 * dentry at all (no alias of the inode to start from: after
+		 * its last unlink, overwritten by a rename, unhashed by
+		 * overlayfs' unlink), a disconnected tree, or the bound:
+		 * where the object is cannot be told.
+		 */
+		w = end == FANBPF_WALK_ROOT ? FANBPF_WALK_OUTSIDE : FANBPF_WALK_UNDECIDED;
+	/* A torn chain may be wrong either way: only a delivering answer stands. */
+	if (end == FANBPF_WALK_TORN && !fanbpf_walk_settles(a, w))
+		w = FANBPF_WALK_UNDECIDED;
+	return w;
 }
 
 /* The event's name as the dir walk's virtual node: an excluded directory name? */
@@ -270,7 +284,7 @@ int BPF_PROG(fanbpf_rules_handler, struct fanotify_fastpath_hook *hook, __u32 ma
 	const struct fanbpf_rules_args *a;
 	int match = FANBPF_MATCH_YES, w0 = FANBPF_WALK_NONE, w1 = FANBPF_WALK_NONE;
 	bool first_dir = mask & FAN_ONDIR;
-	unsigned long parent = 0;
+	__u64 parent_ino = 0;
 	__u64 id = hook->id;
 	int len, verdict;
 
@@ -302,19 +316,21 @@ int BPF_PROG(fanbpf_rules_handler, struct fanotify_fastpath_hook *hook, __u32 ma
 		 * event with none of the three has nothing to walk).
 		 */
 		if (dentry || (!dir && inode))
-			w0 = walk(a, &key, dentry, dentry ? NULL : inode, first_dir, &parent);
+			w0 = walk(a, &key, dentry, dentry ? NULL : inode, first_dir, &parent_ino);
 		/*
 		 * The dir walk (the event's name, then dir and up) is the rest
 		 * of the dentry walk when the dentry's parent is dir (create,
 		 * moved_to: the name is the dentry's): when the dentry itself
 		 * did not decide, it comes to what the dentry walk came to --
-		 * unless that ran out of depth, one dentry further up.
+		 * unless that could not decide (the bound, one dentry further
+		 * up; a disconnected tree; a torn walk).  The parent is told by
+		 * its inode number: on the dentry's superblock, where dir is.
 		 */
-		if (dir && parent == (unsigned long)dir && w0 != FANBPF_WALK_UNDECIDED)
+		if (dir && parent_ino && parent_ino == dir->i_ino && w0 != FANBPF_WALK_UNDECIDED)
 			w1 = w0;
 		else if (dir && !fanbpf_walk_settles(a, w0))
 			w1 = name_excluded(a, &key, mask, name) ? FANBPF_WALK_EXCLUDED :
-			     walk(a, &key, NULL, dir, true, &parent);
+			     walk(a, &key, NULL, dir, true, &parent_ino);
 		match = fanbpf_match_and(match, fanbpf_walks_match(a, w0, w1));
 	}
 	verdict = fanbpf_rules_verdict(a, mask, match);

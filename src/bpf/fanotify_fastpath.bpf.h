@@ -194,33 +194,39 @@ extern int bpf_fanotify_read_name(const struct fanotify_fastpath_name *name,
 				  char *dst, __u32 dst__sz) __ksym;
 
 /*
- * Copy the current name of @dentry -- fp_handler's @dentry, or one that
- * bpf_iter_fanotify_parents_next() returned -- into @dst.  Returns the
- * length or -E2BIG.  A concurrent rename may give a mix of the old and the
- * new name.
+ * Copy the current name of fp_handler's @dentry (the verifier takes no
+ * other) into @dst.  Returns the length or -E2BIG.  A concurrent rename
+ * may give a mix of the old and the new name.
  */
 extern int bpf_fanotify_dentry_name(struct dentry *dentry, char *dst,
 				    __u32 dst__sz) __ksym;
 
 /*
- * An open-coded iterator over a dentry and its ancestors, taking no
- * references (the handler runs under RCU; dentries are RCU-freed):
- * @dentry if given, else a dentry of @inode (a directory's, or a hashed
- * alias of a file; none when the inode has none left), then each d_parent
- * up to and including the root of its superblock (the dentry that is its
- * own parent).  At most @max dentries are returned, so a walk ends even
- * while renames move directories around it; a caller that got @max and
- * wanted more cannot tell where the object is.  Concurrent renames may
- * show a path that never existed as a whole (no rename_lock is taken).
- * The kernel caps @max at 65536.  new() returns 0, -EINVAL with neither a
- * dentry nor an inode, -ENOENT when the inode has no dentry; the walk is
- * empty then.
+ * An open-coded iterator that walks up the tree: from @dentry if given,
+ * else from a dentry of @inode (a directory's, or a hashed alias of a file;
+ * none when the inode has none left), then each d_parent up to and
+ * including a root, one step per dentry, at most @max steps (the kernel
+ * caps it at 4096).  The dentries stay in the kernel: a step gives the
+ * dentry's inode (NULL for a negative dentry; untrusted, so loads through
+ * it are fault-handled and it cannot be passed to kfuncs), its depth and
+ * the length of its name, and bpf_iter_fanotify_parents_name() copies the
+ * current step's name.  No references, no locks.
+ *
+ * bpf_iter_fanotify_parents_end() says how the walk ended (FANBPF_WALK_*):
+ * only FANBPF_WALK_ROOT means the walk saw every ancestor there is.  A walk
+ * that ended at the root of a disconnected tree (a file opened by handle),
+ * at @max, or that a concurrent rename may have torn, cannot place the
+ * object: a filter must deliver such an event.  It may be called at any
+ * time, also after the program stopped stepping (for TORN).
+ *
+ * new() returns 0, -EINVAL with neither a dentry nor an inode, -ENOENT when
+ * the inode has no dentry; the walk is empty then.
  *
  * Verifier: @dentry and @inode each take NULL or a pointer the program has
  * tested, not one that may be NULL ("must be referenced or trusted"):
  *
  *	if (dentry)
- *		bpf_for_each(fanotify_parents, d, dentry, NULL, FANBPF_MAX_DEPTH) { ... }
+ *		bpf_for_each(fanotify_parents, step, dentry, NULL, FANBPF_MAX_DEPTH) { ... }
  *
  * libbpf: a program that passes an inode must also read a field of struct
  * inode somewhere, or clang puts only a forward declaration of it in the
@@ -229,15 +235,32 @@ extern int bpf_fanotify_dentry_name(struct dentry *dentry, char *dst,
  */
 #ifndef FANBPF_VMLINUX_HAS_FASTPATH
 struct bpf_iter_fanotify_parents {
-	__u64 __opaque[2];
+	__u64 __opaque[6];
 } __attribute__((aligned(8)));
+
+struct fanotify_fastpath_step {
+	struct inode *inode;
+	__u32 depth;				/* 0 for the start */
+	__u32 name_len;
+} __attribute__((preserve_access_index));
 #endif
+
+/* bpf_iter_fanotify_parents_end() (the kernel's enum d_walk_up_end) */
+#define FANBPF_WALK_RUNNING		0	/* not at a root yet, or stopped early */
+#define FANBPF_WALK_ROOT		1	/* reached the superblock's root */
+#define FANBPF_WALK_DISCONNECTED	2	/* reached a disconnected tree's root */
+#define FANBPF_WALK_LIMIT		3	/* @max steps, no root */
+#define FANBPF_WALK_TORN		4	/* a rename ran meanwhile */
 
 extern int bpf_iter_fanotify_parents_new(struct bpf_iter_fanotify_parents *it,
 					 struct dentry *dentry__nullable,
 					 struct inode *inode__nullable,
 					 unsigned int max) __ksym;
-extern struct dentry *bpf_iter_fanotify_parents_next(struct bpf_iter_fanotify_parents *it) __ksym;
+extern struct fanotify_fastpath_step *
+bpf_iter_fanotify_parents_next(struct bpf_iter_fanotify_parents *it) __ksym;
+extern int bpf_iter_fanotify_parents_name(struct bpf_iter_fanotify_parents *it,
+					  char *dst, __u32 dst__sz) __ksym;
+extern int bpf_iter_fanotify_parents_end(struct bpf_iter_fanotify_parents *it) __ksym;
 extern void bpf_iter_fanotify_parents_destroy(struct bpf_iter_fanotify_parents *it) __ksym;
 
 /* --- helpers ----------------------------------------------------------- */

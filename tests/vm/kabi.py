@@ -172,10 +172,13 @@ def parents_args(name, max_dentries):
     return struct.pack("<II64s", max_dentries, len(name), name)
 
 
-def walk(handler):
-    """What the parents_named handler's last walk saw."""
-    return {k: handler.obj.get_global(f"last_{k}")
-            for k in ("new_ret", "count", "match", "started_from_inode")}
+# bpf_iter_fanotify_parents_end(): how a walk ended (enum d_walk_up_end)
+WALK_RUNNING, WALK_ROOT, WALK_DISCONNECTED, WALK_LIMIT, WALK_TORN = range(5)
+
+
+def walk(handler, keys=("new_ret", "count", "match", "started_from_inode", "end")):
+    """What the parents_named handler's last walk saw, and how it ended."""
+    return {k: handler.obj.get_global(f"last_{k}") for k in keys}
 
 
 def touch(path):

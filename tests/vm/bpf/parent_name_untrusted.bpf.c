@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * Must NOT load: reads the name of a d_parent the program loaded itself.
- * Only the iterator's dentries (and the handler's own) are RCU-protected
- * for the verifier; a pointer loaded from d_parent is untrusted, and
- * bpf_fanotify_dentry_name() (KF_RCU) has to refuse it.
+ * bpf_fanotify_dentry_name() takes only the handler's own dentry
+ * (KF_TRUSTED_ARGS); a pointer loaded from d_parent is untrusted -- a
+ * rename may kill that dentry while the name is copied -- and has to be
+ * refused.  Ancestors' names are read through the parents iterator.
  */
 #include "fanotify_fastpath.bpf.h"
 
@@ -16,20 +17,8 @@ int BPF_PROG(parent_name, struct fanotify_fastpath_hook *hook, __u32 mask,
 	     struct inode *inode, struct dentry *dentry, struct inode *dir,
 	     const struct fanotify_fastpath_name *name)
 {
-	struct bpf_iter_fanotify_parents it;
-	struct dentry *d;
-
-	/*
-	 * i_ino is read only so that struct inode is whole in BTF (see
-	 * parents_named.bpf.c): the load must reach the verifier.
-	 */
-	if (!dentry || !inode || !inode->i_ino)
-		return FAN_FP_RET_SEND_TO_USERSPACE;
-	bpf_iter_fanotify_parents_new(&it, dentry, NULL, 1);
-	d = bpf_iter_fanotify_parents_next(&it);
-	if (d)
-		bpf_fanotify_dentry_name(d->d_parent, buf, sizeof(buf));
-	bpf_iter_fanotify_parents_destroy(&it);
+	if (dentry)
+		bpf_fanotify_dentry_name(dentry->d_parent, buf, sizeof(buf));
 	return FAN_FP_RET_SEND_TO_USERSPACE;
 }
 

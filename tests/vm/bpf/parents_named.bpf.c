@@ -3,9 +3,9 @@
  * Walks up from the event's object with the parents iterator and delivers
  * the event only when the object or one of its ancestors has the name the
  * init args give, looking at no more than args.max dentries.  The names
- * are read with bpf_fanotify_dentry_name() from the iterator's dentries.
- * It records what its last walk saw, so that the tests can check where
- * the iterator starts and stops.
+ * are read through the iterator (bpf_iter_fanotify_parents_name()).  It
+ * records what its last walk saw and how it ended, so that the tests can
+ * check where the iterator starts and stops.
  */
 #include "fanotify_fastpath.bpf.h"
 
@@ -26,6 +26,8 @@ int last_new_ret;	/* what bpf_iter_fanotify_parents_new() returned */
 __u32 last_count;	/* dentries the walk returned */
 __u32 last_match;	/* 1-based position of the first dentry named so, 0: none */
 __u32 last_started_from_inode;	/* the event had no dentry */
+int last_end;			/* bpf_iter_fanotify_parents_end() */
+__u32 last_depth;		/* the last step's depth */
 __u64 last_inode_ino;		/* then: the inode it started from */
 
 /* fp_init's walk with neither a dentry nor an inode. */
@@ -72,8 +74,8 @@ int BPF_PROG(parents_handler, struct fanotify_fastpath_hook *hook, __u32 mask,
 {
 	struct bpf_iter_fanotify_parents it;
 	const struct parents_args *a;
+	struct fanotify_fastpath_step *step;
 	char buf[NAME_LEN];
-	struct dentry *d;
 	__u32 n = 0, match = 0;
 	__u64 id = hook->id;
 	int ret;
@@ -106,15 +108,18 @@ int BPF_PROG(parents_handler, struct fanotify_fastpath_hook *hook, __u32 mask,
 	 * stay imprecise and the loop's states converge; stop at the first
 	 * match instead of testing "not matched yet".
 	 */
-	while ((d = bpf_iter_fanotify_parents_next(&it))) {
+	while ((step = bpf_iter_fanotify_parents_next(&it))) {
 		n++;
+		last_depth = step->depth;
 		__builtin_memset(buf, 0, sizeof(buf));
-		if (bpf_fanotify_dentry_name(d, buf, sizeof(buf)) == a->len &&
+		if (step->name_len == a->len &&
+		    bpf_iter_fanotify_parents_name(&it, buf, sizeof(buf)) == a->len &&
 		    same_name(buf, a->name)) {
 			match = n;
 			break;
 		}
 	}
+	last_end = bpf_iter_fanotify_parents_end(&it);
 	bpf_iter_fanotify_parents_destroy(&it);
 
 	last_new_ret = ret;
