@@ -18,10 +18,20 @@ wheels=(build/dist/fanbpf-*.whl)
 [ -f "${wheels[0]}" ] || { echo "no wheel in build/dist: run make dist"; exit 1; }
 "$TEST_PYTHON" -m venv --clear "$venv" || exit 1
 pip=("$venv/bin/pip" -q --disable-pip-version-check)
-# setuptools: the example builds without isolation, against the installed fanbpf.
+# setuptools (and build, in requirements-test.txt): the example builds without
+# isolation, against the installed fanbpf.
 "${pip[@]}" install "${wheels[0]}" -r requirements-test.txt "setuptools>=77" || exit 1
-"${pip[@]}" install --no-build-isolation ./examples/suffixwatch || exit 1
-rm -rf examples/suffixwatch/build
+# The example as its users get it: an sdist, a wheel built from the sdist
+# alone (python -m build), and that wheel must hold the compiled handler.
+example_dist=$out/example-dist
+rm -rf "$example_dist"
+"$venv/bin/python" -m build -q --no-isolation --outdir "$example_dist" examples/suffixwatch \
+	>/dev/null || exit 1
+rm -rf examples/suffixwatch/build examples/suffixwatch/*.egg-info
+example_wheels=("$example_dist"/suffixwatch-*.whl)
+"$venv/bin/python" -m zipfile -l "${example_wheels[0]}" | grep -q 'suffixwatch/suffix_filter.bpf.o' ||
+	{ echo "the example's wheel (built from its sdist) has no suffix_filter.bpf.o"; exit 1; }
+"${pip[@]}" install --no-deps "${example_wheels[0]}" || exit 1
 py=$venv/bin/python
 export PYTHONSAFEPATH=1 FANBPF_TEST_INSTALLED=1
 

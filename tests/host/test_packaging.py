@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tarfile
 import zipfile
 from importlib import metadata
 from pathlib import Path
@@ -103,16 +104,30 @@ def test_fanbpf_build_without_clang_says_so(tmp_path):
     assert not (tmp_path / "fanbpf" / "bpf").exists()
 
 
-def pip_wheel_example(tmp_path, **env):
-    """Build the example package's wheel against this fanbpf, as its users would."""
+def copy_example(tmp_path):
     src = tmp_path / "suffixwatch"
     shutil.copytree(ROOT / "examples/suffixwatch", src,
                     ignore=shutil.ignore_patterns("build", "*.egg-info", "*.o"))
+    return src
+
+
+def build_env(**env):
     # In the checkout (make test-host) fanbpf is not installed: point at it.
-    env = {**os.environ, "PYTHONPATH": str(PACKAGE.parent), **env}
+    return {**os.environ, "PYTHONPATH": str(PACKAGE.parent), **env}
+
+
+def pip_wheel_example(tmp_path, **env):
+    """Build the example package's wheel against this fanbpf, as its users would."""
+    src = copy_example(tmp_path)
     return subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps",
                            "--no-build-isolation", "-w", str(tmp_path / "dist"), str(src)],
-                          env=env, capture_output=True, text=True)
+                          env=build_env(**env), capture_output=True, text=True)
+
+
+def python_m_build(src, outdir):
+    """``python -m build``: an sdist, then a wheel built from the unpacked sdist alone."""
+    return subprocess.run([sys.executable, "-m", "build", "--no-isolation", "--outdir",
+                           str(outdir), str(src)], env=build_env(), capture_output=True, text=True)
 
 
 def test_example_wheel_ships_its_compiled_filter(tmp_path):
@@ -121,6 +136,46 @@ def test_example_wheel_ships_its_compiled_filter(tmp_path):
     (wheel,) = (tmp_path / "dist").glob("suffixwatch-*.whl")
     with zipfile.ZipFile(wheel) as zf:
         assert zf.read("suffixwatch/suffix_filter.bpf.o")[:4] == b"\x7fELF"
+
+
+def test_example_sdist_carries_its_handler_and_local_headers(tmp_path):
+    """python -m build, as PyPI users' pip does: the wheel is built from the sdist
+    alone, so the handler's source and the header it includes must be in it."""
+    src = copy_example(tmp_path)
+    source = src / "suffixwatch/suffix_filter.bpf.c"
+    text = source.read_text()
+    assert "#define SUFFIX_MAX\t32\n" in text
+    (src / "suffixwatch/limits.h").write_text("#define SUFFIX_MAX\t32\n")
+    source.write_text(text.replace("#define SUFFIX_MAX\t32\n", '#include "limits.h"\n'))
+    proc = python_m_build(src, tmp_path / "dist")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (sdist,) = (tmp_path / "dist").glob("suffixwatch-*.tar.gz")
+    with tarfile.open(sdist) as tf:
+        names = {n.split("/", 1)[1] for n in tf.getnames() if "/" in n}
+    assert {"suffixwatch/suffix_filter.bpf.c", "suffixwatch/limits.h"} <= names
+    (wheel,) = (tmp_path / "dist").glob("suffixwatch-*.whl")
+    with zipfile.ZipFile(wheel) as zf:
+        assert zf.read("suffixwatch/suffix_filter.bpf.o")[:4] == b"\x7fELF"
+
+
+def test_example_missing_its_declared_handler_fails_the_build(tmp_path):
+    src = copy_example(tmp_path)
+    (src / "suffixwatch/suffix_filter.bpf.c").unlink()
+    proc = python_m_build(src, tmp_path / "dist")
+    assert proc.returncode != 0
+    assert ("suffixwatch/suffix_filter.bpf.c: declared in pyproject.toml [tool.fanbpf] "
+            "handlers, but there is no such file") in proc.stdout + proc.stderr
+    assert not list((tmp_path / "dist").glob("*.whl"))
+
+
+def test_a_header_neither_local_nor_fanbpfs_fails_the_sdist(tmp_path):
+    src = copy_example(tmp_path)
+    source = src / "suffixwatch/suffix_filter.bpf.c"
+    source.write_text('#include "nowhere.h"\n' + source.read_text())
+    proc = python_m_build(src, tmp_path / "dist")
+    assert proc.returncode != 0
+    assert 'suffixwatch/suffix_filter.bpf.c includes "nowhere.h", which is neither in the ' \
+        "project beside it nor in fanbpf.get_include()" in proc.stdout + proc.stderr
 
 
 def test_example_build_without_clang_says_so(tmp_path):
