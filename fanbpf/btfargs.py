@@ -42,6 +42,11 @@ def _join(path: str, name: str) -> str:
     return f"{path}.{name}" if path else name
 
 
+def _subpath(outer: str, inner: str) -> str:
+    """``outer`` then ``inner`` (a field path relative to it: "", "x.y", "[2]")."""
+    return outer + (inner if not inner or inner.startswith("[") else "." + inner)
+
+
 def _describe(value) -> str:
     text = repr(value)
     if len(text) > 40:
@@ -76,6 +81,15 @@ class CType:
         if len(data) != self.size:
             raise ArgsError(f"{self.c_name} is {self.size} bytes, got {len(data)}")
         return self._decode(bytes(data), 0)
+
+    def field_at(self, offset: int, size: int) -> tuple[str, CType] | None:
+        """The innermost field that spans bytes ``offset`` to ``offset + size``
+        exactly, as ``(path, type)``; the path as ArgsError spells it
+        (``"names.patterns[2].text"``, ``""`` for this whole type), None if
+        no field does (e.g. the bytes straddle two fields)."""
+        if offset == 0 and size == self.size:
+            return "", self
+        return None
 
     def _encode(self, value, buf: bytearray, off: int, path: str) -> None:
         raise NotImplementedError
@@ -198,6 +212,14 @@ class ArrayType(CType):
         for i, item in enumerate(value):
             self.elem._encode(item, buf, off + i * self.elem.size, f"{path}[{i}]")
 
+    def field_at(self, offset: int, size: int) -> tuple[str, CType] | None:
+        if self.elem.size and 0 <= offset < self.size and offset + size <= self.size:
+            index, inner = divmod(offset, self.elem.size)
+            found = self.elem.field_at(inner, size)
+            if found is not None:
+                return _subpath(f"[{index}]", found[0]), found[1]
+        return super().field_at(offset, size)
+
     def _decode(self, data, off):
         raw = data[off:off + self.size]
         if self.is_string:
@@ -234,6 +256,14 @@ class StructType(CType):
         for key, item in value.items():
             field_off, ctype = self.fields[key]
             ctype._encode(item, buf, off + field_off, _join(path, key))
+
+    def field_at(self, offset: int, size: int) -> tuple[str, CType] | None:
+        for key, (field_off, ctype) in self.fields.items():
+            if field_off <= offset and offset + size <= field_off + ctype.size:
+                found = ctype.field_at(offset - field_off, size)
+                if found is not None:
+                    return _subpath(key, found[0]), found[1]
+        return super().field_at(offset, size)
 
     def _decode(self, data, off):
         return {key: ctype._decode(data, off + field_off)

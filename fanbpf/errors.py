@@ -18,7 +18,9 @@ fanbpf's own classes are only for what no errno says::
     ├── VerifierError        the verifier refused a program; has .log
     ├── KernelSupportError   the kernel lacks the fastpath hook; has .missing
     └── ArgsError (+ValueError)   values that do not fit (init args, globals,
-        │                         names), raised before any system call
+        │                         names), raised before any system call, or
+        │                         init args a handler's fp_init refused,
+        │                         naming the field (fanbpf_refuse())
         └── RulesError            bad fanbpf.rules() input
 """
 
@@ -49,8 +51,10 @@ class ArgsError(FanbpfError, ValueError):
     """A value that does not fit: init args or a global for its BTF type, a
     handler name, a type or variable the object does not have.
 
-    Raised before any system call.  ``path`` names the offending field, e.g.
-    ``"names.patterns[2].text"`` (empty for the whole value).
+    Raised before any system call, except for init args that a handler's
+    fp_init refused with ``fanbpf_refuse()`` (fanotify_fastpath.bpf.h).
+    ``path`` names the offending field, e.g. ``"names.patterns[2].text"``
+    (empty for the whole value).
     """
 
     def __init__(self, message: str, path: str = "", errno: int = _errno.EINVAL):

@@ -25,6 +25,7 @@ from __future__ import annotations
 import errno
 import os
 import re
+import threading
 import warnings
 import weakref
 from collections.abc import Mapping
@@ -45,6 +46,10 @@ BPF_DIR = Path(__file__).resolve().with_name("bpf")
 
 FAN_FP_F_PRIVATE = lib.FAN_FP_F_PRIVATE
 FAN_FP_F_UNPRIV = lib.FAN_FP_F_UNPRIV
+#: The global fanbpf_refuse() records fp_init's refusals in (fanotify_fastpath.bpf.h).
+REFUSAL_GLOBAL = "fanbpf_init_refusal"
+#: Its offset when fp_init refused the args' length (FANBPF_REFUSED_LEN).
+REFUSED_LEN = 0xFFFFFFFF
 _NAME_RE = re.compile(r"[A-Za-z0-9_.]{1,%d}" % (lib.FAN_FP_NAME_MAX - 1))
 
 
@@ -140,6 +145,24 @@ class BpfObject:
               "global", name=name, filename=self.path)
         data = ffi.unpack(buf, ctype.size)
         return data if raw else ctype.decode(data)
+
+    # -- what fp_init refused (fanbpf_refuse() in fanotify_fastpath.bpf.h) --
+
+    def init_refusal(self) -> tuple[int, int] | None:
+        """``(offset, size)`` of the init-args field that the handler's fp_init
+        refused last in this thread (``offset`` :data:`REFUSED_LEN`: the
+        length), or None if it recorded none (or the object has no record)."""
+        if REFUSAL_GLOBAL not in self.btf.globals():
+            return None
+        record = self.get_global(REFUSAL_GLOBAL)
+        if record["pid_tgid"] != os.getpid() << 32 | threading.get_native_id():
+            return None
+        return record["offset"], record["size"]
+
+    def clear_init_refusal(self) -> None:
+        """Forget this thread's refusal record, so that it cannot name a later one's field."""
+        if self.init_refusal() is not None:
+            self.set_global(REFUSAL_GLOBAL, bytes(self.btf.global_type(REFUSAL_GLOBAL).size))
 
     # -- the struct_ops map ------------------------------------------------
 
@@ -257,6 +280,25 @@ def _detail(warnings: list[str]) -> str:
     if not warnings:
         return ""
     return " (libbpf: " + "; ".join(w.strip() for w in warnings[:2]) + ")"
+
+
+def refusal_error(name: str, args_type: CType | None, blob: bytes,
+                  offset: int, size: int) -> ArgsError:
+    """The ArgsError for handler ``name``'s fp_init refusing bytes ``offset``
+    to ``offset + size`` of init args ``blob`` (see
+    :meth:`BpfObject.init_refusal`): the field's path and value when the
+    args struct ``args_type`` has such a field."""
+    if offset == REFUSED_LEN:
+        return ArgsError(f"handler {name!r} (fp_init) refused init args of {len(blob)} "
+                         f"bytes: it takes {size} bytes" + (" (none were given)" if not blob else ""))
+    found = args_type.field_at(offset, size) if args_type is not None else None
+    if found is None or offset + size > len(blob):
+        return ArgsError(f"handler {name!r} (fp_init) refused init-args bytes "
+                         f"{offset}..{offset + size - 1}")
+    path, ctype = found
+    value = ctype.decode(blob[offset:offset + size])
+    return ArgsError(f"refused by handler {name!r} (fp_init): {value!r}",
+                     path or "(the whole args struct)")
 
 
 def builtin_path(name: str) -> Path:
@@ -510,12 +552,23 @@ def _attach_blob(fd: int, target, args) -> str:
     if len(blob) > ARGS_MAX:
         raise ArgsError(f"init args of {len(blob)} bytes for {name!r}: the kernel accepts "
                         f"at most FAN_FP_ARGS_MAX = {ARGS_MAX} bytes", errno=errno.E2BIG)
+    handler = target if isinstance(target, Handler) else None
+    args_type = handler.args_type if handler is not None else None
+    if blob and args_type is not None and len(blob) != args_type.size:
+        raise ArgsError(f"init args of {len(blob)} bytes for {name!r}: its {args_type.c_name} "
+                        f"is {args_type.size} bytes; pass a dict (encoded to fit) or exactly "
+                        f"{args_type.size} bytes")
 
     buf = ffi.from_buffer(blob) if blob else ffi.NULL
-    if isinstance(target, Handler) and target.private:
-        ret = lib.fanbpf_fp_attach_fd(fd, target.link_fd, buf, len(blob))
+    if handler is not None:
+        handler.obj.clear_init_refusal()
+    if handler is not None and handler.private:
+        ret = lib.fanbpf_fp_attach_fd(fd, handler.link_fd, buf, len(blob))
     else:
         ret = lib.fanbpf_fp_attach_name(fd, name.encode(), buf, len(blob))
+    refused = handler.obj.init_refusal() if ret == -errno.EINVAL and handler is not None else None
+    if refused is not None:
+        raise refusal_error(name, args_type, blob, *refused)
     check(ret, "attach", name=name, args_len=len(blob))
     return name
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from fanbpf import EventMask, Group, MarkFlag
+from fanbpf import ArgsError, EventMask, Group, MarkFlag
 from fanbpf.testing.fs import tmpfs_mount
 
 try:
@@ -57,14 +57,21 @@ def suffix_filter():
         yield handler
 
 
-@pytest.mark.parametrize("args", [
-    {"suffix": ""},  # empty
-    {"suffix": ".log", "ignore_uid": 2},
-    b"\0" * 8,  # wrong size
+@pytest.mark.parametrize("args, message", [
+    ({"suffix": ""}, "suffix: refused by handler 'suffix_filter' (fp_init): ''"),
+    ({"suffix": ".log", "ignore_uid": 2},
+     "ignore_uid: refused by handler 'suffix_filter' (fp_init): 2"),
+    # fanbpf_copy_init_args() refuses the length (no args at all)
+    (None, "handler 'suffix_filter' (fp_init) refused init args of 0 bytes: it takes 40 "
+     "bytes (none were given)"),
+    # a wrong size is refused in Python, before the kernel sees it
+    (b"\0" * 8, "init args of 8 bytes for 'suffix_filter': its struct suffix_filter_args is "
+     "40 bytes; pass a dict (encoded to fit) or exactly 40 bytes"),
 ])
-def test_fp_init_checks_its_args(suffix_filter, args):
+def test_fp_init_refusals_name_the_field(suffix_filter, args, message):
     with tmpfs_mount() as base, Group() as group:
         group.mark(base, EventMask.CREATE, MarkFlag.FILESYSTEM)
-        with pytest.raises(OSError) as err:
+        with pytest.raises(ArgsError) as err:
             group.attach(suffix_filter, args)
         assert err.value.errno == errno.EINVAL
+        assert str(err.value) == f"{message} [EINVAL]"

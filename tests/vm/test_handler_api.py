@@ -79,8 +79,12 @@ def test_attach_errors(test_obj, group_fd):
         with pytest.raises(FileNotFoundError, match="registered now: .*test_handler"):
             handler.attach(group_fd, "nope")
         with pytest.raises(OSError, match="fp_init") as info:
-            handler.attach(group_fd, h, b"\xee")
+            handler.attach(group_fd, h, b"\xee" + bytes(h.args_type.size - 1))
         assert info.value.errno == errno.EINVAL
+        # not the args struct's size: refused before the kernel sees it
+        with pytest.raises(fanbpf.ArgsError, match="init args of 1 bytes for 'test_handler': "
+                           "its struct test_handler_args is 12 bytes"):
+            handler.attach(group_fd, h, b"\xee")
         # the kernel's own limit, past the Python-side check
         assert lib.fanbpf_fp_attach_name(group_fd, b"test_handler", bytes(1025), 1025) \
             == -errno.E2BIG
@@ -289,6 +293,24 @@ def test_detach_and_close_drop_the_map_entries(rules_group, rules_handler):
     assert set(set_entries(rules_handler, att2.set_id).values()) == {0}
 
 
+@pytest.mark.parametrize("args, path, value", [
+    ({"sections": 1 << 31}, "sections", 1 << 31),
+    ({"subtree": {"reserved": 5}}, "subtree.reserved", 5),
+    ({"process": {"flags": 1 << 5}}, "process.ancestor_tgid", 0),  # ANCESTOR needs a tgid
+    ({"deny_errno": -1}, "deny_errno", -1),
+])
+def test_the_rules_fp_init_names_the_field_it_refuses(rules_group, rules_handler, args, path,
+                                                       value):
+    group, _ = rules_group
+    with pytest.raises(fanbpf.ArgsError) as info:
+        group.attach(rules_handler, args)
+    assert info.value.errno == errno.EINVAL and info.value.path == path
+    assert str(info.value) == f"{path}: refused by handler 'fanbpf_rules' (fp_init): " \
+        f"{value!r} [EINVAL]"
+    assert group.handler is None
+    group.attach(rules_handler, {})  # the refusal left nothing behind
+
+
 def test_closing_the_handler_revokes_the_attachment(rules_group):
     g, base = rules_group
     h = handler.Handler.load("rules", private=True)
@@ -341,3 +363,4 @@ def test_overlay_roots_are_held_open(tmpfs, rules_handler):
             assert f"{merged}/d" not in fd_targets()
     finally:
         subprocess.run(["umount", f"{tmpfs}/merged"], check=True)
+
