@@ -21,20 +21,42 @@ handler); the attachment owns its map entries and the O_PATH fds holding
 its overlayfs directories.  They are released when it is detached
 (:meth:`Attachment.detach`), when the group closes, or when the handler
 closes (the kernel then revokes it from every group).  Once closed,
-:attr:`stats` gives the counts as they were at that moment.
+:attr:`stats` gives the counts as they were at that moment.  The
+attachment refers to its group weakly, so a group dropped unclosed goes
+(detaching the handler, dropping the entries) at once, not at a gc.
+
+Threads: rule changes come from the group's owning thread, but
+:meth:`fanbpf.Group.close` may run in any thread; a change then either
+completes before the close drops the entries or raises ValueError saying
+the attachment is closed.
 """
 
 from __future__ import annotations
 
+import functools
 import os
-from collections.abc import Iterable
+import threading
+import weakref
+from collections.abc import Callable, Iterable
 from dataclasses import replace
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from .model import Node, NodeKind, Section
 from .rules import DirArg, ResolvedDir, Rules, close_pins, name_dirs, nested_mounts, resolve_dirs
 
 __all__ = ["Attachment", "pin_overlay"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _locked(method: Callable[Concatenate[Attachment, P], R]) -> Callable[Concatenate[Attachment, P], R]:
+    """Run ``method`` holding the attachment's lock (see Attachment.__init__)."""
+    @functools.wraps(method)
+    def locked(self: Attachment, *args: P.args, **kwargs: P.kwargs) -> R:
+        with self._lock:
+            return method(self, *args, **kwargs)
+    return locked
 
 
 def pin_overlay(rules: Rules) -> tuple[Rules, list[ResolvedDir]]:
@@ -74,8 +96,13 @@ class Attachment:
         self._fan_fd = fan_fd
         self.name = name
         self.set_id = set_id  #: the rule set's id in the handler's maps (0: none)
-        self._group = group
+        # Weak: the group holds its attachment, and a cycle would keep a
+        # dropped group (its fd, the handler's link and maps) until gc.
+        self._group = weakref.ref(group) if group is not None else None
         self._handler = handler
+        # Group.close() may run in another thread: a rule change and the
+        # release of the map entries must not interleave.
+        self._lock = threading.RLock()
         self.reason: str | None = None  #: why it is closed (None while attached)
         self._final_stats = None
         # roots given by the user -> the directories of filesystems mounted below them
@@ -160,6 +187,7 @@ class Attachment:
         """
         self.add_roots([root])
 
+    @_locked
     def add_roots(self, roots: Iterable[DirArg]) -> None:
         """Add many roots at once: looked up in batches, written in one map update."""
         self._check_rules("add_root")
@@ -190,6 +218,7 @@ class Attachment:
         """
         self.remove_roots([root])
 
+    @_locked
     def remove_roots(self, roots: Iterable[DirArg]) -> None:
         self._check_rules("remove_root")
         keys, _ = name_dirs(roots, "remove_root")
@@ -209,6 +238,7 @@ class Attachment:
 
     # --- excluded subtrees ------------------------------------------------
 
+    @_locked
     def exclude_subtree(self, path: DirArg) -> None:
         """Drop events below directory ``path`` (unless a root lies nearer)."""
         self._check_rules("exclude_subtree")
@@ -226,6 +256,7 @@ class Attachment:
             raise
         self._keep_pins(dirs)
 
+    @_locked
     def include_subtree(self, path: DirArg) -> None:
         """Undo :meth:`exclude_subtree` (KeyError if it is not excluded)."""
         self._check_rules("include_subtree")
@@ -262,6 +293,7 @@ class Attachment:
 
     # --- lifetime ---------------------------------------------------------
 
+    @_locked
     def detach(self) -> None:
         """Detach the handler from the group and drop the rule set; idempotent."""
         if self.closed:
@@ -275,6 +307,7 @@ class Attachment:
             pass  # revoked already: nothing attached
         self._release("detached")
 
+    @_locked
     def _snapshot(self) -> None:
         if self.set_id and self._final_stats is None:
             try:
@@ -282,6 +315,7 @@ class Attachment:
             except OSError:
                 pass  # revoked: the counters are gone
 
+    @_locked
     def _release(self, reason: str, maps_alive: bool = True) -> None:
         """Drop the map entries and pins (the hook is gone already)."""
         if self.closed:
@@ -297,8 +331,9 @@ class Attachment:
             self._explicit.clear()
             self._nested.clear()
             self._excluded.clear()
-            if self._group is not None and self._group._attachment is self:
-                self._group._attachment = None
+            group = self._group() if self._group is not None else None
+            if group is not None and group._attachment is self:
+                group._attachment = None
             if self._handler is not None:
                 self._handler._attachments.discard(self)
 

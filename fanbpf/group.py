@@ -199,9 +199,15 @@ class Group:
         self._backlog.clear()
         for box in owned:
             box.release()
-        os.close(fd)  # first: closing the mount fds must not queue events
-        if self._attachment is not None:
-            self._attachment._release("its group was closed")
+        attachment = self._attachment
+        if attachment is None:
+            os.close(fd)  # first: closing the mount fds must not queue events
+        else:
+            # Under the attachment's lock: a rule change in the owning thread
+            # either ends before the fd closes or finds the attachment closed.
+            with attachment._lock:
+                os.close(fd)
+                attachment._release("its group was closed")
         for mount_fd in self._mount_fds.values():
             os.close(mount_fd)
         self._mount_fds.clear()

@@ -7,9 +7,12 @@ exclusions, counters, cleanup).
 """
 
 import errno
+import gc
 import os
 import subprocess
 import sys
+import threading
+import time
 
 import pytest
 
@@ -364,3 +367,58 @@ def test_overlay_roots_are_held_open(tmpfs, rules_handler):
     finally:
         subprocess.run(["umount", f"{tmpfs}/merged"], check=True)
 
+
+@pytest.mark.parametrize("which", ["rules", "test_handler"])
+def test_a_dropped_attached_group_and_handler_go_at_once(tmpfs, test_obj, which):
+    """No reference cycle between Group, Attachment and Handler: with the
+    cyclic gc off, dropping them unclosed closes the fanotify fd, the
+    handler's link, maps and programs right at the ``del``."""
+    gc.collect()
+    gc.disable()
+    try:
+        before = open_fds()
+        h = handler.Handler.load("rules" if which == "rules" else test_obj, private=True)
+        g = Group()
+        g.mark(tmpfs, EventMask.CREATE | EventMask.ONDIR, MarkFlag.FILESYSTEM)
+        att = g.attach(h, fanbpf.rules(subtree=[tmpfs]) if which == "rules" else {})
+        assert len(open_fds() - before) >= 4  # the group, the link, maps, programs
+        with pytest.warns(ResourceWarning, match="unclosed"):
+            del g, h, att
+        assert open_fds() == before
+    finally:
+        gc.enable()
+
+
+def test_close_from_another_thread_races_live_rule_changes(tmpfs, rules_handler):
+    """Group.close() (any thread may call it) while the owner changes roots:
+    the change either ends first or fails saying the attachment is closed,
+    and no map entry of the set outlives the close."""
+    dirs = [f"{tmpfs}/d{i}" for i in range(40)]
+    for d in dirs:
+        os.makedirs(d)
+    for delay in (0, 0.001, 0.01, 0.05, 0.1):
+        g = Group()
+        g.mark(tmpfs, EventMask.CREATE | EventMask.ONDIR, MarkFlag.FILESYSTEM)
+        att = g.attach(rules_handler, fanbpf.rules(subtree=[]))
+        errors = []
+        changing = threading.Event()
+
+        def churn():
+            try:
+                while True:
+                    att.add_roots(dirs)
+                    changing.set()
+                    att.remove_roots(dirs[1:])
+            except Exception as err:  # noqa: BLE001  (the test looks at which)
+                errors.append(err)
+
+        thread = threading.Thread(target=churn)
+        thread.start()
+        assert changing.wait(30)
+        time.sleep(delay)
+        g.close()
+        thread.join(30)
+        assert not thread.is_alive()
+        assert [type(e) for e in errors] == [ValueError], errors
+        assert "is closed (its group was closed)" in str(errors[0])
+        assert set(set_entries(rules_handler, att.set_id).values()) == {0}
