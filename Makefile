@@ -19,8 +19,12 @@ TOP := $(CURDIR)
 BUILD := $(TOP)/build
 VENV := $(TOP)/.venv
 PY := $(VENV)/bin/python
-# make test installs fanbpf into a fresh venv of this interpreter.
+# make test installs fanbpf into a fresh venv of this interpreter...
 TEST_PYTHON ?= /usr/bin/python3
+# ...and the same (abi3) wheel into one of a newer CPython, for a smoke run
+# of the host tests: pyenv's where there is one (the CI image has them).
+ABI3_PYTHON ?= $(lastword $(wildcard $(HOME)/.pyenv/versions/3.12.*/bin/python3 \
+	$(HOME)/.pyenv/versions/3.13.*/bin/python3))
 # Outside the checkout, and visible in the guest (whose /var/cache is a tmpfs).
 export FANBPF_CACHE ?= $(HOME)/.cache/fanbpf
 
@@ -136,7 +140,7 @@ test-vm: build kernel
 # The bench smoke run first, so that the test summary stays the last line.
 test: dist kernel bench-tools
 	@$(MAKE) --no-print-directory bench-smoke; smoke=$$?; \
-	TEST_PYTHON=$(TEST_PYTHON) tests/run-all.sh && exit $$smoke
+	TEST_PYTHON=$(TEST_PYTHON) ABI3_PYTHON=$(ABI3_PYTHON) tests/run-all.sh && exit $$smoke
 
 # The VM tests that exercise the kernel, and the series' selftest, on the
 # KASAN kernel (slow: not part of make test).

@@ -3,6 +3,7 @@ and embedding (compiling a handler with fanbpf.get_include() and the
 setuptools hook).  `make test` runs these against the installed wheel."""
 import importlib.util
 import os
+import re
 import shutil
 import struct
 import subprocess
@@ -69,6 +70,25 @@ def test_shipped_objects_are_stripped_but_keep_btf():
         obj.load()
 
 
+# The kernel-style SPDX ids the sources use -> the license files that hold their text.
+_LICENSE_FILES = {"GPL-2.0": "GPL-2.0-only.txt", "LGPL-2.1": "LGPL-2.1-only.txt",
+                  "BSD-2-Clause": "BSD-2-Clause.txt"}
+
+
+def test_every_spdx_license_has_its_text():
+    used = set()
+    for path in [*ROOT.glob("fanbpf/**/*.py"), *ROOT.glob("src/**/*.[ch]"),
+                 *ROOT.glob("examples/**/*.[ch]"), *ROOT.glob("examples/**/*.py")]:
+        for line in path.read_text().splitlines()[:2]:
+            if "SPDX-License-Identifier:" in line:
+                expr = line.split("SPDX-License-Identifier:")[1].strip(" */")
+                used.update(re.findall(r"[A-Za-z0-9.-]+", expr.replace(" OR ", " ")))
+    assert used == set(_LICENSE_FILES), used
+    for name in _LICENSE_FILES.values():
+        assert "Redistribution" in (ROOT / "LICENSES" / name).read_text() or \
+            "GNU" in (ROOT / "LICENSES" / name).read_text()
+
+
 @installed_only
 def test_installed_distribution():
     dist = metadata.distribution("fanbpf")
@@ -77,6 +97,12 @@ def test_installed_distribution():
     assert {ep.name for ep in dist.entry_points} == {"fanbpf"}  # no auto-loaded pytest plugin
     files = {str(f) for f in dist.files}
     assert "fanbpf/bpf/fanbpf_rules.bpf.o" in files and "fanbpf/include/vmlinux.h" in files
+    # the license texts (PEP 639), and one abi3 wheel for every CPython >= 3.11
+    licenses = {f.rsplit("/", 1)[1] for f in files if "/licenses/LICENSES/" in f}
+    assert licenses == set(_LICENSE_FILES.values())
+    assert dist.metadata.get_all("License-File") == \
+        [f"LICENSES/{n}" for n in sorted(_LICENSE_FILES.values())]
+    assert dist.read_text("WHEEL").count("Tag: cp311-abi3-linux_") == 1
 
 
 @installed_only
