@@ -375,6 +375,43 @@ class Btf:
             self._globals = found
         return dict(self._globals)
 
+    def section_vars(self, *sections: str) -> list[str]:
+        """Names of the variables in data sections ``sections`` (``".maps"``,
+        ``".bss"``, ...; ``".rodata"`` also takes ``".rodata.*"``), in BTF order."""
+        lib, btf = self._lib, self._btf()
+        names = []
+        for type_id in range(1, lib.btf__type_cnt(btf)):
+            t = lib.btf__type_by_id(btf, type_id)
+            if lib.btf_kind(t) != lib.BTF_KIND_DATASEC:
+                continue
+            section = self._name(t)
+            if not any(section == s or section.startswith(s + ".") for s in sections):
+                continue
+            infos = lib.btf_var_secinfos(t)
+            for i in range(lib.btf_vlen(t)):
+                var = lib.btf__type_by_id(btf, infos[i].type)
+                if lib.btf_kind(var) == lib.BTF_KIND_VAR:
+                    names.append(self._name(var))
+        return names
+
+    def map_types(self, name: str) -> tuple[CType | None, CType | None]:
+        """The key and value types that BTF-defined map ``name`` declares
+        (``__type(key, T)``); None for one given by size only (``__uint(key_size, N)``)."""
+        type_id = self.globals().get(name)
+        if type_id is None:
+            raise ArgsError(f"no map {name!r} in the BTF")
+        lib, btf = self._lib, self._btf()
+        t = lib.btf__type_by_id(btf, lib.btf__resolve_type(btf, type_id))
+        found: dict[str, CType] = {}
+        if lib.btf_kind(t) == lib.BTF_KIND_STRUCT:
+            members = lib.btf_members(t)
+            for i in range(lib.btf_vlen(t)):
+                member = lib.btf__type_by_id(btf, members[i].type)
+                mname = self._name(members[i])
+                if mname in ("key", "value") and lib.btf_kind(member) == lib.BTF_KIND_PTR:
+                    found[mname] = self.type(member.type)
+        return found.get("key"), found.get("value")
+
     def global_type(self, name: str) -> CType:
         """The type of global variable ``name``."""
         variables = self.globals()

@@ -38,6 +38,7 @@ from fanbpf._binding import ffi, lib
 from fanbpf.btfargs import Btf, CType, encode_args
 from fanbpf.errors import (ARGS_MAX, ArgsError, VerifierError, check, kernel_support_error,
                            os_error)
+from fanbpf.maps import Globals, Maps
 
 __all__ = ["BpfObject", "Handler", "TestRun", "attach", "detach", "builtin_path", "BPF_DIR"]
 
@@ -91,6 +92,7 @@ class BpfObject:
         self._ptr = ptr
         self.btf = Btf(lib.fanbpf_obj_btf(ptr))  # borrowed: close() invalidates it
         self.loaded = False
+        self._maps: Maps | None = None
 
     def __repr__(self) -> str:
         state = "closed" if self._ptr is None else "loaded" if self.loaded else "open"
@@ -145,6 +147,20 @@ class BpfObject:
               "global", name=name, filename=self.path)
         data = ffi.unpack(buf, ctype.size)
         return data if raw else ctype.decode(data)
+
+    # -- maps -----------------------------------------------------------------
+
+    @property
+    def maps(self) -> Maps:
+        """The object's maps by name, keys and values as Python values (:mod:`fanbpf.maps`)."""
+        if self._maps is None:
+            self._maps = Maps(self)
+        return self._maps
+
+    @property
+    def globals(self) -> Globals:
+        """The object's globals by name, decoded (the live values once loaded); read-only."""
+        return Globals(self)
 
     # -- what fp_init refused (fanbpf_refuse() in fanotify_fastpath.bpf.h) --
 
@@ -406,6 +422,16 @@ class Handler:
     @property
     def map_fd(self) -> int:
         return self.obj.map_fd(self.ops_map)
+
+    @property
+    def maps(self) -> Maps:
+        """The handler's maps by name (:mod:`fanbpf.maps`): ``handler.maps["counts"][key]``."""
+        return self.obj.maps
+
+    @property
+    def globals(self) -> Globals:
+        """The handler's global variables, decoded, live: ``handler.globals["nr_events"]``."""
+        return self.obj.globals
 
     @property
     def link_fd(self) -> int:

@@ -4,6 +4,7 @@ tests; make build: into .venv), loads the filter it ships as package data and
 its events arrive filtered."""
 import errno
 import os
+import time
 from importlib.resources import files
 from pathlib import Path
 
@@ -75,3 +76,22 @@ def test_fp_init_refusals_name_the_field(suffix_filter, args, message):
             group.attach(suffix_filter, args)
         assert err.value.errno == errno.EINVAL
         assert str(err.value) == f"{message} [EINVAL]"
+
+
+def test_the_handlers_map_and_globals_from_python(suffix_filter):
+    """handler.maps: the per-attachment state fp_init stored, decoded by BTF."""
+    states = suffix_filter.maps["suffix_states"]
+    with tmpfs_mount() as base, Group() as group, Group() as refused:
+        group.mark(base, EventMask.CREATE, MarkFlag.FILESYSTEM)
+        group.attach(suffix_filter, {"suffix": ".log", "ignore_uid": 1, "uid": 7})
+        (state,) = states.values()
+        assert state == {"args": {"suffix": ".log", "ignore_uid": 1, "uid": 7}, "len": 4}
+        refused.mark(base, EventMask.CREATE, MarkFlag.FILESYSTEM)
+        with pytest.raises(ArgsError):
+            refused.attach(suffix_filter, {"suffix": ""})
+        assert len(states) == 1
+    deadline = time.monotonic() + 10
+    while len(states) and time.monotonic() < deadline:  # fp_free runs after the detach
+        time.sleep(0.05)
+    assert len(states) == 0
+    assert suffix_filter.globals["fanbpf_init_refusal"]["size"] == 32  # suffix: char[32]
