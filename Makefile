@@ -6,6 +6,7 @@
 #                the VM tests against it
 #   make build   build in place (make test-host / test-vm test the checkout)
 #   make dist    build/dist: the sdist, and a wheel built from it
+#   make typecheck  mypy --strict on fanbpf (part of make test)
 #   make run     the demo: a subtree watcher on the test kernel in a VM
 #   make bench   side-by-side benchmarks in the VM (BENCH_ARGS='--dirs 1000,10000'
 #                to size them; make bench-smoke: the short run make test does)
@@ -42,7 +43,7 @@ TEST_BPF_OBJS := $(patsubst tests/host/bpf/%.bpf.c,$(BUILD)/test-bpf/%.bpf.o,$(w
 VM_TEST_BPF_OBJS := $(patsubst tests/vm/bpf/%.bpf.c,$(BUILD)/test-bpf-vm/%.bpf.o,$(wildcard tests/vm/bpf/*.bpf.c))
 URING_READ := $(BUILD)/tests/uring_read
 
-.PHONY: deps build dist kernel test test-host test-vm test-kasan run bench bench-smoke bench-tools vm clean
+.PHONY: deps build dist kernel test test-host test-vm test-kasan typecheck run bench bench-smoke bench-tools vm clean
 
 # --- dependencies --------------------------------------------------------
 
@@ -129,6 +130,10 @@ vm: kernel
 
 # --- tests ---------------------------------------------------------------
 
+# mypy --strict (pyproject.toml [tool.mypy]: the modules not yet typed are listed there).
+typecheck: deps
+	$(PY) -m mypy
+
 test-host: build bench-tools
 	$(PY) -m pytest -q -p no:cacheprovider tests/host
 
@@ -138,7 +143,7 @@ test-vm: build kernel
 # Against the installed package: sdist -> wheel -> fresh venv (Debian's
 # python3), the example installed into it, then host and VM tests.
 # The bench smoke run first, so that the test summary stays the last line.
-test: dist kernel bench-tools
+test: typecheck dist kernel bench-tools
 	@$(MAKE) --no-print-directory bench-smoke; smoke=$$?; \
 	TEST_PYTHON=$(TEST_PYTHON) ABI3_PYTHON=$(ABI3_PYTHON) tests/run-all.sh && exit $$smoke
 

@@ -18,6 +18,8 @@ kernel/); `kernel_support()` says what the running kernel lacks.
 """
 __version__ = "0.1.0"  # the one place: pyproject.toml reads it
 
+from typing import TYPE_CHECKING, Any
+
 from ._bpfcc import get_include
 from ._spelling import CallableModule
 from .errors import ArgsError, FanbpfError, KernelSupportError, VerifierError
@@ -27,6 +29,10 @@ from .group import Group
 from .rules import Rules
 from .support import available_handlers, kernel_support
 from . import rules as _rules_module, trace as _trace_module
+
+if TYPE_CHECKING:  # what __getattr__ below imports when first used
+    from .attachment import Attachment
+    from .handler import BpfObject, Handler
 
 # fanbpf.rules(...) builds a rule set and fanbpf.rules.exact(...) is the
 # module's: both spellings are documented (fanbpf.trace likewise).
@@ -41,7 +47,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> Any:
     # BPF objects need the C extension: imported when first used, so that
     # `import fanbpf` (and fanbpf.testing, fanbpf.model, ...) stays light.
     if name in ("BpfObject", "Handler"):

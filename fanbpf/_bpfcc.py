@@ -10,6 +10,7 @@ import os
 import platform
 import shutil
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 
 # libbpf's BPF-side headers: all that a handler includes besides
@@ -74,7 +75,9 @@ def find_llvm_strip(clang: str) -> str | None:
     return shutil.which(f"llvm-strip{suffix}") or shutil.which("llvm-strip")
 
 
-def compile_bpf(source, output, include_dirs=None, cflags=(), werror=False) -> Path:
+def compile_bpf(source: str | os.PathLike[str], output: str | os.PathLike[str],
+                include_dirs: Sequence[str | os.PathLike[str]] | None = None,
+                cflags: Sequence[str] = (), werror: bool = False) -> Path:
     """Compile one ``.bpf.c`` into a CO-RE object and return the object's path.
 
     clang's ``-g`` makes the BTF (which Handler.load encodes init args
@@ -116,7 +119,7 @@ def compile_bpf(source, output, include_dirs=None, cflags=(), werror=False) -> P
     return output
 
 
-def write_vmlinux_h(dest) -> Path:
+def write_vmlinux_h(dest: str | os.PathLike[str]) -> Path:
     """Write ``vmlinux.h`` to ``dest``: ``$FANBPF_VMLINUX_H`` if set (a file
     to copy), else generated with bpftool from this machine's kernel BTF."""
     dest = Path(dest)

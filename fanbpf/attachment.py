@@ -39,10 +39,15 @@ import threading
 import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import replace
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 from .model import Node, NodeKind, Section
 from .rules import DirArg, ResolvedDir, Rules, close_pins, name_dirs, nested_mounts, resolve_dirs
+
+if TYPE_CHECKING:
+    from .group import Group
+    from .handler import Handler
+    from .rulesmaps import RulesMaps, RulesStats
 
 __all__ = ["Attachment", "pin_overlay"]
 
@@ -52,10 +57,10 @@ R = TypeVar("R")
 
 def _locked(method: Callable[Concatenate[Attachment, P], R]) -> Callable[Concatenate[Attachment, P], R]:
     """Run ``method`` holding the attachment's lock (see Attachment.__init__)."""
-    @functools.wraps(method)
-    def locked(self: Attachment, *args: P.args, **kwargs: P.kwargs) -> R:
+    def locked(self: Attachment, /, *args: P.args, **kwargs: P.kwargs) -> R:
         with self._lock:
             return method(self, *args, **kwargs)
+    functools.update_wrapper(locked, method)
     return locked
 
 
@@ -73,7 +78,7 @@ def pin_overlay(rules: Rules) -> tuple[Rules, list[ResolvedDir]]:
     if not renamed:
         return rules, pins
 
-    def rename(keys):
+    def rename(keys: Iterable[Node]) -> tuple[Node, ...]:
         return tuple(dict.fromkeys(renamed.get(k, k) for k in keys))
 
     args = replace(rules.args, roots=rename(rules.args.roots), excluded=rename(rules.args.excluded))
@@ -91,8 +96,9 @@ class Attachment:
     or the group detached behind this object's back).
     """
 
-    def __init__(self, fan_fd: int, name: str, *, group=None, handler=None,
-                 set_id: int = 0, rules: Rules | None = None, pins: Iterable[ResolvedDir] = ()):
+    def __init__(self, fan_fd: int, name: str, *, group: Group | None = None,
+                 handler: Handler | None = None, set_id: int = 0, rules: Rules | None = None,
+                 pins: Iterable[ResolvedDir] = ()) -> None:
         self._fan_fd = fan_fd
         self.name = name
         self.set_id = set_id  #: the rule set's id in the handler's maps (0: none)
@@ -104,7 +110,7 @@ class Attachment:
         # release of the map entries must not interleave.
         self._lock = threading.RLock()
         self.reason: str | None = None  #: why it is closed (None while attached)
-        self._final_stats = None
+        self._final_stats: RulesStats | None = None
         # roots given by the user -> the directories of filesystems mounted below them
         self._explicit: dict[Node, tuple[Node, ...]] = {}
         self._nested: dict[Node, int] = {}  # a nested root -> how many explicit roots claim it
@@ -120,13 +126,14 @@ class Attachment:
             for key in args.roots:
                 if key not in nested:
                     self._explicit[key] = tuple(by_root.get(key, ()))
-            for below in by_root.values():
-                for key in below:
+            for belows in by_root.values():
+                for key in belows:
                     self._nested[key] = self._nested.get(key, 0) + 1
             self._excluded = set(args.excluded)
             self._sections = args.sections
         for d in pins:
-            self._pins[d.key] = d.fd
+            if d.fd is not None:
+                self._pins[d.key] = d.fd
         if handler is not None:
             handler._attachments.add(self)
 
@@ -269,7 +276,7 @@ class Attachment:
     # --- counters -----------------------------------------------------------
 
     @property
-    def stats(self):
+    def stats(self) -> RulesStats:
         """What the handler decided for this attachment: a :class:`~fanbpf.rulesmaps.RulesStats`
         (delivered, skipped, denied, undecided; undecided events are delivered too).
 
@@ -345,7 +352,7 @@ class Attachment:
 
     # --- helpers -------------------------------------------------------------
 
-    def _roots(self):
+    def _roots(self) -> set[Node]:
         return self._explicit.keys() | self._nested.keys()
 
     def _store(self, keys: Iterable[Node]) -> None:
@@ -364,8 +371,11 @@ class Attachment:
         maps.delete_nodes(self.set_id, by_kind.get(NodeKind(0), ()))
         self._unpin(k for k in by_kind.get(NodeKind(0), ()))
 
-    def _maps(self):
-        return self._handler.rules_maps
+    def _maps(self) -> RulesMaps:
+        maps = self._handler.rules_maps if self._handler is not None else None
+        if maps is None:
+            raise ValueError(f"the attachment of {self.name!r} has no rules maps")
+        return maps
 
     def _keep_pins(self, dirs: Iterable[ResolvedDir]) -> None:
         for d in dirs:

@@ -112,7 +112,7 @@ class build_py(_build_py):
         return found
 
     def get_source_files(self) -> list[str]:
-        files = list(super().get_source_files())
+        files: list[str] = list(super().get_source_files())  # type: ignore[no-untyped-call]
         try:
             for _, source in self.handler_sources():
                 files.append(str(source))

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import errno as _errno
 import os
+from typing import Any
 
 __all__ = ["FanbpfError", "ArgsError", "VerifierError", "KernelSupportError",
            "os_error", "check", "ARGS_MAX"]
@@ -39,12 +40,12 @@ ARGS_MAX = 1024
 class FanbpfError(OSError):
     """Base of fanbpf's own errors (an :class:`OSError` with ``errno``)."""
 
-    def __init__(self, errno: int, message: str):
+    def __init__(self, errno: int, message: str) -> None:
         super().__init__(errno, message)
 
     def __str__(self) -> str:
-        code = _errno.errorcode.get(self.errno)
-        return f"{self.strerror} [{code}]" if code else self.strerror
+        code = _errno.errorcode.get(self.errno) if self.errno is not None else None
+        return f"{self.strerror} [{code}]" if code else str(self.strerror)
 
 
 class ArgsError(FanbpfError, ValueError):
@@ -96,7 +97,8 @@ class KernelSupportError(FanbpfError):
         super().__init__(errno, message)
 
 
-def os_error(err: int, message: str, filename=None) -> OSError:
+def os_error(err: int, message: str, filename: str | bytes | os.PathLike[str] | None = None
+             ) -> OSError:
     """The :class:`OSError` for errno ``err``: Python picks its subclass.
 
     The one place fanbpf turns an errno into an exception; ``filename``
@@ -173,7 +175,8 @@ _MESSAGES = {
 }
 
 
-def check(ret: int, op: str, *, filename=None, **ctx) -> int:
+def check(ret: int, op: str, *, filename: str | bytes | os.PathLike[str] | None = None,
+          **ctx: Any) -> int:
     """Return ``ret`` if it is >= 0; otherwise raise the error for ``-ret``.
 
     ``op`` names what was being done ("attach", "detach", "open", "load",
@@ -214,5 +217,5 @@ def kernel_support_error(context: str, err: int = _errno.ENOTSUP) -> KernelSuppo
     """:class:`KernelSupportError` naming what the feature probe finds missing."""
     from fanbpf.support import kernel_support
 
-    missing = kernel_support().missing or ["the FAN_IOC_ADD_FP/FAN_IOC_DEL_FP ioctls"]
+    missing = list(kernel_support().missing) or ["the FAN_IOC_ADD_FP/FAN_IOC_DEL_FP ioctls"]
     return KernelSupportError(missing, err, context=context)

@@ -159,10 +159,10 @@ class Map(MutableMapping[Any, Any]):
     def __len__(self) -> int:
         return len(self.raw_keys())
 
-    def update(self, other: Mapping[Any, Any] | Iterable[tuple[Any, Any]] = (), /,
-               **kwargs: Any) -> None:
-        """Set many elements with BPF_MAP_UPDATE_BATCH (4096 a call)."""
-        items = list(other.items() if isinstance(other, Mapping) else other)
+    def update(self, other: Any = (), /, **kwargs: Any) -> None:
+        """Set many elements with BPF_MAP_UPDATE_BATCH (4096 a call): ``other``
+        is a mapping or an iterable of ``(key, value)`` pairs, as dict.update takes."""
+        items = list(other.items() if hasattr(other, "keys") else other)
         if kwargs:
             raise TypeError("a map's keys are not keyword names: pass a dict")
         keys = [self._key(k) for k, _ in items]
