@@ -44,6 +44,7 @@ from fanbpf.maps import Globals, Maps
 if TYPE_CHECKING:
     from fanbpf.attachment import Attachment
     from fanbpf.group import Group
+    from fanbpf.model import RulesArgs
     from fanbpf.rules import Rules
     from fanbpf.rulesmaps import RulesMaps
 
@@ -57,7 +58,7 @@ ObjectSource = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview, Trav
 #: A fanotify group's fd: the number, or anything with fileno() (a Group).
 FanFd = Union[int, _HasFileno]
 #: Init args: a dict encoded by the handler's args struct, the bytes, or a rules set.
-InitArgs = Union[Mapping[str, Any], bytes, bytearray, memoryview, "Rules", None]
+InitArgs = Union[Mapping[str, Any], bytes, bytearray, memoryview, "Rules", "RulesArgs", None]
 
 __all__ = ["BpfObject", "Handler", "TestRun", "attach", "detach", "builtin_path", "BPF_DIR"]
 
