@@ -8,14 +8,21 @@ without pytest; the plugin pulls this in through ``pytest_plugins``.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:  # imported by each fixture when a test asks for it
+    from fanbpf.handler import Handler
+    from fanbpf.testing.fs import Workers
+    from fanbpf.testing.logic import RulesLogic
 
 __all__ = ["fanbpf_rules_logic", "fanbpf_rules_handler", "fanbpf_workers", "fanbpf_tmpfs"]
 
 
 @pytest.fixture(scope="session")
-def fanbpf_rules_logic():
+def fanbpf_rules_logic() -> Iterator[RulesLogic]:
     """The compiled fanbpf_rules logic (:class:`~fanbpf.testing.logic.RulesLogic`);
     skips without root or without the object."""
     from fanbpf.testing.logic import RULES_TEST_OBJECT, RulesLogic
@@ -29,7 +36,7 @@ def fanbpf_rules_logic():
 
 
 @pytest.fixture(scope="session")
-def fanbpf_rules_handler():
+def fanbpf_rules_handler() -> Iterator[Handler]:
     """The built-in rules handler, loaded (private); skips without the fastpath kernel."""
     from fanbpf.errors import KernelSupportError
     from fanbpf.handler import Handler
@@ -45,7 +52,7 @@ def fanbpf_rules_handler():
 
 
 @pytest.fixture(scope="module")
-def fanbpf_workers():
+def fanbpf_workers() -> Iterator[Workers]:
     """Two :class:`~fanbpf.testing.fs.Workers`, shared by a module's tests (pass to OpsRun)."""
     from fanbpf.testing.fs import Workers
 
@@ -54,7 +61,7 @@ def fanbpf_workers():
 
 
 @pytest.fixture
-def fanbpf_tmpfs():
+def fanbpf_tmpfs() -> Iterator[str]:
     """A fresh tmpfs (root needed), so events come from the test alone."""
     from fanbpf.testing.fs import tmpfs_mount
 
