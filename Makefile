@@ -6,6 +6,7 @@
 #                the VM tests against it
 #   make build   build in place (make test-host / test-vm test the checkout)
 #   make dist    build/dist: the sdist, and a wheel built from it
+#   make typecheck  mypy --strict on fanbpf (part of make test)
 #   make run     the demo: a subtree watcher on the test kernel in a VM
 #   make bench   side-by-side benchmarks in the VM (BENCH_ARGS='--dirs 1000,10000'
 #                to size them; make bench-smoke: the short run make test does)
@@ -19,8 +20,12 @@ TOP := $(CURDIR)
 BUILD := $(TOP)/build
 VENV := $(TOP)/.venv
 PY := $(VENV)/bin/python
-# make test installs fanbpf into a fresh venv of this interpreter.
+# make test installs fanbpf into a fresh venv of this interpreter...
 TEST_PYTHON ?= /usr/bin/python3
+# ...and the same (abi3) wheel into one of a newer CPython, for a smoke run
+# of the host tests: pyenv's where there is one (the CI image has them).
+ABI3_PYTHON ?= $(lastword $(wildcard $(HOME)/.pyenv/versions/3.12.*/bin/python3 \
+	$(HOME)/.pyenv/versions/3.13.*/bin/python3))
 # Outside the checkout, and visible in the guest (whose /var/cache is a tmpfs).
 export FANBPF_CACHE ?= $(HOME)/.cache/fanbpf
 
@@ -38,7 +43,7 @@ TEST_BPF_OBJS := $(patsubst tests/host/bpf/%.bpf.c,$(BUILD)/test-bpf/%.bpf.o,$(w
 VM_TEST_BPF_OBJS := $(patsubst tests/vm/bpf/%.bpf.c,$(BUILD)/test-bpf-vm/%.bpf.o,$(wildcard tests/vm/bpf/*.bpf.c))
 URING_READ := $(BUILD)/tests/uring_read
 
-.PHONY: deps build dist kernel test test-host test-vm test-kasan run bench bench-smoke bench-tools vm clean
+.PHONY: deps build dist kernel test test-host test-vm test-kasan typecheck run bench bench-smoke bench-tools vm clean
 
 # --- dependencies --------------------------------------------------------
 
@@ -125,6 +130,10 @@ vm: kernel
 
 # --- tests ---------------------------------------------------------------
 
+# mypy --strict (pyproject.toml [tool.mypy]: the modules not yet typed are listed there).
+typecheck: deps
+	$(PY) -m mypy
+
 test-host: build bench-tools
 	$(PY) -m pytest -q -p no:cacheprovider tests/host
 
@@ -134,9 +143,9 @@ test-vm: build kernel
 # Against the installed package: sdist -> wheel -> fresh venv (Debian's
 # python3), the example installed into it, then host and VM tests.
 # The bench smoke run first, so that the test summary stays the last line.
-test: dist kernel bench-tools
+test: typecheck dist kernel bench-tools
 	@$(MAKE) --no-print-directory bench-smoke; smoke=$$?; \
-	TEST_PYTHON=$(TEST_PYTHON) tests/run-all.sh && exit $$smoke
+	TEST_PYTHON=$(TEST_PYTHON) ABI3_PYTHON=$(ABI3_PYTHON) tests/run-all.sh && exit $$smoke
 
 # The VM tests that exercise the kernel, and the series' selftest, on the
 # KASAN kernel (slow: not part of make test).

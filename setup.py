@@ -109,4 +109,7 @@ setup(
     cmdclass={"build_libbpf": build_libbpf, "build_bpf": build_bpf, "build_py": build_py,
               "build_ext": build_ext},
     cffi_modules=["fanbpf/_ffi_build.py:ffibuilder"],
+    # cffi builds the extension against the stable ABI (Py_LIMITED_API,
+    # _fanbpf.abi3.so): tag the wheel so, one wheel for CPython >= 3.11.
+    options={"bdist_wheel": {"py_limited_api": "cp311"}},
 )

@@ -18,14 +18,26 @@ kernel/); `kernel_support()` says what the running kernel lacks.
 """
 __version__ = "0.1.0"  # the one place: pyproject.toml reads it
 
+from typing import TYPE_CHECKING, Any
+
 from ._bpfcc import get_include
+from ._spelling import CallableModule
 from .errors import ArgsError, FanbpfError, KernelSupportError, VerifierError
 from .events import Event, parse_events
 from .flags import EventMask, InitFlag, MarkFlag, Response
 from .group import Group
-from .rules import Rules, rules
+from .rules import Rules
 from .support import available_handlers, kernel_support
-from .trace import trace  # binds fanbpf.trace to the function, not the module
+from . import rules as _rules_module, trace as _trace_module
+
+if TYPE_CHECKING:  # what __getattr__ below imports when first used
+    from .attachment import Attachment
+    from .handler import BpfObject, Handler
+
+# fanbpf.rules(...) builds a rule set and fanbpf.rules.exact(...) is the
+# module's: both spellings are documented (fanbpf.trace likewise).
+rules = CallableModule(_rules_module, _rules_module.rules)
+trace = CallableModule(_trace_module, _trace_module.trace)
 
 __all__ = [
     "ArgsError", "Attachment", "BpfObject", "Event", "EventMask", "FanbpfError", "Group", "Handler",
@@ -35,7 +47,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> Any:
     # BPF objects need the C extension: imported when first used, so that
     # `import fanbpf` (and fanbpf.testing, fanbpf.model, ...) stays light.
     if name in ("BpfObject", "Handler"):

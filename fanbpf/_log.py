@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from fanbpf._binding import ffi, lib
 
@@ -22,8 +24,8 @@ _LEVELS = {0: logging.WARNING, 1: logging.INFO, 2: logging.DEBUG}
 _local = threading.local()
 
 
-@ffi.def_extern()
-def _fanbpf_print(level, msg):
+@ffi.def_extern()  # type: ignore[untyped-decorator]  # cffi: ffi is Any
+def _fanbpf_print(level: int, msg: Any) -> None:
     pylevel = _LEVELS.get(level, logging.DEBUG)
     lines = getattr(_local, "lines", None)
     if lines is None and not logger.isEnabledFor(pylevel):
@@ -35,10 +37,11 @@ def _fanbpf_print(level, msg):
 
 
 @contextmanager
-def capture_warnings():
+def capture_warnings() -> Iterator[list[str]]:
     """Collect libbpf's warnings in this thread into the yielded list."""
     outer = getattr(_local, "lines", None)
-    _local.lines = lines = []
+    lines: list[str] = []
+    _local.lines = lines
     try:
         yield lines
     finally:

@@ -21,20 +21,47 @@ handler); the attachment owns its map entries and the O_PATH fds holding
 its overlayfs directories.  They are released when it is detached
 (:meth:`Attachment.detach`), when the group closes, or when the handler
 closes (the kernel then revokes it from every group).  Once closed,
-:attr:`stats` gives the counts as they were at that moment.
+:attr:`stats` gives the counts as they were at that moment.  The
+attachment refers to its group weakly, so a group dropped unclosed goes
+(detaching the handler, dropping the entries) at once, not at a gc.
+
+Threads: rule changes come from the group's owning thread, but
+:meth:`fanbpf.Group.close` may run in any thread; a change then either
+completes before the close drops the entries or raises ValueError saying
+the attachment is closed.
 """
 
 from __future__ import annotations
 
+import functools
 import os
-from collections.abc import Iterable
+import threading
+import weakref
+from collections.abc import Callable, Iterable
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 from .model import Node, NodeKind, Section
 from .rules import DirArg, ResolvedDir, Rules, close_pins, name_dirs, nested_mounts, resolve_dirs
 
+if TYPE_CHECKING:
+    from .group import Group
+    from .handler import Handler
+    from .rulesmaps import RulesMaps, RulesStats
+
 __all__ = ["Attachment", "pin_overlay"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _locked(method: Callable[Concatenate[Attachment, P], R]) -> Callable[Concatenate[Attachment, P], R]:
+    """Run ``method`` holding the attachment's lock (see Attachment.__init__)."""
+    def locked(self: Attachment, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        with self._lock:
+            return method(self, *args, **kwargs)
+    functools.update_wrapper(locked, method)
+    return locked
 
 
 def pin_overlay(rules: Rules) -> tuple[Rules, list[ResolvedDir]]:
@@ -51,7 +78,7 @@ def pin_overlay(rules: Rules) -> tuple[Rules, list[ResolvedDir]]:
     if not renamed:
         return rules, pins
 
-    def rename(keys):
+    def rename(keys: Iterable[Node]) -> tuple[Node, ...]:
         return tuple(dict.fromkeys(renamed.get(k, k) for k in keys))
 
     args = replace(rules.args, roots=rename(rules.args.roots), excluded=rename(rules.args.excluded))
@@ -69,15 +96,21 @@ class Attachment:
     or the group detached behind this object's back).
     """
 
-    def __init__(self, fan_fd: int, name: str, *, group=None, handler=None,
-                 set_id: int = 0, rules: Rules | None = None, pins: Iterable[ResolvedDir] = ()):
+    def __init__(self, fan_fd: int, name: str, *, group: Group | None = None,
+                 handler: Handler | None = None, set_id: int = 0, rules: Rules | None = None,
+                 pins: Iterable[ResolvedDir] = ()) -> None:
         self._fan_fd = fan_fd
         self.name = name
         self.set_id = set_id  #: the rule set's id in the handler's maps (0: none)
-        self._group = group
+        # Weak: the group holds its attachment, and a cycle would keep a
+        # dropped group (its fd, the handler's link and maps) until gc.
+        self._group = weakref.ref(group) if group is not None else None
         self._handler = handler
+        # Group.close() may run in another thread: a rule change and the
+        # release of the map entries must not interleave.
+        self._lock = threading.RLock()
         self.reason: str | None = None  #: why it is closed (None while attached)
-        self._final_stats = None
+        self._final_stats: RulesStats | None = None
         # roots given by the user -> the directories of filesystems mounted below them
         self._explicit: dict[Node, tuple[Node, ...]] = {}
         self._nested: dict[Node, int] = {}  # a nested root -> how many explicit roots claim it
@@ -93,13 +126,14 @@ class Attachment:
             for key in args.roots:
                 if key not in nested:
                     self._explicit[key] = tuple(by_root.get(key, ()))
-            for below in by_root.values():
-                for key in below:
+            for belows in by_root.values():
+                for key in belows:
                     self._nested[key] = self._nested.get(key, 0) + 1
             self._excluded = set(args.excluded)
             self._sections = args.sections
         for d in pins:
-            self._pins[d.key] = d.fd
+            if d.fd is not None:
+                self._pins[d.key] = d.fd
         if handler is not None:
             handler._attachments.add(self)
 
@@ -160,6 +194,7 @@ class Attachment:
         """
         self.add_roots([root])
 
+    @_locked
     def add_roots(self, roots: Iterable[DirArg]) -> None:
         """Add many roots at once: looked up in batches, written in one map update."""
         self._check_rules("add_root")
@@ -190,6 +225,7 @@ class Attachment:
         """
         self.remove_roots([root])
 
+    @_locked
     def remove_roots(self, roots: Iterable[DirArg]) -> None:
         self._check_rules("remove_root")
         keys, _ = name_dirs(roots, "remove_root")
@@ -209,6 +245,7 @@ class Attachment:
 
     # --- excluded subtrees ------------------------------------------------
 
+    @_locked
     def exclude_subtree(self, path: DirArg) -> None:
         """Drop events below directory ``path`` (unless a root lies nearer)."""
         self._check_rules("exclude_subtree")
@@ -226,6 +263,7 @@ class Attachment:
             raise
         self._keep_pins(dirs)
 
+    @_locked
     def include_subtree(self, path: DirArg) -> None:
         """Undo :meth:`exclude_subtree` (KeyError if it is not excluded)."""
         self._check_rules("include_subtree")
@@ -238,7 +276,7 @@ class Attachment:
     # --- counters -----------------------------------------------------------
 
     @property
-    def stats(self):
+    def stats(self) -> RulesStats:
         """What the handler decided for this attachment: a :class:`~fanbpf.rulesmaps.RulesStats`
         (delivered, skipped, denied, undecided; undecided events are delivered too).
 
@@ -262,6 +300,7 @@ class Attachment:
 
     # --- lifetime ---------------------------------------------------------
 
+    @_locked
     def detach(self) -> None:
         """Detach the handler from the group and drop the rule set; idempotent."""
         if self.closed:
@@ -275,6 +314,7 @@ class Attachment:
             pass  # revoked already: nothing attached
         self._release("detached")
 
+    @_locked
     def _snapshot(self) -> None:
         if self.set_id and self._final_stats is None:
             try:
@@ -282,6 +322,7 @@ class Attachment:
             except OSError:
                 pass  # revoked: the counters are gone
 
+    @_locked
     def _release(self, reason: str, maps_alive: bool = True) -> None:
         """Drop the map entries and pins (the hook is gone already)."""
         if self.closed:
@@ -297,8 +338,9 @@ class Attachment:
             self._explicit.clear()
             self._nested.clear()
             self._excluded.clear()
-            if self._group is not None and self._group._attachment is self:
-                self._group._attachment = None
+            group = self._group() if self._group is not None else None
+            if group is not None and group._attachment is self:
+                group._attachment = None
             if self._handler is not None:
                 self._handler._attachments.discard(self)
 
@@ -310,7 +352,7 @@ class Attachment:
 
     # --- helpers -------------------------------------------------------------
 
-    def _roots(self):
+    def _roots(self) -> set[Node]:
         return self._explicit.keys() | self._nested.keys()
 
     def _store(self, keys: Iterable[Node]) -> None:
@@ -329,8 +371,11 @@ class Attachment:
         maps.delete_nodes(self.set_id, by_kind.get(NodeKind(0), ()))
         self._unpin(k for k in by_kind.get(NodeKind(0), ()))
 
-    def _maps(self):
-        return self._handler.rules_maps
+    def _maps(self) -> RulesMaps:
+        maps = self._handler.rules_maps if self._handler is not None else None
+        if maps is None:
+            raise ValueError(f"the attachment of {self.name!r} has no rules maps")
+        return maps
 
     def _keep_pins(self, dirs: Iterable[ResolvedDir]) -> None:
         for d in dirs:

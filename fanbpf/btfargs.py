@@ -27,6 +27,7 @@ import os
 import struct
 import sys
 from collections.abc import Mapping
+from typing import Any
 
 from fanbpf import _log  # noqa: F401  (libbpf's messages go to logging)
 from fanbpf._binding import ffi, lib
@@ -42,7 +43,12 @@ def _join(path: str, name: str) -> str:
     return f"{path}.{name}" if path else name
 
 
-def _describe(value) -> str:
+def _subpath(outer: str, inner: str) -> str:
+    """``outer`` then ``inner`` (a field path relative to it: "", "x.y", "[2]")."""
+    return outer + (inner if not inner or inner.startswith("[") else "." + inner)
+
+
+def _describe(value: object) -> str:
     text = repr(value)
     if len(text) > 40:
         text = text[:37] + "..."
@@ -65,22 +71,31 @@ class CType:
     def c_name(self) -> str:
         return self.name or f"<anonymous {self.kind}>"
 
-    def encode(self, value) -> bytes:
+    def encode(self, value: Any) -> bytes:
         """``value`` as ``self.size`` bytes; raises ArgsError if it does not fit."""
         buf = bytearray(self.size)
         self._encode(value, buf, 0, "")
         return bytes(buf)
 
-    def decode(self, data: bytes):
+    def decode(self, data: bytes) -> Any:
         """The Python value of ``data`` (exactly ``self.size`` bytes)."""
         if len(data) != self.size:
             raise ArgsError(f"{self.c_name} is {self.size} bytes, got {len(data)}")
         return self._decode(bytes(data), 0)
 
-    def _encode(self, value, buf: bytearray, off: int, path: str) -> None:
+    def field_at(self, offset: int, size: int) -> tuple[str, CType] | None:
+        """The innermost field that spans bytes ``offset`` to ``offset + size``
+        exactly, as ``(path, type)``; the path as ArgsError spells it
+        (``"names.patterns[2].text"``, ``""`` for this whole type), None if
+        no field does (e.g. the bytes straddle two fields)."""
+        if offset == 0 and size == self.size:
+            return "", self
+        return None
+
+    def _encode(self, value: Any, buf: bytearray, off: int, path: str) -> None:
         raise NotImplementedError
 
-    def _decode(self, data: bytes, off: int):
+    def _decode(self, data: bytes, off: int) -> Any:
         raise NotImplementedError
 
 
@@ -97,7 +112,7 @@ class IntType(CType):
         self.min = -(1 << (bits - 1)) if signed else 0
         self.max = (1 << (bits - 1)) - 1 if signed else (1 << bits) - 1
 
-    def _encode(self, value, buf, off, path):
+    def _encode(self, value: Any, buf: bytearray, off: int, path: str) -> None:
         if not isinstance(value, int):
             raise ArgsError(f"expected an int for {self.c_name}, got {_describe(value)}", path)
         if self.boolean and value not in (0, 1):
@@ -107,7 +122,7 @@ class IntType(CType):
                             f"({self.min}..{self.max})", path)
         buf[off:off + self.size] = value.to_bytes(self.size, _BYTEORDER, signed=self.signed)
 
-    def _decode(self, data, off):
+    def _decode(self, data: bytes, off: int) -> Any:
         value = int.from_bytes(data[off:off + self.size], _BYTEORDER, signed=self.signed)
         return bool(value) if self.boolean else value
 
@@ -115,7 +130,7 @@ class IntType(CType):
 class EnumType(IntType):
     kind = "enum"
 
-    def __init__(self, name: str, size: int, signed: bool, members: dict):
+    def __init__(self, name: str, size: int, signed: bool, members: dict[str, int]):
         super().__init__(name, size, signed)
         self.members = members
 
@@ -123,7 +138,7 @@ class EnumType(IntType):
     def c_name(self) -> str:
         return f"enum {self.name}" if self.name else "<anonymous enum>"
 
-    def _encode(self, value, buf, off, path):
+    def _encode(self, value: Any, buf: bytearray, off: int, path: str) -> None:
         if isinstance(value, str):
             if value not in self.members:
                 raise ArgsError(f"{value!r} is not a member of {self.c_name}; members: "
@@ -137,18 +152,18 @@ class FloatType(CType):
 
     _FORMATS = {4: "f", 8: "d"}
 
-    def _format(self, path=""):
+    def _format(self, path: str = "") -> str:
         fmt = self._FORMATS.get(self.size)
         if fmt is None:
             raise ArgsError(f"{self.size}-byte floats are not supported", path)
         return ("<" if _BYTEORDER == "little" else ">") + fmt
 
-    def _encode(self, value, buf, off, path):
+    def _encode(self, value: Any, buf: bytearray, off: int, path: str) -> None:
         if not isinstance(value, (int, float)):
             raise ArgsError(f"expected a number for {self.c_name}, got {_describe(value)}", path)
         struct.pack_into(self._format(path), buf, off, value)
 
-    def _decode(self, data, off):
+    def _decode(self, data: bytes, off: int) -> Any:
         return struct.unpack_from(self._format(), data, off)[0]
 
 
@@ -175,7 +190,7 @@ class ArrayType(CType):
         elem = self.elem
         return type(elem) is IntType and elem.size == 1 and not (elem.boolean or elem.char)
 
-    def _encode(self, value, buf, off, path):
+    def _encode(self, value: Any, buf: bytearray, off: int, path: str) -> None:
         if self.is_string and isinstance(value, str):
             data = value.encode()
             if b"\0" in data:
@@ -198,7 +213,15 @@ class ArrayType(CType):
         for i, item in enumerate(value):
             self.elem._encode(item, buf, off + i * self.elem.size, f"{path}[{i}]")
 
-    def _decode(self, data, off):
+    def field_at(self, offset: int, size: int) -> tuple[str, CType] | None:
+        if self.elem.size and 0 <= offset < self.size and offset + size <= self.size:
+            index, inner = divmod(offset, self.elem.size)
+            found = self.elem.field_at(inner, size)
+            if found is not None:
+                return _subpath(f"[{index}]", found[0]), found[1]
+        return super().field_at(offset, size)
+
+    def _decode(self, data: bytes, off: int) -> Any:
         raw = data[off:off + self.size]
         if self.is_string:
             return raw.split(b"\0", 1)[0].decode(errors="surrogateescape")
@@ -222,7 +245,7 @@ class StructType(CType):
     def c_name(self) -> str:
         return f"{self.kind} {self.name}" if self.name else f"<anonymous {self.kind}>"
 
-    def _encode(self, value, buf, off, path):
+    def _encode(self, value: Any, buf: bytearray, off: int, path: str) -> None:
         if not isinstance(value, Mapping):
             raise ArgsError(f"expected a dict for {self.c_name}, got {_describe(value)}", path)
         unknown = [k for k in value if k not in self.fields]
@@ -235,7 +258,15 @@ class StructType(CType):
             field_off, ctype = self.fields[key]
             ctype._encode(item, buf, off + field_off, _join(path, key))
 
-    def _decode(self, data, off):
+    def field_at(self, offset: int, size: int) -> tuple[str, CType] | None:
+        for key, (field_off, ctype) in self.fields.items():
+            if field_off <= offset and offset + size <= field_off + ctype.size:
+                found = ctype.field_at(offset - field_off, size)
+                if found is not None:
+                    return _subpath(key, found[0]), found[1]
+        return super().field_at(offset, size)
+
+    def _decode(self, data: bytes, off: int) -> Any:
         return {key: ctype._decode(data, off + field_off)
                 for key, (field_off, ctype) in self.fields.items()}
 
@@ -247,14 +278,14 @@ class UnsupportedType(CType):
         super().__init__(name, size)
         self.reason = reason
 
-    def _encode(self, value, buf, off, path):
+    def _encode(self, value: Any, buf: bytearray, off: int, path: str) -> None:
         raise ArgsError(f"cannot set {self.reason}; leave the field out (it stays zero)", path)
 
-    def _decode(self, data, off):
+    def _decode(self, data: bytes, off: int) -> Any:
         return int.from_bytes(data[off:off + self.size], _BYTEORDER)
 
 
-def encode_args(ctype: CType, value) -> bytes:
+def encode_args(ctype: CType, value: Any) -> bytes:
     """Encode fastpath init args, which may not exceed FAN_FP_ARGS_MAX bytes."""
     if ctype.size > ARGS_MAX:
         raise ArgsError(f"{ctype.c_name} is {ctype.size} bytes, but fastpath init args are "
@@ -273,7 +304,7 @@ class Btf:
     stay valid.
     """
 
-    def __init__(self, ptr, *, owned: bool = False):
+    def __init__(self, ptr: Any, *, owned: bool = False) -> None:
         self._lib = lib
         self._ptr = ptr
         self._owned = owned
@@ -281,7 +312,7 @@ class Btf:
         self._globals: dict[str, int] | None = None
 
     @classmethod
-    def from_file(cls, path) -> Btf:
+    def from_file(cls, path: str | os.PathLike[str]) -> Btf:
         """Parse the BTF of an ELF object (or a raw BTF file)."""
         ptr = lib.btf__parse(os.fsencode(path), ffi.NULL)
         if ptr == ffi.NULL:
@@ -300,21 +331,21 @@ class Btf:
     def closed(self) -> bool:
         return self._ptr is None
 
-    def __enter__(self):
+    def __enter__(self) -> Btf:
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _btf(self):
+    def _btf(self) -> Any:
         if self._ptr is None:
             raise ValueError("BTF is closed")
         if self._ptr == ffi.NULL:
             raise ArgsError("the BPF object has no BTF; compile it with clang -g")
         return self._ptr
 
-    def _name(self, t) -> str:
-        return ffi.string(self._lib.btf__name_by_offset(self._btf(), t.name_off)).decode()
+    def _name(self, t: Any) -> str:
+        return str(ffi.string(self._lib.btf__name_by_offset(self._btf(), t.name_off)).decode())
 
     def struct(self, name: str) -> CType:
         """``struct name`` (or ``union name``); ArgsError if there is none."""
@@ -344,6 +375,43 @@ class Btf:
                     found.setdefault(self._name(t), t.type)
             self._globals = found
         return dict(self._globals)
+
+    def section_vars(self, *sections: str) -> list[str]:
+        """Names of the variables in data sections ``sections`` (``".maps"``,
+        ``".bss"``, ...; ``".rodata"`` also takes ``".rodata.*"``), in BTF order."""
+        lib, btf = self._lib, self._btf()
+        names = []
+        for type_id in range(1, lib.btf__type_cnt(btf)):
+            t = lib.btf__type_by_id(btf, type_id)
+            if lib.btf_kind(t) != lib.BTF_KIND_DATASEC:
+                continue
+            section = self._name(t)
+            if not any(section == s or section.startswith(s + ".") for s in sections):
+                continue
+            infos = lib.btf_var_secinfos(t)
+            for i in range(lib.btf_vlen(t)):
+                var = lib.btf__type_by_id(btf, infos[i].type)
+                if lib.btf_kind(var) == lib.BTF_KIND_VAR:
+                    names.append(self._name(var))
+        return names
+
+    def map_types(self, name: str) -> tuple[CType | None, CType | None]:
+        """The key and value types that BTF-defined map ``name`` declares
+        (``__type(key, T)``); None for one given by size only (``__uint(key_size, N)``)."""
+        type_id = self.globals().get(name)
+        if type_id is None:
+            raise ArgsError(f"no map {name!r} in the BTF")
+        lib, btf = self._lib, self._btf()
+        t = lib.btf__type_by_id(btf, lib.btf__resolve_type(btf, type_id))
+        found: dict[str, CType] = {}
+        if lib.btf_kind(t) == lib.BTF_KIND_STRUCT:
+            members = lib.btf_members(t)
+            for i in range(lib.btf_vlen(t)):
+                member = lib.btf__type_by_id(btf, members[i].type)
+                mname = self._name(members[i])
+                if mname in ("key", "value") and lib.btf_kind(member) == lib.BTF_KIND_PTR:
+                    found[mname] = self.type(member.type)
+        return found.get("key"), found.get("value")
 
     def global_type(self, name: str) -> CType:
         """The type of global variable ``name``."""
@@ -390,7 +458,7 @@ class Btf:
         what = "a pointer" if kind == lib.BTF_KIND_PTR else f"BTF kind {kind}"
         return UnsupportedType(name, max(size, 0), what)
 
-    def _build_enum(self, t, name: str, wide: bool) -> EnumType:
+    def _build_enum(self, t: Any, name: str, wide: bool) -> EnumType:
         lib = self._lib
         members = {}
         if wide:
@@ -411,7 +479,7 @@ class Btf:
                 members[self._name(e[i])] = value if signed or value >= 0 else value + (1 << 32)
         return EnumType(name, t.size, signed=signed, members=members)
 
-    def _build_struct(self, t, name: str, union: bool) -> StructType:
+    def _build_struct(self, t: Any, name: str, union: bool) -> StructType:
         lib = self._lib
         st = StructType(name, t.size, union=union)
         m = lib.btf_members(t)

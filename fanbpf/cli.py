@@ -25,11 +25,16 @@ import sys
 import time
 from collections.abc import Iterable, Sequence
 from contextlib import ExitStack
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .events import Event
 from .flags import EventMask, MarkFlag
 from .group import Group
+
+if TYPE_CHECKING:
+    from .attachment import Attachment
+    from .fallback import RulesFilter, RulesGroup
+    from .rules import Rules
 
 __all__ = ["main", "build_parser", "event_to_dict", "format_event", "mask_names", "parse_event_names",
            "read_roots"]
@@ -83,9 +88,9 @@ def _key_value(text: str) -> tuple[str, Any]:
         return key, value
 
 
-def _nest(pairs: Iterable[tuple[str, Any]]) -> dict:
+def _nest(pairs: Iterable[tuple[str, Any]]) -> dict[str, Any]:
     """``[("names.mode", 1)]`` -> ``{"names": {"mode": 1}}``: dotted keys reach into structs."""
-    result: dict = {}
+    result: dict[str, Any] = {}
     for key, value in pairs:
         *parents, leaf = key.split(".")
         node = result
@@ -109,7 +114,7 @@ def mask_names(mask: int) -> list[str]:
     return [EventMask(bit).name or hex(bit) for bit in bits]
 
 
-def event_to_dict(event: Event) -> dict:
+def event_to_dict(event: Event) -> dict[str, Any]:
     """The JSON form of an event: what a consumer needs, no handles or fds."""
     out: dict[str, Any] = {
         "events": mask_names(event.mask),
@@ -174,7 +179,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
     return 0
 
 
-def _mark_filesystems(group: Group, rule_set, events) -> None:
+def _mark_filesystems(group: Group, rule_set: Rules, events: int | None) -> None:
     """Mark each filesystem a root lives on (nested mounts included).
 
     One that cannot be marked (a pseudo filesystem below ``/``, say) is
@@ -201,7 +206,8 @@ def read_roots(path: str) -> list[str]:
 _FALLBACK_MODES = {"never": "kernel", "auto": "auto", "always": "userspace"}
 
 
-def _attach_filter(group: Group, args: argparse.Namespace, stack: ExitStack):
+def _attach_filter(group: Group, args: argparse.Namespace, stack: ExitStack
+                   ) -> tuple[Group | RulesGroup, Rules | None]:
     """Attach what the filter options ask for: what to read events from, and
     the rule set (None without the rules options).
 
@@ -264,8 +270,11 @@ def _attach_filter(group: Group, args: argparse.Namespace, stack: ExitStack):
     return group, None
 
 
-def _report_stats(attachment) -> None:
+def _report_stats(attachment: Attachment | None) -> None:
     """What the handler decided, from its counters (kept when the group closes)."""
+    if attachment is None:
+        print("fanbpf watch: no counters: no handler was attached", file=sys.stderr, flush=True)
+        return
     try:
         s = attachment.stats
     except (OSError, ValueError) as err:
@@ -276,10 +285,10 @@ def _report_stats(attachment) -> None:
           file=sys.stderr, flush=True)
 
 
-def _report_undecided(rules_filter) -> None:
+def _report_undecided(rules_filter: RulesFilter | None) -> None:
     """In user space a rule can need a file that is gone by the time the event is
     read; such events are delivered (never lost silently), and said so here."""
-    if rules_filter.uncertain:
+    if rules_filter is not None and rules_filter.uncertain:
         print(f"fanbpf watch: {rules_filter.uncertain} event(s) delivered undecided: what the "
               "rules needed was gone before user space could look (the kernel handler "
               "looks when the event happens)", file=sys.stderr, flush=True)
@@ -432,7 +441,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def cmd_trace(args) -> int:
+def cmd_trace(args: argparse.Namespace) -> int:
     from .trace import Tracer, main_text
 
     cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
@@ -448,7 +457,7 @@ def cmd_trace(args) -> int:
     return result.returncode
 
 
-def cmd_demo(args) -> int:
+def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run
 
     return run(args.ops, args.seed, args.quiet)
@@ -465,7 +474,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return args.func(args)
+        return int(args.func(args))
     except _UsageError as err:
         parser.error(str(err))  # exits with status 2
     except KeyboardInterrupt:

@@ -16,8 +16,10 @@ import random
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
+from .events import Event
 from .flags import EventMask, InitFlag, MarkFlag
 from .group import Group
 from .fallback import RulesGroup
@@ -30,7 +32,7 @@ SUBTREE = "src"
 
 
 @contextlib.contextmanager
-def scratch_filesystem():
+def scratch_filesystem() -> Iterator[Path]:
     """A fresh tmpfs when we may mount one (only the workload's events on it)."""
     path = tempfile.mkdtemp(prefix="fanbpf-demo-")
     mounted = os.geteuid() == 0 and subprocess.run(
@@ -70,7 +72,7 @@ def workload(root: Path, ops: int, seed: int) -> None:
             files.pop(rnd.randrange(len(files))).unlink()
 
 
-def describe(event, root: Path) -> str:
+def describe(event: Event, root: Path) -> str:
     """One line per event; the path is where the object is now (read time)."""
     names = "|".join(m.name for m in EventMask if m & event.mask and m.name
                      and m not in (EventMask.CLOSE, EventMask.MOVE))

@@ -18,7 +18,9 @@ fanbpf's own classes are only for what no errno says::
     ├── VerifierError        the verifier refused a program; has .log
     ├── KernelSupportError   the kernel lacks the fastpath hook; has .missing
     └── ArgsError (+ValueError)   values that do not fit (init args, globals,
-        │                         names), raised before any system call
+        │                         names), raised before any system call, or
+        │                         init args a handler's fp_init refused,
+        │                         naming the field (fanbpf_refuse())
         └── RulesError            bad fanbpf.rules() input
 """
 
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import errno as _errno
 import os
+from typing import Any
 
 __all__ = ["FanbpfError", "ArgsError", "VerifierError", "KernelSupportError",
            "os_error", "check", "ARGS_MAX"]
@@ -37,20 +40,22 @@ ARGS_MAX = 1024
 class FanbpfError(OSError):
     """Base of fanbpf's own errors (an :class:`OSError` with ``errno``)."""
 
-    def __init__(self, errno: int, message: str):
+    def __init__(self, errno: int, message: str) -> None:
         super().__init__(errno, message)
 
     def __str__(self) -> str:
-        code = _errno.errorcode.get(self.errno)
-        return f"{self.strerror} [{code}]" if code else self.strerror
+        code = _errno.errorcode.get(self.errno) if self.errno is not None else None
+        return f"{self.strerror} [{code}]" if code else str(self.strerror)
 
 
 class ArgsError(FanbpfError, ValueError):
     """A value that does not fit: init args or a global for its BTF type, a
     handler name, a type or variable the object does not have.
 
-    Raised before any system call.  ``path`` names the offending field, e.g.
-    ``"names.patterns[2].text"`` (empty for the whole value).
+    Raised before any system call, except for init args that a handler's
+    fp_init refused with ``fanbpf_refuse()`` (fanotify_fastpath.bpf.h).
+    ``path`` names the offending field, e.g. ``"names.patterns[2].text"``
+    (empty for the whole value).
     """
 
     def __init__(self, message: str, path: str = "", errno: int = _errno.EINVAL):
@@ -92,7 +97,8 @@ class KernelSupportError(FanbpfError):
         super().__init__(errno, message)
 
 
-def os_error(err: int, message: str, filename=None) -> OSError:
+def os_error(err: int, message: str, filename: str | bytes | os.PathLike[str] | None = None
+             ) -> OSError:
     """The :class:`OSError` for errno ``err``: Python picks its subclass.
 
     The one place fanbpf turns an errno into an exception; ``filename``
@@ -169,7 +175,8 @@ _MESSAGES = {
 }
 
 
-def check(ret: int, op: str, *, filename=None, **ctx) -> int:
+def check(ret: int, op: str, *, filename: str | bytes | os.PathLike[str] | None = None,
+          **ctx: Any) -> int:
     """Return ``ret`` if it is >= 0; otherwise raise the error for ``-ret``.
 
     ``op`` names what was being done ("attach", "detach", "open", "load",
@@ -210,5 +217,5 @@ def kernel_support_error(context: str, err: int = _errno.ENOTSUP) -> KernelSuppo
     """:class:`KernelSupportError` naming what the feature probe finds missing."""
     from fanbpf.support import kernel_support
 
-    missing = kernel_support().missing or ["the FAN_IOC_ADD_FP/FAN_IOC_DEL_FP ioctls"]
+    missing = list(kernel_support().missing) or ["the FAN_IOC_ADD_FP/FAN_IOC_DEL_FP ioctls"]
     return KernelSupportError(missing, err, context=context)

@@ -28,7 +28,8 @@ import os
 import struct
 import sys
 from dataclasses import dataclass, field, fields
-from typing import ClassVar, Union
+from collections.abc import Callable
+from typing import Any, ClassVar, TypeVar, Union
 
 from .flags import PERMISSION_EVENTS, EventMask, InfoType
 
@@ -147,6 +148,7 @@ class UnknownInfo:
 
 
 InfoRecord = Union[FidInfo, DirFidNameInfo, PidfdInfo, ErrorInfo, RangeInfo, MntInfo, UnknownInfo]
+_R = TypeVar("_R", FidInfo, DirFidNameInfo, ErrorInfo)
 
 
 class _OwnedFds:
@@ -218,7 +220,7 @@ class Event:
 
     # --- the info records, by role ---------------------------------------
 
-    def _record(self, cls: type | tuple[type, ...], *types: InfoType):  # -> the record or None
+    def _record(self, cls: type[_R], *types: InfoType) -> _R | None:
         return next((r for r in self.info if isinstance(r, cls) and r.info_type in types), None)
 
     @property
@@ -229,7 +231,8 @@ class Event:
     @property
     def dfid(self) -> FidInfo | DirFidNameInfo | None:
         """The directory's handle (``DFID`` or ``DFID_NAME`` record), if reported."""
-        return self._record((FidInfo, DirFidNameInfo), InfoType.DFID, InfoType.DFID_NAME)
+        return self._record(FidInfo, InfoType.DFID) or \
+            self._record(DirFidNameInfo, InfoType.DFID_NAME)
 
     @property
     def name(self) -> str | None:
@@ -339,7 +342,7 @@ def _owned_fds(fd: int | None, info: tuple[InfoRecord, ...]) -> _OwnedFds | None
     return _OwnedFds(fd, pidfd if pidfd >= 0 else None)
 
 
-def _slot_setters(cls: type, *names: str) -> tuple:
+def _slot_setters(cls: type, *names: str) -> tuple[Callable[[Any, Any], None], ...]:
     """The ``__set__`` of each slot of a frozen dataclass, for the parser's
     constructors below; ``names`` must be all its fields, in order."""
     if tuple(f.name for f in fields(cls)) != names:
@@ -351,13 +354,15 @@ def _slot_setters(cls: type, *names: str) -> tuple:
 # dataclass's __init__ sets each field through object.__setattr__; the slot
 # descriptors' own setters take half the time, and the parser makes an event
 # and one or two records per event read. Same objects as the __init__s make.
-def _event_constructor():  # -> (mask, pid, fd, info, fd_error) -> Event
+def _event_constructor() -> Callable[
+        [EventMask, int, int | None, tuple[InfoRecord, ...], int | None], Event]:
     set_mask, set_pid, set_fd, set_info, set_fd_error, set_path, set_old_path, set_new_path, set_fds = (
         _slot_setters(Event, "mask", "pid", "fd", "info", "fd_error", "path", "old_path", "new_path", "_fds")
     )
     new = object.__new__
 
-    def new_event(mask: EventMask, pid: int, fd: int | None, info: tuple, fd_error: int | None) -> Event:
+    def new_event(mask: EventMask, pid: int, fd: int | None, info: tuple[InfoRecord, ...],
+                  fd_error: int | None) -> Event:
         event = new(Event)
         set_mask(event, mask)
         set_pid(event, pid)
@@ -373,7 +378,9 @@ def _event_constructor():  # -> (mask, pid, fd, info, fd_error) -> Event
     return new_event
 
 
-def _handle_record_constructors():  # -> (FidInfo's, DirFidNameInfo's)
+def _handle_record_constructors() -> tuple[Callable[[InfoType, int, int, bytes], FidInfo],
+                                           Callable[[InfoType, int, int, bytes, str],
+                                                    DirFidNameInfo]]:
     set_type, set_fsid, set_handle_type, set_handle = _slot_setters(
         FidInfo, "info_type", "fsid", "handle_type", "handle"
     )
@@ -496,7 +503,7 @@ def _parse_record(info_type: int, data: bytes, start: int, end: int) -> InfoReco
     return UnknownInfo(info_type, data[start:end])
 
 
-def _body(layout: struct.Struct, data: bytes, start: int, end: int) -> tuple:
+def _body(layout: struct.Struct, data: bytes, start: int, end: int) -> tuple[Any, ...]:
     """Unpack a record's body, which must hold at least ``layout``."""
     if end - start < layout.size:
         raise ValueError(f"body of {end - start} bytes, shorter than the {layout.size} its type needs")

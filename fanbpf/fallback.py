@@ -72,13 +72,17 @@ import os
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
-from typing import Optional, Union
+from typing import TYPE_CHECKING, Any, Optional, Union
 
 from fanbpf import model
 from fanbpf.events import Event
 from fanbpf.flags import EventMask, InitFlag
-from fanbpf.model import Facts, RulesArgs, Section
+from fanbpf.model import Chain, Facts, NoDentry, RulesArgs, Section
 from fanbpf.rules import Rules, cgroup2_mount, kernel_dev
+
+if TYPE_CHECKING:
+    from fanbpf.group import Group
+    from fanbpf.handler import Handler
 
 __all__ = ["RulesGroup", "RulesFilter", "Pieces", "kernel_pieces", "walk_path", "rule_set"]
 
@@ -156,7 +160,7 @@ def kernel_pieces(event: Event, bit: int, dir_fid: bool = True) -> Pieces:
                   name=_fs(event.name) if event.name is not None else None)
 
 
-def walk_path(path: str, first_dir: bool = True) -> tuple:
+def walk_path(path: str, first_dir: bool = True) -> Chain:
     """The kernel's walk, done on a path: a :class:`~fanbpf.model.ChainNode`
     for it and for each of its ancestors.
 
@@ -167,12 +171,13 @@ def walk_path(path: str, first_dir: bool = True) -> tuple:
     root).  ``first_dir``: whether ``path`` is a directory (the event's
     ``ONDIR``).  Raises OSError.
     """
-    chain = []
-    st = os.lstat(path)
+    chain: list[model.ChainNode] = []
+    st: Optional[os.stat_result] = os.lstat(path)
     path = os.path.abspath(path)
     is_dir = first_dir
     while True:
         parent_path = os.path.dirname(path)
+        assert st is not None  # the loop ends before the root's parent
         parent = os.lstat(parent_path) if parent_path != path else None
         top = parent is None or parent.st_dev != st.st_dev
         name = b"/" if top else os.fsencode(os.path.basename(path))
@@ -182,7 +187,7 @@ def walk_path(path: str, first_dir: bool = True) -> tuple:
         path, st, is_dir = parent_path, parent, True
 
 
-def rule_set(args) -> RulesArgs:
+def rule_set(args: Rules | RulesArgs | Mapping[str, Any]) -> RulesArgs:
     """The :class:`~fanbpf.model.RulesArgs` of what :func:`fanbpf.rules`
     returns (or of an init-args dict), as user space applies it: every
     root, exclusion and name as if in the handler's maps (a set id), which
@@ -190,6 +195,7 @@ def rule_set(args) -> RulesArgs:
     args = getattr(args, "args", args)  # a fanbpf.rules.Rules
     if isinstance(args, Mapping):
         args = RulesArgs.from_dict(args)
+    assert isinstance(args, RulesArgs)
     return args if args.set_id else replace(args, set_id=1)
 
 
@@ -204,11 +210,11 @@ class _Uncertain(Exception):
     """A fact the kernel had cannot be found now."""
 
 
-def proc_ancestors(pid: int, proc_dir: str = "/proc") -> Optional[tuple]:
+def proc_ancestors(pid: int, proc_dir: str = "/proc") -> Optional[tuple[int, ...]]:
     """The :attr:`fanbpf.model.Facts.ancestors` of process ``pid`` as ``/proc``
     shows them now: its tgid, its parent's (PPid)... down to the idle task
     (0), cut after ``MAX_ANCESTRY + 1``; None if a process is gone."""
-    out = []
+    out: list[int] = []
     while pid and len(out) <= model.MAX_ANCESTRY:
         out.append(pid)
         try:
@@ -224,8 +230,8 @@ class _Proc:
     uid: Optional[int] = None
     comm: Optional[bytes] = None
     cgroup_id: Optional[int] = None
-    cgroup_path: Optional[tuple] = None
-    ancestors: Optional[tuple] = None
+    cgroup_path: Optional[tuple[int, ...]] = None
+    ancestors: Optional[tuple[int, ...]] = None
 
 
 class RulesFilter:
@@ -237,7 +243,8 @@ class RulesFilter:
     ``proc``: where ``/proc`` is.
     """
 
-    def __init__(self, args, *, dir_fid: bool = True, proc: str = "/proc"):
+    def __init__(self, args: Rules | RulesArgs | Mapping[str, Any], *, dir_fid: bool = True,
+                 proc: str = "/proc") -> None:
         self.args = rule_set(args)
         if model.check(self.args):
             raise ValueError(f"the rules handler would refuse these args: {self.args!r}")
@@ -247,7 +254,7 @@ class RulesFilter:
         #: How many event bits were delivered because a fact could not be found.
         self.uncertain = 0
         #: Set to a list to collect those ``(event, bit)`` pairs (tests do).
-        self.uncertain_log: Optional[list] = None
+        self.uncertain_log: Optional[list[tuple[Event, int]]] = None
 
     # -- facts -------------------------------------------------------------
 
@@ -275,7 +282,7 @@ class RulesFilter:
             info.ancestors = proc_ancestors(pid, self._proc_dir)
         return info
 
-    def _cgroup_path(self, base: str) -> Optional[tuple]:
+    def _cgroup_path(self, base: str) -> Optional[tuple[int, ...]]:
         """The ids of the task's cgroup v2 and those above it, the root first."""
         if self._cgroup_root is None:
             self._cgroup_root = cgroup2_mount() or ""
@@ -292,7 +299,7 @@ class RulesFilter:
             pass
         return None
 
-    def _chain(self, path, first_dir: bool):
+    def _chain(self, path: Optional[str] | NoDentry, first_dir: bool) -> Chain | NoDentry:
         if path is None:
             return ()
         if path is model.NO_DENTRY:
@@ -312,13 +319,14 @@ class RulesFilter:
         args = self.args
         pieces = kernel_pieces(event, bit, self.dir_fid)
         mask = bit | (event.mask & FLAG_BITS)
-        chains = ((), ())
+        chains: tuple[Chain | NoDentry, Chain] = ((), ())
         if args.sections & (Section.SUBTREE | Section.EXCLUDE):
             ondir = bool(mask & EventMask.ONDIR)
             first = pieces.dentry if pieces.dentry is not None else pieces.inode
             above = self._chain(pieces.dir, True)
             chains = (self._chain(first, ondir),
-                      model.dir_chain(pieces.name, mask, above) if above else ())
+                      model.dir_chain(pieces.name, mask, above)
+                      if above and not isinstance(above, NoDentry) else ())
         name = None
         if args.sections & Section.NAMES:
             name = pieces.name
@@ -326,7 +334,7 @@ class RulesFilter:
                 if pieces.dentry == "":
                     raise _Uncertain("name")
                 name = _dentry_name(pieces.dentry)
-        fields = {}
+        fields: dict[str, Any] = {}
         if args.sections & Section.PROCESS:
             proc = proc or self._process(event.pid)
             flags = args.process_flags
@@ -338,7 +346,8 @@ class RulesFilter:
                 raise _Uncertain("process")
             fields = dict(uid=proc.uid or 0, comm=proc.comm or b"", cgroup_id=proc.cgroup_id or 0,
                           cgroup_path=proc.cgroup_path or (), ancestors=proc.ancestors or ())
-        return Facts(mask=mask, name=name, tgid=event.pid, chains=chains, **fields)
+        return Facts(mask=mask, name=name, tgid=event.pid, chains=chains,  # type: ignore[arg-type]
+                     **fields)  # (a chain may be NO_DENTRY: model.chains_of takes it)
 
     # -- decisions -----------------------------------------------------------
 
@@ -349,10 +358,10 @@ class RulesFilter:
         """
         verdicts = [verdict for _, verdict in self._verdicts(event)]
         if any(v < 0 for v in verdicts):
-            return min(verdicts)
+            return int(min(verdicts))
         return model.SEND if model.SEND in verdicts else model.SKIP
 
-    def _verdicts(self, event: Event):
+    def _verdicts(self, event: Event) -> Iterator[tuple[int, int]]:
         events = int(event.mask) & ~FLAG_BITS
         bits = [1 << i for i in range(32) if events >> i & 1]
         proc = None
@@ -402,11 +411,12 @@ class RulesGroup:
     must resolve paths (the default).
     """
 
-    def __init__(self, group, args, *, mode: str = "auto", handler=None):
+    def __init__(self, group: Group, args: Rules | RulesArgs | Mapping[str, Any], *,
+                 mode: str = "auto", handler: Optional[Handler] = None) -> None:
         if mode not in ("auto", "kernel", "userspace"):
             raise ValueError(f"mode must be auto, kernel or userspace, not {mode!r}")
         self.group = group
-        self._handler = None
+        self._handler: Optional[Handler] = None
         self._own_handler = False
         self.filter: Optional[RulesFilter] = None
         rule_set = None
@@ -429,7 +439,8 @@ class RulesGroup:
         if self.mode == "userspace":
             self.filter = RulesFilter(args, dir_fid=bool(group.flags & InitFlag.REPORT_DIR_FID))
 
-    def _attach(self, args, handler) -> None:
+    def _attach(self, args: Rules | RulesArgs | dict[str, Any],
+                handler: Optional[Handler]) -> None:
         from fanbpf.handler import Handler
         from fanbpf.support import kernel_support
 
@@ -451,7 +462,7 @@ class RulesGroup:
 
     # -- reading -----------------------------------------------------------
 
-    def read_events(self, timeout: Optional[float] = None) -> list:
+    def read_events(self, timeout: Optional[float] = None) -> list[Event]:
         """The next batch of events that pass the rules (``[]`` on timeout).
 
         In user space, permission events the rules skip are allowed and
@@ -472,17 +483,19 @@ class RulesGroup:
                 return out
             # everything in the batch was dropped: keep reading until the timeout
 
-    def drain(self) -> list:
+    def drain(self) -> list[Event]:
         """Every event queued now that passes the rules, without waiting (see
         :meth:`~fanbpf.group.Group.drain`)."""
         events = self.group.drain()
         return events if self.filter is None else self._filter_batch(events)
 
-    def _filter_batch(self, events: list) -> list:
+    def _filter_batch(self, events: list[Event]) -> list[Event]:
+        rules_filter = self.filter
+        assert rules_filter is not None  # user-space mode
         out = []
         for event in events:
             if event.is_permission:
-                verdict = self.filter.decide(event)
+                verdict = rules_filter.decide(event)
                 if verdict == model.SKIP:
                     self.group.allow(event)
                     continue
@@ -491,7 +504,7 @@ class RulesGroup:
                     continue
                 out.append(event)
                 continue
-            kept = self.filter.filter(event)
+            kept = rules_filter.filter(event)
             if kept is None:
                 event.close()
             else:
@@ -541,7 +554,7 @@ class RulesGroup:
     def __enter__(self) -> RulesGroup:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def __repr__(self) -> str:

@@ -45,10 +45,14 @@ import time
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import replace
-from typing import Any, NoReturn, Union
+from typing import TYPE_CHECKING, NoReturn, Union
 
 from .events import DirFidNameInfo, Event, FidInfo, _OwnedFds, parse_events
 from .flags import EventMask, InfoType, InitFlag, MarkFlag, Response
+
+if TYPE_CHECKING:
+    from .attachment import Attachment
+    from .handler import Handler, InitArgs
 
 __all__ = ["Group", "DEFAULT_FLAGS", "DEFAULT_EVENT_FLAGS"]
 
@@ -123,7 +127,7 @@ class Group:
         self._unanswered: dict[int, _OwnedFds] = {}  # event fd -> permission event's fds
         self._backlog: collections.deque[Event] = collections.deque()  # read, not yet iterated
         self._overflows = 0
-        self._attachment: Any = None  # the Attachment of the handler attached through attach()
+        self._attachment: Attachment | None = None  # the one attached through attach()
 
     # --- the fd ----------------------------------------------------------
 
@@ -199,9 +203,15 @@ class Group:
         self._backlog.clear()
         for box in owned:
             box.release()
-        os.close(fd)  # first: closing the mount fds must not queue events
-        if self._attachment is not None:
-            self._attachment._release("its group was closed")
+        attachment = self._attachment
+        if attachment is None:
+            os.close(fd)  # first: closing the mount fds must not queue events
+        else:
+            # Under the attachment's lock: a rule change in the owning thread
+            # either ends before the fd closes or finds the attachment closed.
+            with attachment._lock:
+                os.close(fd)
+                attachment._release("its group was closed")
         for mount_fd in self._mount_fds.values():
             os.close(mount_fd)
         self._mount_fds.clear()
@@ -397,8 +407,8 @@ class Group:
         return not self._closing and any(fd == self._fd for fd, _ in ready)
 
     def _read_batch(self) -> list[Event]:
-        for box in self._batch:
-            box.close()
+        for stale in self._batch:
+            stale.close()
         self._batch = []
         try:
             data = os.read(self._fd, self._read_size)
@@ -531,8 +541,9 @@ class Group:
             raise TypeError(f"respond() needs an Event, not {type(event).__name__}")
         if not event.is_permission:
             raise ValueError(f"{event.mask!r} is not a permission event")
-        box = self._unanswered.get(event.fd) if event.fd is not None else None
-        if box is None or box is not event._fds:
+        box_fd = event.fd
+        box = self._unanswered.get(box_fd) if box_fd is not None else None
+        if box_fd is None or box is None or box is not event._fds:
             raise ValueError("event is already answered, or was not read from this group")
         response = Response.ALLOW if allow else Response.DENY
         if not allow and errno != _errno.EPERM:
@@ -551,7 +562,7 @@ class Group:
                     "EIO, EPERM, EBUSY, ETXTBSY, EAGAIN, ENOSPC or EDQUOT; the event is still unanswered"
                 ) from None
             raise
-        del self._unanswered[event.fd]
+        del self._unanswered[box_fd]
         box.release()
 
     def allow(self, event: Event, *, audit: bool = False) -> None:
@@ -564,7 +575,7 @@ class Group:
 
     # --- fastpath handlers -------------------------------------------------
 
-    def attach(self, target: Any, args: Any = None) -> Any:
+    def attach(self, target: Handler | str, args: InitArgs = None) -> Attachment:
         """Attach a fastpath handler to this group: see :func:`fanbpf.handler.attach`.
 
         Returns its :class:`~fanbpf.Attachment`. The group owns the hook:
@@ -580,7 +591,7 @@ class Group:
         return self._attachment
 
     @property
-    def attachment(self) -> Any:
+    def attachment(self) -> Attachment | None:
         """The :class:`~fanbpf.Attachment` of the handler attached with :meth:`attach`, or None."""
         return self._attachment
 
@@ -596,7 +607,7 @@ class Group:
 
         return handler.attached(fd)
 
-    def detach(self, name: str | None = None) -> Any:
+    def detach(self, name: str | Handler | None = None) -> None:
         """Detach the fastpath handler (``name``: only if it is that one): see :func:`fanbpf.handler.detach`."""
         fd = self.fileno()
         from . import handler
@@ -661,7 +672,7 @@ def _open_by_handle_at(mount_fd: int, handle: bytes, flags: int) -> int:
     """``open_by_handle_at(2)`` on a FID record's handle: fd or -errno."""
     from ._binding import ffi, lib
 
-    return lib.fanbpf_open_by_handle_at(mount_fd, ffi.from_buffer(handle), len(handle), flags)
+    return int(lib.fanbpf_open_by_handle_at(mount_fd, ffi.from_buffer(handle), len(handle), flags))
 
 
 def _readlink(fd: int) -> str | None:

@@ -25,18 +25,40 @@ from __future__ import annotations
 import errno
 import os
 import re
+import threading
 import warnings
 import weakref
 from collections.abc import Mapping
 from dataclasses import replace
+from importlib.resources.abc import Traversable
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, Union
 
 from fanbpf import _log
 from fanbpf._binding import ffi, lib
 from fanbpf.btfargs import Btf, CType, encode_args
 from fanbpf.errors import (ARGS_MAX, ArgsError, VerifierError, check, kernel_support_error,
                            os_error)
+from fanbpf.maps import Globals, Maps
+
+if TYPE_CHECKING:
+    from fanbpf.attachment import Attachment
+    from fanbpf.group import Group
+    from fanbpf.model import RulesArgs
+    from fanbpf.rules import Rules
+    from fanbpf.rulesmaps import RulesMaps
+
+
+class _HasFileno(Protocol):
+    def fileno(self) -> int: ...
+
+
+#: What a BPF object is loaded from: a path, its bytes, or a package's resource.
+ObjectSource = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview, Traversable]
+#: A fanotify group's fd: the number, or anything with fileno() (a Group).
+FanFd = Union[int, _HasFileno]
+#: Init args: a dict encoded by the handler's args struct, the bytes, or a rules set.
+InitArgs = Union[Mapping[str, Any], bytes, bytearray, memoryview, "Rules", "RulesArgs", None]
 
 __all__ = ["BpfObject", "Handler", "TestRun", "attach", "detach", "builtin_path", "BPF_DIR"]
 
@@ -45,20 +67,25 @@ BPF_DIR = Path(__file__).resolve().with_name("bpf")
 
 FAN_FP_F_PRIVATE = lib.FAN_FP_F_PRIVATE
 FAN_FP_F_UNPRIV = lib.FAN_FP_F_UNPRIV
+#: The global fanbpf_refuse() records fp_init's refusals in (fanotify_fastpath.bpf.h).
+REFUSAL_GLOBAL = "fanbpf_init_refusal"
+#: Its offset when fp_init refused the args' length (FANBPF_REFUSED_LEN).
+REFUSED_LEN = 0xFFFFFFFF
 _NAME_RE = re.compile(r"[A-Za-z0-9_.]{1,%d}" % (lib.FAN_FP_NAME_MAX - 1))
 
 
 class TestRun(NamedTuple):
     """Result of :meth:`BpfObject.test_run`."""
 
-    __test__ = False  # not a pytest class
-
     retval: int
     #: The context after the run (SEC("syscall") programs write it back).
     ctx: bytes
 
 
-def _cstr(value):
+TestRun.__test__ = False  # type: ignore[attr-defined]  # not a pytest class
+
+
+def _cstr(value: str | None) -> Any:
     return ffi.NULL if value is None else value.encode()
 
 
@@ -72,12 +99,12 @@ class BpfObject:
     names an object opened from bytes in messages (default ``"<bytes>"``).
     """
 
-    def __init__(self, source, *, name: str | None = None):
+    def __init__(self, source: ObjectSource, *, name: str | None = None) -> None:
         self._ptr = None
-        path, data, self.path = _source(source, name)
+        data, self.path = _source(source, name)
         with _log.capture_warnings() as printed:
-            if data is None:
-                ptr = lib.fanbpf_obj_open(os.fsencode(path))
+            if isinstance(data, str):  # a path
+                ptr = lib.fanbpf_obj_open(os.fsencode(data))
             else:
                 ptr = lib.fanbpf_obj_open_mem(ffi.from_buffer(data), len(data), _cstr(self.path))
         if ptr == ffi.NULL:
@@ -86,6 +113,7 @@ class BpfObject:
         self._ptr = ptr
         self.btf = Btf(lib.fanbpf_obj_btf(ptr))  # borrowed: close() invalidates it
         self.loaded = False
+        self._maps: Maps | None = None
 
     def __repr__(self) -> str:
         state = "closed" if self._ptr is None else "loaded" if self.loaded else "open"
@@ -95,7 +123,7 @@ class BpfObject:
     def closed(self) -> bool:
         return self._ptr is None
 
-    def _obj(self):
+    def _obj(self) -> Any:
         if self._ptr is None:
             raise ValueError(f"{self.path}: the BPF object is closed")
         return self._ptr
@@ -107,20 +135,20 @@ class BpfObject:
             self.btf.close()
             lib.fanbpf_obj_close(ptr)
 
-    def __del__(self):
+    def __del__(self) -> None:
         if getattr(self, "_ptr", None) is not None:
             warnings.warn(f"unclosed {self!r}", ResourceWarning, source=self, stacklevel=2)
             self.close()
 
-    def __enter__(self):
+    def __enter__(self) -> BpfObject:
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     # -- globals --------------------------------------------------------
 
-    def set_global(self, name: str, value) -> None:
+    def set_global(self, name: str, value: Any) -> None:
         """Set global ``name``; bytes are taken as is, other values encoded by its BTF type.
 
         Before load, any global (``const volatile`` ones included); after load,
@@ -132,7 +160,7 @@ class BpfObject:
         check(lib.fanbpf_obj_set_global(obj, name.encode(), ffi.from_buffer(data), len(data)),
               "global", name=name, filename=self.path)
 
-    def get_global(self, name: str, raw: bool = False):
+    def get_global(self, name: str, raw: bool = False) -> Any:
         """The value of global ``name`` (the live one after load), decoded unless ``raw``."""
         ctype = self.btf.global_type(name)
         buf = ffi.new("char[]", ctype.size)
@@ -140,6 +168,38 @@ class BpfObject:
               "global", name=name, filename=self.path)
         data = ffi.unpack(buf, ctype.size)
         return data if raw else ctype.decode(data)
+
+    # -- maps -----------------------------------------------------------------
+
+    @property
+    def maps(self) -> Maps:
+        """The object's maps by name, keys and values as Python values (:mod:`fanbpf.maps`)."""
+        if self._maps is None:
+            self._maps = Maps(self)
+        return self._maps
+
+    @property
+    def globals(self) -> Globals:
+        """The object's globals by name, decoded (the live values once loaded); read-only."""
+        return Globals(self)
+
+    # -- what fp_init refused (fanbpf_refuse() in fanotify_fastpath.bpf.h) --
+
+    def init_refusal(self) -> tuple[int, int] | None:
+        """``(offset, size)`` of the init-args field that the handler's fp_init
+        refused last in this thread (``offset`` :data:`REFUSED_LEN`: the
+        length), or None if it recorded none (or the object has no record)."""
+        if REFUSAL_GLOBAL not in self.btf.globals():
+            return None
+        record = self.get_global(REFUSAL_GLOBAL)
+        if record["pid_tgid"] != os.getpid() << 32 | threading.get_native_id():
+            return None
+        return record["offset"], record["size"]
+
+    def clear_init_refusal(self) -> None:
+        """Forget this thread's refusal record, so that it cannot name a later one's field."""
+        if self.init_refusal() is not None:
+            self.set_global(REFUSAL_GLOBAL, bytes(self.btf.global_type(REFUSAL_GLOBAL).size))
 
     # -- the struct_ops map ------------------------------------------------
 
@@ -150,14 +210,14 @@ class BpfObject:
             which = f"a struct_ops map named {map!r}" if map else "a struct_ops map"
             raise os_error(errno.ENOENT, f"no {which}: a fastpath handler publishes its "
                            "struct fanotify_fastpath_ops in SEC(\".struct_ops.link\")", self.path)
-        return ffi.string(name).decode()
+        return str(ffi.string(name).decode())
 
     def ops_name(self, map: str | None = None) -> str:
         """The struct_ops map's ``name`` member: the handler's name."""
         buf = ffi.new("char[]", lib.FAN_FP_NAME_MAX)
         check(lib.fanbpf_obj_ops_name(self._obj(), _cstr(map), buf, len(buf)),
               "ops", filename=self.path)
-        return ffi.string(buf).decode()
+        return str(ffi.string(buf).decode())
 
     def set_ops_name(self, name: str, map: str | None = None) -> None:
         check_name(name)
@@ -168,7 +228,7 @@ class BpfObject:
         """The struct_ops map's ``flags`` member (FAN_FP_F_*)."""
         flags = ffi.new("uint32_t *")
         check(lib.fanbpf_obj_ops_flags(self._obj(), _cstr(map), flags), "ops", filename=self.path)
-        return flags[0]
+        return int(flags[0])
 
     def set_ops_flags(self, flags: int, map: str | None = None) -> None:
         check(lib.fanbpf_obj_set_ops_flags(self._obj(), _cstr(map), flags),
@@ -220,7 +280,7 @@ class BpfObject:
     @property
     def log(self) -> str:
         """The verifier log of the last load (see :meth:`load`)."""
-        return ffi.string(lib.fanbpf_obj_log(self._obj())).decode(errors="replace")
+        return str(ffi.string(lib.fanbpf_obj_log(self._obj())).decode(errors="replace"))
 
     def register(self, map: str | None = None) -> None:
         """Attach struct_ops map ``map`` (default: the first), creating the link."""
@@ -249,7 +309,7 @@ class BpfObject:
         retval = ffi.new("int *")
         check(lib.fanbpf_obj_test_run(self._obj(), prog.encode(), buf, size, retval),
               "test_run", name=prog, filename=self.path)
-        return TestRun(retval[0], ffi.unpack(buf, size) if size else b"")
+        return TestRun(int(retval[0]), ffi.unpack(buf, size) if size else b"")
 
 
 def _detail(warnings: list[str]) -> str:
@@ -257,6 +317,25 @@ def _detail(warnings: list[str]) -> str:
     if not warnings:
         return ""
     return " (libbpf: " + "; ".join(w.strip() for w in warnings[:2]) + ")"
+
+
+def refusal_error(name: str, args_type: CType | None, blob: bytes,
+                  offset: int, size: int) -> ArgsError:
+    """The ArgsError for handler ``name``'s fp_init refusing bytes ``offset``
+    to ``offset + size`` of init args ``blob`` (see
+    :meth:`BpfObject.init_refusal`): the field's path and value when the
+    args struct ``args_type`` has such a field."""
+    if offset == REFUSED_LEN:
+        return ArgsError(f"handler {name!r} (fp_init) refused init args of {len(blob)} "
+                         f"bytes: it takes {size} bytes" + (" (none were given)" if not blob else ""))
+    found = args_type.field_at(offset, size) if args_type is not None else None
+    if found is None or offset + size > len(blob):
+        return ArgsError(f"handler {name!r} (fp_init) refused init-args bytes "
+                         f"{offset}..{offset + size - 1}")
+    path, ctype = found
+    value = ctype.decode(blob[offset:offset + size])
+    return ArgsError(f"refused by handler {name!r} (fp_init): {value!r}",
+                     path or "(the whole args struct)")
 
 
 def builtin_path(name: str) -> Path:
@@ -270,20 +349,19 @@ def builtin_path(name: str) -> Path:
     return path
 
 
-def _source(source, name: str | None) -> tuple[str | None, bytes | None, str]:
-    """``(path, None, path)`` for a file, ``(None, data, display name)`` for bytes."""
+def _source(source: ObjectSource, name: str | None) -> tuple[str | bytes, str]:
+    """``(path, path)`` for a file, ``(data, display name)`` for bytes."""
     if isinstance(source, (bytes, bytearray, memoryview)):
-        data = bytes(source)
-        return None, data, name or "<bytes>"
+        return bytes(source), name or "<bytes>"
     if isinstance(source, (str, os.PathLike)):
         path = os.fspath(source)
-        return path, None, os.fsdecode(path)
+        return path, os.fsdecode(path)
     if callable(getattr(source, "read_bytes", None)):  # importlib.resources.abc.Traversable
         try:
             data = source.read_bytes()
         except FileNotFoundError:
             check(-errno.ENOENT, "open", path=str(source))
-        return None, data, name or str(source)
+        return data, name or str(source)
     raise TypeError("a BPF object is a path, bytes or an importlib.resources file, "
                     f"not {type(source).__name__}")
 
@@ -303,12 +381,13 @@ class Handler:
         self.args_type = args_type
         self.name = obj.ops_name(ops_map)
         self.flags = obj.ops_flags(ops_map)
-        self._attachments: weakref.WeakSet = weakref.WeakSet()  # released on close
-        self._rules_maps = None
+        self._attachments: weakref.WeakSet[Attachment] = weakref.WeakSet()  # released on close
+        self._rules_maps: RulesMaps | None = None
 
     @classmethod
-    def load(cls, source, *, name: str | None = None, private: bool | None = None,
-             unpriv: bool | None = None, globals: Mapping | None = None, args_type: str | None = None,
+    def load(cls, source: ObjectSource, *, name: str | None = None, private: bool | None = None,
+             unpriv: bool | None = None, globals: Mapping[str, Any] | None = None,
+             args_type: str | None = None,
              ops_map: str | None = None, log_level: int = 0) -> Handler:
         """Load and register a handler.
 
@@ -330,6 +409,7 @@ class Handler:
         try:
             ops_map = obj.ops_map(ops_map)
             compiled = obj.ops_name(ops_map)
+            ctype: CType | None
             if args_type is not None:
                 ctype = obj.btf.struct(args_type)
             else:  # None: a handler without init args
@@ -366,10 +446,20 @@ class Handler:
         return self.obj.map_fd(self.ops_map)
 
     @property
+    def maps(self) -> Maps:
+        """The handler's maps by name (:mod:`fanbpf.maps`): ``handler.maps["counts"][key]``."""
+        return self.obj.maps
+
+    @property
+    def globals(self) -> Globals:
+        """The handler's global variables, decoded, live: ``handler.globals["nr_events"]``."""
+        return self.obj.globals
+
+    @property
     def link_fd(self) -> int:
         return self.obj.link_fd
 
-    def encode_args(self, args: Mapping) -> bytes:
+    def encode_args(self, args: Mapping[str, Any] | Rules) -> bytes:
         """Init args from a dict, laid out as this handler's args struct.
 
         A :class:`fanbpf.rules.Rules` gives its init args (one without map
@@ -386,7 +476,7 @@ class Handler:
         return encode_args(self.args_type, args)
 
     @property
-    def rules_maps(self):
+    def rules_maps(self) -> RulesMaps | None:
         """The ``fanbpf_rules`` maps of this object (:class:`fanbpf.rulesmaps.RulesMaps`),
         or None if it has none."""
         if self._rules_maps is None and not self.closed:
@@ -413,20 +503,20 @@ class Handler:
         for att in attachments:
             att._release("revoked: its handler was closed", maps_alive=False)
 
-    def __del__(self):
+    def __del__(self) -> None:
         obj = getattr(self, "obj", None)
         if obj is not None and not obj.closed:
             warnings.warn(f"unclosed {self!r}", ResourceWarning, source=self, stacklevel=2)
             obj.close()
 
-    def __enter__(self):
+    def __enter__(self) -> Handler:
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
 
-def _fileno(fan_fd) -> int:
+def _fileno(fan_fd: FanFd) -> int:
     return fan_fd if isinstance(fan_fd, int) else fan_fd.fileno()
 
 
@@ -437,7 +527,8 @@ def check_name(name: str) -> None:
                         f"{lib.FAN_FP_NAME_MAX - 1} characters from A-Z a-z 0-9 _ .")
 
 
-def attach(fan_fd, target, args=None, *, group=None):
+def attach(fan_fd: FanFd, target: Handler | str, args: InitArgs = None, *,
+           group: Group | None = None) -> Attachment:
     """Attach a handler to the fanotify group behind ``fan_fd`` (an fd or has fileno()).
 
     ``target`` is a :class:`Handler` (attached by link fd if private, else by
@@ -459,18 +550,20 @@ def attach(fan_fd, target, args=None, *, group=None):
     if isinstance(args, RulesArgs):
         args = Rules(args)
     if isinstance(args, Rules):
-        if isinstance(target, Handler) and target.rules_maps is not None:
-            return _attach_rule_set(fd, target, args, group)
+        maps = target.rules_maps if isinstance(target, Handler) else None
+        if isinstance(target, Handler) and maps is not None:
+            return _attach_rule_set(fd, target, maps, args, group)
         args = args.init_args()
     name = _attach_blob(fd, target, args)
     return Attachment(fd, name, group=group, handler=target if isinstance(target, Handler) else None)
 
 
-def _attach_rule_set(fd: int, handler: Handler, rules, group):
+def _attach_rule_set(fd: int, handler: Handler, maps: RulesMaps, rules: Rules,
+                     group: Group | None) -> Attachment:
     """A rule set in the handler's maps under a new set id, then the hook."""
     from fanbpf.attachment import Attachment, pin_overlay
+    from fanbpf.rules import close_pins
 
-    maps = handler.rules_maps
     rules, pins = pin_overlay(rules)
     set_id = maps.new_set_id()
     try:
@@ -481,14 +574,13 @@ def _attach_rule_set(fd: int, handler: Handler, rules, group):
             maps.delete_set(set_id)
             raise
     except BaseException:
-        for d in pins:
-            os.close(d.fd)
+        close_pins(pins)
         raise
     return Attachment(fd, handler.name, group=group, handler=handler, set_id=set_id,
                       rules=rules, pins=pins)
 
 
-def _attach_blob(fd: int, target, args) -> str:
+def _attach_blob(fd: int, target: Handler | str, args: Any) -> str:
     """The attach ioctl; the handler's name."""
     if isinstance(target, Handler):
         name = target.name
@@ -510,17 +602,28 @@ def _attach_blob(fd: int, target, args) -> str:
     if len(blob) > ARGS_MAX:
         raise ArgsError(f"init args of {len(blob)} bytes for {name!r}: the kernel accepts "
                         f"at most FAN_FP_ARGS_MAX = {ARGS_MAX} bytes", errno=errno.E2BIG)
+    handler = target if isinstance(target, Handler) else None
+    args_type = handler.args_type if handler is not None else None
+    if blob and args_type is not None and len(blob) != args_type.size:
+        raise ArgsError(f"init args of {len(blob)} bytes for {name!r}: its {args_type.c_name} "
+                        f"is {args_type.size} bytes; pass a dict (encoded to fit) or exactly "
+                        f"{args_type.size} bytes")
 
     buf = ffi.from_buffer(blob) if blob else ffi.NULL
-    if isinstance(target, Handler) and target.private:
-        ret = lib.fanbpf_fp_attach_fd(fd, target.link_fd, buf, len(blob))
+    if handler is not None:
+        handler.obj.clear_init_refusal()
+    if handler is not None and handler.private:
+        ret = lib.fanbpf_fp_attach_fd(fd, handler.link_fd, buf, len(blob))
     else:
         ret = lib.fanbpf_fp_attach_name(fd, name.encode(), buf, len(blob))
+    refused = handler.obj.init_refusal() if ret == -errno.EINVAL and handler is not None else None
+    if refused is not None:
+        raise refusal_error(name, args_type, blob, *refused)
     check(ret, "attach", name=name, args_len=len(blob))
     return name
 
 
-def attached(fan_fd) -> str | None:
+def attached(fan_fd: FanFd) -> str | None:
     """Name of the handler attached to the group behind ``fan_fd``, or None.
 
     Read from the fd's fdinfo.  The kernel detaches a handler from every
@@ -533,7 +636,7 @@ def attached(fan_fd) -> str | None:
     return ffi.string(buf).decode() if ret == 1 else None
 
 
-def detach(fan_fd, name=None) -> None:
+def detach(fan_fd: FanFd, name: str | Handler | None = None) -> None:
     """Detach the handler of the group behind ``fan_fd``; only if it is ``name``, if given."""
     if isinstance(name, Handler):
         name = name.name

@@ -39,11 +39,15 @@ import threading
 from array import array
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from fanbpf._binding import ffi, lib
 from fanbpf.errors import check
 from fanbpf.model import (MAX_GLOBS, NAME_MAX, NameList, Node, NodeKind, Pattern, PatternKind,
                           RulesArgs, listed_lengths)
+
+if TYPE_CHECKING:
+    from fanbpf.handler import BpfObject
 
 __all__ = ["RulesMaps", "RulesStats", "ROOT", "EXCLUDED", "NODES", "NAMES", "GLOBS", "STATS",
            "FILTER", "DIR_LENGTHS", "node_filter_bit"]
@@ -133,7 +137,7 @@ class RulesMaps:
     their layout is not the one this module packs (a stale object).
     """
 
-    def __init__(self, obj):
+    def __init__(self, obj: BpfObject) -> None:
         self.obj = obj
         self._check_layout()
         self._ids = itertools.count(1)

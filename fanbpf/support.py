@@ -22,7 +22,7 @@ class HandlerInfo:
 
     name: str
     #: Handler flags by name; the kernel shows ``UNPRIV`` or nothing.
-    flags: frozenset
+    flags: frozenset[str]
     description: str
     #: ``"bpf"`` or ``"module"``.
     owner: str
@@ -77,7 +77,7 @@ class KernelSupport:
     #: Everything BPF fastpath handlers need is there.
     fastpath: bool
     #: What is not there, in words; empty when ``fastpath``.
-    missing: tuple
+    missing: tuple[str, ...]
 
     def require(self) -> None:
         """Raise :class:`KernelSupportError` naming what is missing, if anything."""

@@ -49,12 +49,16 @@ import select
 import signal
 import sys
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import TYPE_CHECKING, Any, Optional, TextIO
 
 from fanbpf.flags import EventMask, InitFlag, MarkFlag
 from fanbpf.rules import cgroup2_mount, rules
+
+if TYPE_CHECKING:
+    from fanbpf.events import Event
+    from fanbpf.group import Group, PathArg
 
 __all__ = ["trace", "Tracer", "TraceResult", "FileRecord", "TraceEvent", "reachable_filesystems"]
 
@@ -81,8 +85,8 @@ class TraceEvent:
     pid: int
     new_path: Optional[str] = None
 
-    def to_json(self) -> dict:
-        out = {"type": "event", "op": self.op, "path": self.path, "pid": self.pid}
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"type": "event", "op": self.op, "path": self.path, "pid": self.pid}
         if self.new_path is not None:
             out["new_path"] = self.new_path
         return out
@@ -93,12 +97,12 @@ class FileRecord:
     """Everything the tree did to one path: ``ops`` counts each operation."""
 
     path: str
-    ops: dict = field(default_factory=dict)  # op -> count
-    pids: set = field(default_factory=set)
-    renamed_to: list = field(default_factory=list)
+    ops: dict[str, int] = field(default_factory=dict)  # op -> count
+    pids: set[int] = field(default_factory=set)
+    renamed_to: list[str] = field(default_factory=list)
 
-    def to_json(self) -> dict:
-        out = {"type": "file", "path": self.path, "ops": self.ops, "pids": sorted(self.pids)}
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"type": "file", "path": self.path, "ops": self.ops, "pids": sorted(self.pids)}
         if self.renamed_to:
             out["renamed_to"] = self.renamed_to
         return out
@@ -108,19 +112,19 @@ class FileRecord:
 class TraceResult:
     """What :func:`trace` saw."""
 
-    argv: list
+    argv: list[str]
     mode: str  #: "cgroup" or "ancestry"
     returncode: int = 0  #: the command's exit status (128 + N: killed by signal N)
-    events: list = field(default_factory=list)  #: TraceEvent s, in the order read
-    filesystems: list = field(default_factory=list)  #: mount points marked
-    skipped: list = field(default_factory=list)  #: (mount point, why) not traced
+    events: list[TraceEvent] = field(default_factory=list)  #: in the order read
+    filesystems: list[str] = field(default_factory=list)  #: mount points marked
+    skipped: list[tuple[str, str]] = field(default_factory=list)  #: (mount point, why) not traced
     overflows: int = 0  #: queue overflows: events were lost, the trace is incomplete
     undecided: int = 0  #: events delivered because the handler could not decide
 
     @property
-    def files(self) -> dict:
+    def files(self) -> dict[str, FileRecord]:
         """path -> :class:`FileRecord`, in the order paths first appeared."""
-        files: dict = {}
+        files: dict[str, FileRecord] = {}
         for e in self.events:
             rec = files.setdefault(e.path, FileRecord(e.path))
             rec.ops[e.op] = rec.ops.get(e.op, 0) + 1
@@ -129,7 +133,7 @@ class TraceResult:
                 rec.renamed_to.append(e.new_path)
         return files
 
-    def paths(self, op: str) -> set:
+    def paths(self, op: str) -> set[str]:
         """The paths ``op`` happened to (``rename``: the old paths)."""
         return {e.path for e in self.events if e.op == op}
 
@@ -171,10 +175,11 @@ class TraceResult:
                           "skipped": [{"mount": m, "why": w} for m, w in self.skipped]})
 
 
-def reachable_filesystems() -> list:
+def reachable_filesystems() -> list[str]:
     """One mount point per file system visible to this process (mount
     namespace), the first mount of each (``/proc/self/mountinfo`` order)."""
-    seen, out = set(), []
+    seen: set[str] = set()
+    out: list[str] = []
     with open("/proc/self/mountinfo") as f:
         for line in f:
             fields = line.split()
@@ -191,7 +196,8 @@ class _Root:
     tracer has attached, then forks the command, reaps everything below it
     (it is a subreaper) and exits with the command's status."""
 
-    def __init__(self, argv: Sequence[str], env, cwd, cgroup: Optional[str]):
+    def __init__(self, argv: Sequence[str], env: Optional[Mapping[str, str]], cwd: Optional[PathArg],
+                 cgroup: Optional[str]) -> None:
         from fanbpf._binding import lib  # here: the root must not open files once traced
 
         self._lib = lib
@@ -204,7 +210,8 @@ class _Root:
         os.close(self.err_w)
         self.pidfd = os.pidfd_open(self.pid)
 
-    def _child(self, argv, env, cwd, cgroup) -> None:  # pragma: no cover
+    def _child(self, argv: list[str], env: Optional[Mapping[str, str]], cwd: Optional[PathArg],
+               cgroup: Optional[str]) -> None:  # pragma: no cover
         status = 127
         try:
             os.close(self.go_w)
@@ -280,8 +287,10 @@ class Tracer:
     as it is read.
     """
 
-    def __init__(self, argv: Sequence[str], *, fs: Optional[Sequence] = None,
-                 cgroup: Optional[bool] = None, env=None, cwd=None, on_event=None):
+    def __init__(self, argv: Sequence[str], *, fs: Optional[Sequence[PathArg]] = None,
+                 cgroup: Optional[bool] = None, env: Optional[Mapping[str, str]] = None,
+                 cwd: Optional[PathArg] = None,
+                 on_event: Optional[Callable[[TraceEvent], None]] = None) -> None:
         if not argv:
             raise ValueError("trace: no command given")
         self.argv = [os.fsdecode(a) for a in argv]
@@ -311,13 +320,13 @@ class Tracer:
                 raise OSError(f"trace --cgroup: cannot create a cgroup v2: {err}") from None
             return None
 
-    def _marks(self, groups) -> None:
+    def _marks(self, groups: Sequence[tuple[Group, int, str]]) -> None:
         """Mark every file system, in each group on its own: a file system
         without file handles (9p, proc, ...) refuses the FID group's mark
         but may take the fd group's."""
         mounts = reachable_filesystems() if self.fs is None else [os.fsdecode(p) for p in self.fs]
         for mount in mounts:
-            failed = []
+            failed: list[str] = []
             for group, mask, what in groups:
                 try:
                     group.mark(mount, mask, MarkFlag.FILESYSTEM)
@@ -330,11 +339,11 @@ class Tracer:
             if failed:
                 self.result.skipped.append((mount, "; ".join(failed)))
 
-    def _content(self, event) -> Iterable[TraceEvent]:
+    def _content(self, event: Event) -> Iterator[TraceEvent]:
         path = event.path
         if path is None:
             return
-        if path.endswith(_DELETED):
+        if path.endswith(_DELETED) and event.fd is not None:
             with contextlib.suppress(OSError):
                 if os.fstat(event.fd).st_nlink == 0:
                     path = path[:-len(_DELETED)]
@@ -346,7 +355,7 @@ class Tracer:
         if mask & EventMask.CLOSE_WRITE:
             yield TraceEvent("write", path, event.pid)
 
-    def _entry(self, event) -> Iterable[TraceEvent]:
+    def _entry(self, event: Event) -> Iterator[TraceEvent]:
         mask = event.mask
         ondir = bool(mask & EventMask.ONDIR)
         unknown = "?"
@@ -358,7 +367,7 @@ class Tracer:
             yield TraceEvent("rename", event.old_path or unknown, event.pid,
                              event.new_path or unknown)
 
-    def _read(self, group, convert) -> None:
+    def _read(self, group: Group, convert: Callable[[Event], Iterable[TraceEvent]]) -> None:
         for event in group.drain():
             if event.mask & EventMask.Q_OVERFLOW:
                 continue  # counted by the group
@@ -399,9 +408,10 @@ class Tracer:
             groups = ((content, self._content), (entries, self._entry))
             try:
                 while True:
-                    ready, _, _ = select.select([content, entries, root.pidfd], [], [])
+                    ready, _, _ = select.select(
+                        [content.fileno(), entries.fileno(), root.pidfd], [], [])
                     for group, convert in groups:
-                        if group in ready:
+                        if group.fileno() in ready:
                             self._read(group, convert)
                     if root.pidfd in ready:
                         break
@@ -440,8 +450,10 @@ def _remove_cgroup(cgroup: str) -> None:
         os.rmdir(cgroup)
 
 
-def trace(argv: Sequence[str], *, fs: Optional[Sequence] = None, cgroup: Optional[bool] = None,
-          env=None, cwd=None, on_event=None) -> TraceResult:
+def trace(argv: Sequence[str], *, fs: Optional[Sequence[PathArg]] = None,
+          cgroup: Optional[bool] = None, env: Optional[Mapping[str, str]] = None,
+          cwd: Optional[PathArg] = None,
+          on_event: Optional[Callable[[TraceEvent], None]] = None) -> TraceResult:
     """Run ``argv`` and return what it and every process it started did to
     files (see :mod:`fanbpf.trace` and :class:`Tracer` for the options).
     Needs root (CAP_SYS_ADMIN, CAP_BPF) and a kernel with the fastpath hook;
@@ -451,7 +463,7 @@ def trace(argv: Sequence[str], *, fs: Optional[Sequence] = None, cgroup: Optiona
     return Tracer(argv, fs=fs, cgroup=cgroup, env=env, cwd=cwd, on_event=on_event).run()
 
 
-def main_text(result: TraceResult, json_lines: bool, out=None) -> None:
+def main_text(result: TraceResult, json_lines: bool, out: Optional[TextIO] = None) -> None:
     """Print ``result`` as the CLI does."""
     out = out or sys.stdout
     if json_lines:

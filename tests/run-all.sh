@@ -18,16 +18,47 @@ wheels=(build/dist/fanbpf-*.whl)
 [ -f "${wheels[0]}" ] || { echo "no wheel in build/dist: run make dist"; exit 1; }
 "$TEST_PYTHON" -m venv --clear "$venv" || exit 1
 pip=("$venv/bin/pip" -q --disable-pip-version-check)
-# setuptools: the example builds without isolation, against the installed fanbpf.
+# setuptools (and build, in requirements-test.txt): the example builds without
+# isolation, against the installed fanbpf.
 "${pip[@]}" install "${wheels[0]}" -r requirements-test.txt "setuptools>=77" || exit 1
-"${pip[@]}" install --no-build-isolation ./examples/suffixwatch || exit 1
-rm -rf examples/suffixwatch/build
+# The example as its users get it: an sdist, a wheel built from the sdist
+# alone (python -m build), and that wheel must hold the compiled handler.
+example_dist=$out/example-dist
+rm -rf "$example_dist"
+"$venv/bin/python" -m build -q --no-isolation --outdir "$example_dist" examples/suffixwatch \
+	>/dev/null || exit 1
+rm -rf examples/suffixwatch/build examples/suffixwatch/*.egg-info
+example_wheels=("$example_dist"/suffixwatch-*.whl)
+"$venv/bin/python" -m zipfile -l "${example_wheels[0]}" | grep -q 'suffixwatch/suffix_filter.bpf.o' ||
+	{ echo "the example's wheel (built from its sdist) has no suffix_filter.bpf.o"; exit 1; }
+"${pip[@]}" install --no-deps "${example_wheels[0]}" || exit 1
 py=$venv/bin/python
 export PYTHONSAFEPATH=1 FANBPF_TEST_INSTALLED=1
 
 echo "== host tests (kernel $(uname -r))"
 $py -m pytest -q -p no:cacheprovider tests/host --junitxml="$out/host.xml"
 host_rc=$?
+
+# The wheel is abi3 (cp311-abi3): the same file under a second CPython,
+# with a smoke subset of the host tests.  make test sets ABI3_PYTHON (a
+# pyenv 3.13 or 3.12 where there is one); without one the step says so.
+abi3_tests=(tests/host/test_objects.py tests/host/test_btfargs.py tests/host/test_refusal.py tests/host/test_maps.py
+	tests/host/test_shim.py tests/host/test_events.py tests/host/test_group.py
+	tests/host/test_packaging.py tests/host/test_docs.py)
+rm -f "$out/abi3.xml"
+if [ -n "${ABI3_PYTHON:-}" ]; then
+	echo "== abi3: the same wheel under $("$ABI3_PYTHON" -V), host smoke tests"
+	abi3_venv=$out/venv-abi3
+	"$ABI3_PYTHON" -m venv --clear "$abi3_venv" &&
+	"$abi3_venv/bin/pip" -q --disable-pip-version-check install "${wheels[0]}" \
+		-r requirements-test.txt "setuptools>=77" &&
+	"$abi3_venv/bin/python" -m pytest -q -p no:cacheprovider "${abi3_tests[@]}" \
+		--junitxml="$out/abi3.xml"
+	abi3_rc=$?
+else
+	echo "== abi3: no second CPython (set ABI3_PYTHON to one >= 3.12): not checked"
+	abi3_rc=0
+fi
 
 echo "== VM tests (fanbpf test kernel)"
 # Property tests in the VM run fewer examples than on the host: TCG is slow.
@@ -39,14 +70,17 @@ echo "== kernel selftest (tools/testing/selftests/filesystems/fanotify, in the s
 kernel/vm.sh "$(kernel/build.sh --dir)/fastpath_test"
 selftest_rc=$?
 
-exec $py - "$host_rc" "$vm_rc" "$selftest_rc" <<'PY'
+exec $py - "$host_rc" "$vm_rc" "$selftest_rc" "$abi3_rc" "${ABI3_PYTHON:-}" <<'PY'
 import sys, xml.etree.ElementTree as ET
-host_rc, vm_rc, selftest_rc = map(int, sys.argv[1:4])
+host_rc, vm_rc, selftest_rc, abi3_rc = map(int, sys.argv[1:5])
+abi3 = bool(sys.argv[5])
 total = {"passed": 0, "failed": 0, "skipped": 0}
-ok = host_rc == 0 and vm_rc == 0
+ok = host_rc == 0 and vm_rc == 0 and abi3_rc == 0
 print(f"selftest: {'passed' if selftest_rc == 0 else 'FAILED'}")
 ok = ok and selftest_rc == 0
-for name in ("host", "vm"):
+if not abi3:
+    print("abi3: not checked (no second CPython)")
+for name in ("host", "abi3", "vm") if abi3 else ("host", "vm"):
     try:
         suite = ET.parse(f"build/test/{name}.xml").getroot().find("testsuite")
     except (OSError, ET.ParseError):

@@ -3,8 +3,10 @@
 
 Enable it in a ``conftest.py`` with ``pytest_plugins = ["fanbpf.testing"]``,
 or per run with ``pytest -p fanbpf.testing``.  It is not registered
-automatically, and importing it loads neither the C extension nor
-hypothesis: the fixtures import what they need when a test asks for them.
+automatically, and importing it (or :mod:`fanbpf.testing.logic`, ...)
+loads neither pytest, the C extension nor hypothesis: the fixtures are in
+:mod:`fanbpf.testing.fixtures`, which the plugin loads through
+``pytest_plugins``, and import what they need when a test asks for them.
 
 The idea, for a handler of your own: keep its decision in pure
 ``static __always_inline`` functions over plain data (no kernel pointers),
@@ -54,65 +56,10 @@ The pieces, one module each:
   events of the rules handler, :class:`~fanbpf.testing.oracle.OpsRun`;
 - :mod:`fanbpf.testing.strategies`: hypothesis strategies (needs hypothesis).
 
-Fixtures (this module): ``fanbpf_rules_logic`` (root), ``fanbpf_rules_handler``
+Fixtures (:mod:`fanbpf.testing.fixtures`): ``fanbpf_rules_logic`` (root), ``fanbpf_rules_handler``
 (the fastpath kernel and root), ``fanbpf_workers`` and ``fanbpf_tmpfs``
 (root); each skips where it cannot work.
 """
 
-from __future__ import annotations
-
-import os
-
-import pytest
-
-__all__ = ["fanbpf_rules_logic", "fanbpf_rules_handler", "fanbpf_workers", "fanbpf_tmpfs"]
-
-
-@pytest.fixture(scope="session")
-def fanbpf_rules_logic():
-    """The compiled fanbpf_rules logic (:class:`~fanbpf.testing.logic.RulesLogic`);
-    skips without root or without the object."""
-    from fanbpf.testing.logic import RULES_TEST_OBJECT, RulesLogic
-
-    if not RULES_TEST_OBJECT.exists():
-        pytest.skip(f"{RULES_TEST_OBJECT} is not part of this installation of fanbpf")
-    if os.geteuid() != 0:
-        pytest.skip("BPF_PROG_TEST_RUN needs root")
-    with RulesLogic() as logic:
-        yield logic
-
-
-@pytest.fixture(scope="session")
-def fanbpf_rules_handler():
-    """The built-in rules handler, loaded (private); skips without the fastpath kernel."""
-    from fanbpf.errors import KernelSupportError
-    from fanbpf.handler import Handler
-
-    if os.geteuid() != 0:
-        pytest.skip("loading a fastpath handler needs root")
-    try:
-        handler = Handler.load("rules", private=True)  # attached by fd: no name to clash
-    except KernelSupportError as err:
-        pytest.skip(str(err))
-    with handler:
-        yield handler
-
-
-@pytest.fixture(scope="module")
-def fanbpf_workers():
-    """Two :class:`~fanbpf.testing.fs.Workers`, shared by a module's tests (pass to OpsRun)."""
-    from fanbpf.testing.fs import Workers
-
-    with Workers(2) as workers:
-        yield workers
-
-
-@pytest.fixture
-def fanbpf_tmpfs():
-    """A fresh tmpfs (root needed), so events come from the test alone."""
-    from fanbpf.testing.fs import tmpfs_mount
-
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    with tmpfs_mount() as path:
-        yield path
+# pytest loads a plugin's own pytest_plugins: the fixtures, with pytest.
+pytest_plugins = ["fanbpf.testing.fixtures"]

@@ -12,8 +12,10 @@ import contextlib
 import multiprocessing
 import os
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Optional
+from multiprocessing.connection import Connection
+from typing import Any, Optional, Self
 
 __all__ = ["FsOp", "apply_op", "Workers", "file_handle", "tmpfs_mount", "OPS_DIRS", "OPS_MASK"]
 
@@ -49,7 +51,7 @@ class FsOp:
     #: rename (to a name that does not exist).
     KINDS = ("create", "write", "open", "chmod", "mkdir", "rmdir", "unlink", "rename")
 
-    def _repr_pretty_(self, printer, cycle) -> None:  # hypothesis prints examples with it
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:  # hypothesis prints examples with it
         printer.text(repr(self))
 
     def __repr__(self) -> str:
@@ -61,7 +63,7 @@ class FsOp:
         return f"{self.kind}({', '.join(args)})"
 
 
-def apply_op(base, op: FsOp) -> None:
+def apply_op(base: str, op: FsOp) -> None:
     """Perform ``op`` under ``base`` in this process."""
     path = os.path.join(base, op.path)
     if op.kind == "create":
@@ -87,12 +89,14 @@ def apply_op(base, op: FsOp) -> None:
     elif op.kind == "unlink":
         os.unlink(path)
     elif op.kind == "rename":
+        if op.dest is None:
+            raise ValueError(f"a rename needs a destination: {op!r}")
         os.rename(path, os.path.join(base, op.dest))
     else:
         raise ValueError(f"unknown operation {op!r}")
 
 
-def _worker(conn) -> None:
+def _worker(conn: Connection) -> None:
     while True:
         msg = conn.recv()
         if msg is None:
@@ -126,7 +130,7 @@ class Workers:
             self._procs.append(proc)
         self.pids = [p.pid for p in self._procs]
 
-    def apply(self, base, op: FsOp) -> None:
+    def apply(self, base: str, op: FsOp) -> None:
         if op.proc == 0:
             apply_op(base, op)
             return
@@ -149,22 +153,22 @@ class Workers:
         self._conns = []
         self._procs = []
 
-    def __enter__(self):
+    def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
 
 
-def _check(ret: int, what: str, path) -> None:
+def _check(ret: int, what: str, path: str | bytes) -> None:
     if ret < 0:
         from fanbpf.errors import os_error
 
         raise os_error(-ret, f"{what}: {os.strerror(-ret)}", path)
 
 
-def file_handle(path) -> bytes:
+def file_handle(path: str | bytes) -> bytes:
     """``name_to_handle_at(2)`` of ``path`` (a final symlink not followed).
 
     The bytes are those fanotify reports in FID records for the same
@@ -175,11 +179,12 @@ def file_handle(path) -> bytes:
     buf = ffi.new("char[]", 256)
     size = lib.fanbpf_name_to_handle_at(_AT_FDCWD, os.fsencode(path), buf, len(buf), 0)
     _check(size, "name_to_handle_at", path)
-    return ffi.unpack(buf, size)[_HANDLE_HEADER:]
+    handle: bytes = ffi.unpack(buf, size)[_HANDLE_HEADER:]
+    return handle
 
 
 @contextlib.contextmanager
-def tmpfs_mount():
+def tmpfs_mount() -> Iterator[str]:
     """Mount a fresh tmpfs on a new directory, yield its path, unmount it.
 
     Straight syscalls rather than mount(8): property tests mount one per

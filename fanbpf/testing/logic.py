@@ -9,9 +9,15 @@ from __future__ import annotations
 
 import errno
 import struct
+from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Self
 
-from fanbpf.model import MAX_ANCESTRY, MAX_DEPTH, NAME_MAX, NO_DENTRY, Facts, RulesArgs
+from fanbpf.model import (MAX_ANCESTRY, MAX_DEPTH, NAME_MAX, NO_DENTRY, Chain, Facts, NoDentry,
+                          RulesArgs)
+
+if TYPE_CHECKING:  # fanbpf.handler loads the C extension: imported when a program is made
+    from fanbpf.handler import ObjectSource
 
 __all__ = ["LogicProgram", "RulesLogic", "rules_test_ctx", "RULES_TEST_OBJECT", "TEST_CHAIN_MAX"]
 
@@ -28,7 +34,7 @@ class LogicProgram:
     ``CAP_BPF`` (root); the object is loaded once, in the constructor.
     """
 
-    def __init__(self, path, prog: str, ctx_type: str):
+    def __init__(self, path: ObjectSource, prog: str, ctx_type: str) -> None:
         from fanbpf.handler import BpfObject
 
         self.obj = BpfObject(path)
@@ -44,21 +50,22 @@ class LogicProgram:
         result = self.obj.test_run(self.prog, ctx)
         return result.retval, result.ctx
 
-    def run(self, ctx: dict) -> dict:
+    def run(self, ctx: Mapping[str, Any]) -> dict[str, Any]:
         retval, out = self.run_raw(self.ctx_type.encode(ctx))
         if retval:
             from fanbpf.errors import os_error
 
             raise os_error(errno.EIO, f"{self.prog} returned {retval}", self.obj.path)
-        return self.ctx_type.decode(out)
+        decoded: dict[str, Any] = self.ctx_type.decode(out)
+        return decoded
 
     def close(self) -> None:
         self.obj.close()
 
-    def __enter__(self):
+    def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
 
@@ -74,7 +81,7 @@ _CHAIN_HEAD = struct.Struct("=II")
 _NAME = struct.Struct(f"=II{NAME_MAX}s")
 
 
-def rules_test_ctx(facts: Facts, args: RulesArgs, op: str = "decide") -> dict:
+def rules_test_ctx(facts: Facts, args: RulesArgs, op: str = "decide") -> dict[str, Any]:
     """The ``struct fanbpf_rules_test_ctx`` dict for these facts and args
     (the chains go to the program's maps: :meth:`RulesLogic.outcome`)."""
     name = facts.name
@@ -95,7 +102,7 @@ def rules_test_ctx(facts: Facts, args: RulesArgs, op: str = "decide") -> dict:
     }
 
 
-def _chain_value(chain, names: dict) -> bytes:
+def _chain_value(chain: Chain | NoDentry, names: dict[bytes, int]) -> bytes:
     """A ``struct fanbpf_test_chain``: the first TEST_CHAIN_MAX nodes, len the
     whole chain's; walked unless ``()`` (:data:`~fanbpf.model.NO_DENTRY`:
     walked, no nodes)."""
@@ -113,7 +120,7 @@ def _chain_value(chain, names: dict) -> bytes:
             if index >= TEST_NAMES:
                 raise ValueError(f"more than {TEST_NAMES} distinct names in one event's chains")
         flags = (_VIRTUAL if node.is_virtual else 0) | (_DIR if node.is_dir else 0)
-        out += _NODE.pack(0 if node.is_virtual else node.dev & ((1 << 64) - 1),
+        out += _NODE.pack(0 if node.is_virtual else (node.dev or 0) & ((1 << 64) - 1),
                           0 if node.is_virtual else node.ino, flags, index)
     return bytes(out.ljust(_CHAIN_HEAD.size + TEST_CHAIN_MAX * _NODE.size, b"\0"))
 
@@ -127,7 +134,7 @@ class RulesLogic(LogicProgram):
     chains and names maps.
     """
 
-    def __init__(self, path=None):
+    def __init__(self, path: ObjectSource | None = None) -> None:
         super().__init__(path or RULES_TEST_OBJECT, "fanbpf_rules_test",
                          "fanbpf_rules_test_ctx")
         from fanbpf.rulesmaps import RulesMaps
@@ -140,11 +147,11 @@ class RulesLogic(LogicProgram):
 
     def check(self, args: RulesArgs) -> int:
         """What fp_init answers for ``args`` (the check only, no stats entry)."""
-        return self.run(rules_test_ctx(Facts(mask=0), args))["check"]
+        return int(self.run(rules_test_ctx(Facts(mask=0), args))["check"])
 
     def init(self, args: RulesArgs) -> int:
         """fp_init: the check, then the set's stats entry (-EEXIST if taken)."""
-        return self.run(rules_test_ctx(Facts(mask=0), args, "init"))["check"]
+        return int(self.run(rules_test_ctx(Facts(mask=0), args, "init"))["check"])
 
     def free(self, args: RulesArgs) -> None:
         """fp_free: the set's stats entry goes."""
@@ -156,11 +163,11 @@ class RulesLogic(LogicProgram):
         return check, decision
 
     def _write_chains(self, facts: Facts) -> None:
-        chains = [c for c in facts.chains]
+        chains: list[Chain | NoDentry] = [c for c in facts.chains]
         if len(chains) > 2:
             raise ValueError("an event has at most two chains")
         chains += [()] * (2 - len(chains))
-        names: dict = {}
+        names: dict[bytes, int] = {}
         for i, chain in enumerate(chains):
             value = _chain_value(chain, names)
             self.maps.update("fanbpf_rules_test_chains", struct.pack("=I", i), value)
@@ -175,10 +182,11 @@ class RulesLogic(LogicProgram):
 
         The args' map entries are written under ``args.set_id`` for the run
         and removed after it (``keep``: left in place)."""
-        return self.run_event(facts, args, keep)[:3]
+        check, decision, match, _ = self.run_event(facts, args, keep)
+        return check, decision, match
 
     def run_event(self, facts: Facts, args: RulesArgs, keep: bool = False,
-                  write: bool = True) -> tuple:
+                  write: bool = True) -> tuple[int, int, int, tuple[int, ...]]:
         """``(check, decision, match, walks)``; walks: each chain's
         :class:`fanbpf.model.Walk` value (-1: not walked).  ``write``
         False: run on what the maps hold for the set (and leave it)."""

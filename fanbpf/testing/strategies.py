@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
-"""hypothesis strategies for fanbpf's rules handler and file-system operations.
+"""hypothesis strategies: values for any BTF type (:func:`btf_values`: your
+handler's init args), and for fanbpf's rules handler and file-system operations.
 
 Importing this module needs hypothesis (``pip install hypothesis``).
 """
@@ -9,17 +10,67 @@ from __future__ import annotations
 import os
 from dataclasses import replace
 
+from typing import Any
+
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
 from fanbpf import model
+from fanbpf.btfargs import ArrayType, CType, EnumType, FloatType, IntType, StructType, UnsupportedType
 from fanbpf.model import ChainNode, Facts, Pattern, PatternKind, RulesArgs, Section
 from fanbpf.testing.fs import OPS_DIRS, FsOp
 from fanbpf.testing.oracle import RulesSpec
 
-__all__ = ["property_settings", "file_names", "patterns", "pattern_lists", "rules_args", "facts",
-           "fs_ops", "ancestries", "cgroup_paths", "rules_specs", "NODE_POOL", "DIR_NAMES",
+__all__ = ["btf_values", "property_settings", "file_names", "patterns", "pattern_lists",
+           "rules_args", "facts", "fs_ops", "ancestries", "cgroup_paths", "rules_specs", "NODE_POOL", "DIR_NAMES",
            "DIR_PATTERNS"]
+
+
+def btf_values(ctype: CType) -> st.SearchStrategy[Any]:
+    """Values that :meth:`~fanbpf.btfargs.CType.encode` takes for ``ctype``:
+    "a valid dict for this BTF struct", for a handler's init args
+    (``btf_values(handler.args_type)``), a map's keys and values or a global.
+
+    Integers in the type's range (``bool`` for C ``bool``), enum member
+    names or values, ``str`` (no NUL, fitting with its NUL) for ``char``
+    arrays, ``bytes`` for other byte arrays, lists up to an array's length,
+    dicts with any subset of a struct's fields (of fields that share bytes,
+    as an anonymous union's, at most one) and a union's one member.
+    Fields no Python value maps to (pointers, bitfields) are left out.
+    """
+    if isinstance(ctype, EnumType):
+        return st.sampled_from(sorted(ctype.members)) | st.sampled_from(
+            sorted(set(ctype.members.values())))
+    if isinstance(ctype, IntType):
+        return st.booleans() if ctype.boolean else st.integers(ctype.min, ctype.max)
+    if isinstance(ctype, FloatType):
+        return st.floats(width=8 * ctype.size, allow_nan=False)  # type: ignore[arg-type]
+    if isinstance(ctype, ArrayType):
+        if ctype.is_string:
+            room = ctype.nelems - 1
+            return st.text(st.characters(min_codepoint=1, exclude_categories=("Cs",)),
+                           max_size=room).filter(lambda t: len(t.encode()) <= room)
+        if ctype.is_bytes:
+            return st.binary(max_size=ctype.nelems)
+        return st.lists(btf_values(ctype.elem), max_size=ctype.nelems)
+    if isinstance(ctype, StructType):
+        fields = {k: (off, t) for k, (off, t) in ctype.fields.items()
+                  if not isinstance(t, UnsupportedType) and t.size}
+        if ctype.union:
+            return st.one_of(st.just({}), *(st.fixed_dictionaries({k: btf_values(t)})
+                                           for k, (_, t) in fields.items()))
+        groups: list[list[str]] = []  # fields that share bytes, in offset order
+        end = -1
+        for k, (off, t) in sorted(fields.items(), key=lambda f: f[1][0]):
+            if off < end:
+                groups[-1].append(k)
+            else:
+                groups.append([k])
+            end = max(end, off + t.size)
+        parts = [st.one_of(st.just({}), *(st.fixed_dictionaries({k: btf_values(fields[k][1])})
+                                          for k in group)) for group in groups]
+        return st.tuples(*parts).map(lambda dicts: {k: v for d in dicts for k, v in d.items()})
+    raise TypeError(f"no values to draw for {ctype!r}")
 
 
 def property_settings(**overrides):

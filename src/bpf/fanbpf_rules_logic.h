@@ -92,6 +92,17 @@
 
 #define FANBPF_ERRNO_MAX	4095
 #define FANBPF_LOGIC_EINVAL	22
+
+/*
+ * The handler's fp_init names the field it refuses (fanbpf_refuse() of
+ * fanotify_fastpath.bpf.h); the test program, which does not include
+ * that header, just says -EINVAL.
+ */
+#ifdef fanbpf_refuse
+#define FANBPF_RULES_REFUSE(a, field)	fanbpf_refuse(a, field)
+#else
+#define FANBPF_RULES_REFUSE(a, field)	(-FANBPF_LOGIC_EINVAL)
+#endif
 #define FANBPF_LOGIC_PERM_EVENTS	(0x00010000 | 0x00020000 | 0x00040000)
 #define FANBPF_LOGIC_ONDIR	0x40000000
 
@@ -146,24 +157,31 @@ struct fanbpf_event_facts {
 static __always_inline int fanbpf_rules_check(const struct fanbpf_rules_args *a)
 {
 	if (a->sections & ~FANBPF_SEC_ALL)
-		return -FANBPF_LOGIC_EINVAL;
+		return FANBPF_RULES_REFUSE(a, sections);
 	/* the lists and nodes are keyed by the set id: 0 has none */
 	if ((a->sections & FANBPF_SEC_MAPS) && !a->set_id)
-		return -FANBPF_LOGIC_EINVAL;
+		return FANBPF_RULES_REFUSE(a, set_id);
 	if (a->deny_errno < 0 || a->deny_errno > FANBPF_ERRNO_MAX)
-		return -FANBPF_LOGIC_EINVAL;
-	if (a->subtree.nr_roots > FANBPF_MAX_ROOTS || a->subtree.reserved)
-		return -FANBPF_LOGIC_EINVAL;
-	if (a->names.mode > FANBPF_NAMES_EXCLUDE || a->names.reserved ||
-	    a->names.nr_globs > FANBPF_MAX_GLOBS || a->dirs.nr_globs > FANBPF_MAX_GLOBS)
-		return -FANBPF_LOGIC_EINVAL;
+		return FANBPF_RULES_REFUSE(a, deny_errno);
+	if (a->subtree.nr_roots > FANBPF_MAX_ROOTS)
+		return FANBPF_RULES_REFUSE(a, subtree.nr_roots);
+	if (a->subtree.reserved)
+		return FANBPF_RULES_REFUSE(a, subtree.reserved);
+	if (a->names.mode > FANBPF_NAMES_EXCLUDE)
+		return FANBPF_RULES_REFUSE(a, names.mode);
+	if (a->names.reserved)
+		return FANBPF_RULES_REFUSE(a, names.reserved);
+	if (a->names.nr_globs > FANBPF_MAX_GLOBS)
+		return FANBPF_RULES_REFUSE(a, names.nr_globs);
+	if (a->dirs.nr_globs > FANBPF_MAX_GLOBS)
+		return FANBPF_RULES_REFUSE(a, dirs.nr_globs);
 	if (a->process.flags & ~FANBPF_PROC_ALL)
-		return -FANBPF_LOGIC_EINVAL;
+		return FANBPF_RULES_REFUSE(a, process.flags);
 	/* 0 would match the idle task at the top of every walk / no cgroup */
 	if ((a->process.flags & FANBPF_PROC_ANCESTOR) && !a->process.ancestor_tgid)
-		return -FANBPF_LOGIC_EINVAL;
+		return FANBPF_RULES_REFUSE(a, process.ancestor_tgid);
 	if ((a->process.flags & FANBPF_PROC_CGROUP_TREE) && !a->process.cgroup_tree_id)
-		return -FANBPF_LOGIC_EINVAL;
+		return FANBPF_RULES_REFUSE(a, process.cgroup_tree_id);
 	return 0;
 }
 

@@ -283,9 +283,51 @@ static __always_inline int fanbpf_is_perm_event(__u32 mask)
 }
 
 /*
+ * Which init-args field fp_init refused, for the attacher's error message.
+ * fp_init returns fanbpf_refuse(args, field) instead of -EINVAL:
+ *
+ *	if (st.args.ignore_uid > 1)
+ *		return fanbpf_refuse(&st.args, ignore_uid);
+ *	if (a->subtree.nr_roots > MAX_ROOTS)
+ *		return fanbpf_refuse(a, subtree.nr_roots);
+ *
+ * @args points to the args struct (its type is what matters; it is not
+ * dereferenced), @field is a member designator as offsetof() takes it
+ * (names.patterns[2].text, exts[i]).  It records the field's offset and
+ * size with the calling thread in fanbpf_init_refusal (.bss) and evaluates
+ * to -EINVAL.  When the attach fails with EINVAL, fanbpf reads the record
+ * back, and if it is the attaching thread's, raises an ArgsError whose
+ * path names the field (found in the args struct's BTF) and its value.
+ * One record per object: attaches of one handler racing in two threads
+ * may lose a record (the error then just does not name the field).
+ */
+#define FANBPF_REFUSED_LEN	0xffffffffU	/* offset: args->len was refused */
+
+struct fanbpf_init_refusal {
+	__u64 pid_tgid;		/* the refused attacher, bpf_get_current_pid_tgid() */
+	__u32 offset;		/* of the field in the args struct, or FANBPF_REFUSED_LEN */
+	__u32 size;		/* of the field */
+};
+
+struct fanbpf_init_refusal fanbpf_init_refusal SEC(".bss");
+
+static __always_inline int fanbpf_refuse_at(__u32 offset, __u32 size)
+{
+	fanbpf_init_refusal.pid_tgid = bpf_get_current_pid_tgid();
+	fanbpf_init_refusal.offset = offset;
+	fanbpf_init_refusal.size = size;
+	return -FANBPF_EINVAL;
+}
+
+#define fanbpf_refuse(args, field)						\
+	fanbpf_refuse_at(__builtin_offsetof(__typeof__(*(args)), field),	\
+			 sizeof((args)->field))
+
+/*
  * Copy fp_init's arguments into *dst (a map value, or the stack if small),
  * after checking that user space passed exactly sizeof(*dst) bytes.
- * Evaluates to 0 or -EINVAL.
+ * Evaluates to 0 or -EINVAL (recording a refused length, see
+ * fanbpf_refuse()).
  *
  * Verifier: args->data is a byte array in a BTF-typed struct, which may be
  * read in wider loads as long as every offset is a constant; hence the
@@ -298,7 +340,7 @@ static __always_inline int fanbpf_is_perm_event(__u32 mask)
 	_Static_assert(sizeof(*(dst)) <= FAN_FP_ARGS_MAX,			\
 		       "init args larger than FAN_FP_ARGS_MAX");		\
 	if ((args)->len != sizeof(*(dst))) {					\
-		__fb_ret = -FANBPF_EINVAL;					\
+		__fb_ret = fanbpf_refuse_at(FANBPF_REFUSED_LEN, sizeof(*(dst)));	\
 	} else {								\
 		__u64 *__fb_d = (__u64 *)(dst);					\
 		const __u64 *__fb_s = (const __u64 *)(args)->data;		\

@@ -3,9 +3,12 @@ and embedding (compiling a handler with fanbpf.get_include() and the
 setuptools hook).  `make test` runs these against the installed wheel."""
 import importlib.util
 import os
+import re
 import shutil
+import struct
 import subprocess
 import sys
+import tarfile
 import zipfile
 from importlib import metadata
 from pathlib import Path
@@ -42,6 +45,50 @@ def test_package_data():
     assert (PACKAGE / "py.typed").is_file()
 
 
+def elf_sections(data: bytes) -> set[str]:
+    """Section names of a 64-bit little-endian ELF object."""
+    assert data[:6] == b"\x7fELF\x02\x01", "not a 64-bit little-endian ELF file"
+    (shoff,) = struct.unpack_from("<Q", data, 0x28)
+    shentsize, shnum, shstrndx = struct.unpack_from("<HHH", data, 0x3A)
+    headers = [struct.unpack_from("<IIQQQQ", data, shoff + i * shentsize) for i in range(shnum)]
+    strtab = headers[shstrndx][4]
+    return {data[strtab + h[0]:data.index(b"\0", strtab + h[0])].decode() for h in headers}
+
+
+def test_shipped_objects_are_stripped_but_keep_btf():
+    """llvm-strip -g: no DWARF, the BTF that args encoding and CO-RE need kept."""
+    for name in ("fanbpf_rules.bpf.o", "fanbpf_rules_test.bpf.o"):
+        path = PACKAGE / "bpf" / name
+        sections = elf_sections(path.read_bytes())
+        assert {".BTF", ".BTF.ext"} <= sections and not {".debug_info", ".debug_line"} & sections, \
+            (name, sorted(sections))
+        with BpfObject(path) as obj:
+            assert obj.btf.find_struct("fanbpf_rules_args") is not None
+    # ...and still loads: the syscall test program runs on any kernel
+    # (the VM tests load the stripped handler itself).
+    with BpfObject(PACKAGE / "bpf/fanbpf_rules_test.bpf.o") as obj:
+        obj.load()
+
+
+# The kernel-style SPDX ids the sources use -> the license files that hold their text.
+_LICENSE_FILES = {"GPL-2.0": "GPL-2.0-only.txt", "LGPL-2.1": "LGPL-2.1-only.txt",
+                  "BSD-2-Clause": "BSD-2-Clause.txt"}
+
+
+def test_every_spdx_license_has_its_text():
+    used = set()
+    for path in [*ROOT.glob("fanbpf/**/*.py"), *ROOT.glob("src/**/*.[ch]"),
+                 *ROOT.glob("examples/**/*.[ch]"), *ROOT.glob("examples/**/*.py")]:
+        for line in path.read_text().splitlines()[:2]:
+            if "SPDX-License-Identifier:" in line:
+                expr = line.split("SPDX-License-Identifier:")[1].strip(" */")
+                used.update(re.findall(r"[A-Za-z0-9.-]+", expr.replace(" OR ", " ")))
+    assert used == set(_LICENSE_FILES), used
+    for name in _LICENSE_FILES.values():
+        assert "Redistribution" in (ROOT / "LICENSES" / name).read_text() or \
+            "GNU" in (ROOT / "LICENSES" / name).read_text()
+
+
 @installed_only
 def test_installed_distribution():
     dist = metadata.distribution("fanbpf")
@@ -50,6 +97,12 @@ def test_installed_distribution():
     assert {ep.name for ep in dist.entry_points} == {"fanbpf"}  # no auto-loaded pytest plugin
     files = {str(f) for f in dist.files}
     assert "fanbpf/bpf/fanbpf_rules.bpf.o" in files and "fanbpf/include/vmlinux.h" in files
+    # the license texts (PEP 639), and one abi3 wheel for every CPython >= 3.11
+    licenses = {f.rsplit("/", 1)[1] for f in files if "/licenses/LICENSES/" in f}
+    assert licenses == set(_LICENSE_FILES.values())
+    assert dist.metadata.get_all("License-File") == \
+        [f"LICENSES/{n}" for n in sorted(_LICENSE_FILES.values())]
+    assert dist.read_text("WHEEL").count("Tag: cp311-abi3-linux_") == 1
 
 
 @installed_only
@@ -103,16 +156,30 @@ def test_fanbpf_build_without_clang_says_so(tmp_path):
     assert not (tmp_path / "fanbpf" / "bpf").exists()
 
 
-def pip_wheel_example(tmp_path, **env):
-    """Build the example package's wheel against this fanbpf, as its users would."""
+def copy_example(tmp_path):
     src = tmp_path / "suffixwatch"
     shutil.copytree(ROOT / "examples/suffixwatch", src,
                     ignore=shutil.ignore_patterns("build", "*.egg-info", "*.o"))
+    return src
+
+
+def build_env(**env):
     # In the checkout (make test-host) fanbpf is not installed: point at it.
-    env = {**os.environ, "PYTHONPATH": str(PACKAGE.parent), **env}
+    return {**os.environ, "PYTHONPATH": str(PACKAGE.parent), **env}
+
+
+def pip_wheel_example(tmp_path, **env):
+    """Build the example package's wheel against this fanbpf, as its users would."""
+    src = copy_example(tmp_path)
     return subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps",
                            "--no-build-isolation", "-w", str(tmp_path / "dist"), str(src)],
-                          env=env, capture_output=True, text=True)
+                          env=build_env(**env), capture_output=True, text=True)
+
+
+def python_m_build(src, outdir):
+    """``python -m build``: an sdist, then a wheel built from the unpacked sdist alone."""
+    return subprocess.run([sys.executable, "-m", "build", "--no-isolation", "--outdir",
+                           str(outdir), str(src)], env=build_env(), capture_output=True, text=True)
 
 
 def test_example_wheel_ships_its_compiled_filter(tmp_path):
@@ -121,6 +188,47 @@ def test_example_wheel_ships_its_compiled_filter(tmp_path):
     (wheel,) = (tmp_path / "dist").glob("suffixwatch-*.whl")
     with zipfile.ZipFile(wheel) as zf:
         assert zf.read("suffixwatch/suffix_filter.bpf.o")[:4] == b"\x7fELF"
+
+
+def test_example_sdist_carries_its_handler_and_local_headers(tmp_path):
+    """python -m build, as PyPI users' pip does: the wheel is built from the sdist
+    alone, so the handler's source and the header it includes must be in it."""
+    src = copy_example(tmp_path)
+    source = src / "suffixwatch/suffix_filter.bpf.c"
+    text = source.read_text()
+    assert "#define SUFFIX_MAX\t32\n" in text
+    (src / "suffixwatch/limits.h").write_text("#define SUFFIX_MAX\t32\n")
+    source.write_text(text.replace("#define SUFFIX_MAX\t32\n", '#include "limits.h"\n'))
+    proc = python_m_build(src, tmp_path / "dist")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (sdist,) = (tmp_path / "dist").glob("suffixwatch-*.tar.gz")
+    with tarfile.open(sdist) as tf:
+        names = {n.split("/", 1)[1] for n in tf.getnames() if "/" in n}
+    assert {"suffixwatch/suffix_filter.bpf.c", "suffixwatch/limits.h"} <= names
+    (wheel,) = (tmp_path / "dist").glob("suffixwatch-*.whl")
+    with zipfile.ZipFile(wheel) as zf:
+        sections = elf_sections(zf.read("suffixwatch/suffix_filter.bpf.o"))
+    assert ".BTF" in sections and ".debug_info" not in sections
+
+
+def test_example_missing_its_declared_handler_fails_the_build(tmp_path):
+    src = copy_example(tmp_path)
+    (src / "suffixwatch/suffix_filter.bpf.c").unlink()
+    proc = python_m_build(src, tmp_path / "dist")
+    assert proc.returncode != 0
+    assert ("suffixwatch/suffix_filter.bpf.c: declared in pyproject.toml [tool.fanbpf] "
+            "handlers, but there is no such file") in proc.stdout + proc.stderr
+    assert not list((tmp_path / "dist").glob("*.whl"))
+
+
+def test_a_header_neither_local_nor_fanbpfs_fails_the_sdist(tmp_path):
+    src = copy_example(tmp_path)
+    source = src / "suffixwatch/suffix_filter.bpf.c"
+    source.write_text('#include "nowhere.h"\n' + source.read_text())
+    proc = python_m_build(src, tmp_path / "dist")
+    assert proc.returncode != 0
+    assert 'suffixwatch/suffix_filter.bpf.c includes "nowhere.h", which is neither in the ' \
+        "project beside it nor in fanbpf.get_include()" in proc.stdout + proc.stderr
 
 
 def test_example_build_without_clang_says_so(tmp_path):

@@ -18,11 +18,22 @@ def run_python(code: str, cwd=None) -> subprocess.CompletedProcess:
 
 
 def test_importing_the_plugin_is_light():
-    heavy = ["fanbpf._fanbpf", "fanbpf.handler", "hypothesis", "multiprocessing", "ctypes"]
+    heavy = ["fanbpf._fanbpf", "fanbpf.handler", "hypothesis", "multiprocessing", "ctypes",
+             "pytest"]
     result = run_python(["-c", f"import sys, fanbpf.testing; print([m for m in {heavy!r} "
                                "if m in sys.modules])"])
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_the_tools_import_without_pytest():
+    """fanbpf.testing.logic & co. are for any test runner: pytest blocked, they import."""
+    result = run_python(["-c", "import sys; sys.modules['pytest'] = None\n"
+                               "import fanbpf.testing, fanbpf.testing.logic, fanbpf.testing.fs, "
+                               "fanbpf.testing.oracle\n"
+                               "print(fanbpf.testing.logic.LogicProgram.__name__)"])
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "LogicProgram"
 
 
 def test_no_ctypes_beside_cffi():

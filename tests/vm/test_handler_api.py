@@ -7,9 +7,12 @@ exclusions, counters, cleanup).
 """
 
 import errno
+import gc
 import os
 import subprocess
 import sys
+import threading
+import time
 
 import pytest
 
@@ -79,8 +82,12 @@ def test_attach_errors(test_obj, group_fd):
         with pytest.raises(FileNotFoundError, match="registered now: .*test_handler"):
             handler.attach(group_fd, "nope")
         with pytest.raises(OSError, match="fp_init") as info:
-            handler.attach(group_fd, h, b"\xee")
+            handler.attach(group_fd, h, b"\xee" + bytes(h.args_type.size - 1))
         assert info.value.errno == errno.EINVAL
+        # not the args struct's size: refused before the kernel sees it
+        with pytest.raises(fanbpf.ArgsError, match="init args of 1 bytes for 'test_handler': "
+                           "its struct test_handler_args is 12 bytes"):
+            handler.attach(group_fd, h, b"\xee")
         # the kernel's own limit, past the Python-side check
         assert lib.fanbpf_fp_attach_name(group_fd, b"test_handler", bytes(1025), 1025) \
             == -errno.E2BIG
@@ -289,6 +296,24 @@ def test_detach_and_close_drop_the_map_entries(rules_group, rules_handler):
     assert set(set_entries(rules_handler, att2.set_id).values()) == {0}
 
 
+@pytest.mark.parametrize("args, path, value", [
+    ({"sections": 1 << 31}, "sections", 1 << 31),
+    ({"subtree": {"reserved": 5}}, "subtree.reserved", 5),
+    ({"process": {"flags": 1 << 5}}, "process.ancestor_tgid", 0),  # ANCESTOR needs a tgid
+    ({"deny_errno": -1}, "deny_errno", -1),
+])
+def test_the_rules_fp_init_names_the_field_it_refuses(rules_group, rules_handler, args, path,
+                                                       value):
+    group, _ = rules_group
+    with pytest.raises(fanbpf.ArgsError) as info:
+        group.attach(rules_handler, args)
+    assert info.value.errno == errno.EINVAL and info.value.path == path
+    assert str(info.value) == f"{path}: refused by handler 'fanbpf_rules' (fp_init): " \
+        f"{value!r} [EINVAL]"
+    assert group.handler is None
+    group.attach(rules_handler, {})  # the refusal left nothing behind
+
+
 def test_closing_the_handler_revokes_the_attachment(rules_group):
     g, base = rules_group
     h = handler.Handler.load("rules", private=True)
@@ -341,3 +366,59 @@ def test_overlay_roots_are_held_open(tmpfs, rules_handler):
             assert f"{merged}/d" not in fd_targets()
     finally:
         subprocess.run(["umount", f"{tmpfs}/merged"], check=True)
+
+
+@pytest.mark.parametrize("which", ["rules", "test_handler"])
+def test_a_dropped_attached_group_and_handler_go_at_once(tmpfs, test_obj, which):
+    """No reference cycle between Group, Attachment and Handler: with the
+    cyclic gc off, dropping them unclosed closes the fanotify fd, the
+    handler's link, maps and programs right at the ``del``."""
+    gc.collect()
+    gc.disable()
+    try:
+        before = open_fds()
+        h = handler.Handler.load("rules" if which == "rules" else test_obj, private=True)
+        g = Group()
+        g.mark(tmpfs, EventMask.CREATE | EventMask.ONDIR, MarkFlag.FILESYSTEM)
+        att = g.attach(h, fanbpf.rules(subtree=[tmpfs]) if which == "rules" else {})
+        assert len(open_fds() - before) >= 4  # the group, the link, maps, programs
+        with pytest.warns(ResourceWarning, match="unclosed"):
+            del g, h, att
+        assert open_fds() == before
+    finally:
+        gc.enable()
+
+
+def test_close_from_another_thread_races_live_rule_changes(tmpfs, rules_handler):
+    """Group.close() (any thread may call it) while the owner changes roots:
+    the change either ends first or fails saying the attachment is closed,
+    and no map entry of the set outlives the close."""
+    dirs = [f"{tmpfs}/d{i}" for i in range(40)]
+    for d in dirs:
+        os.makedirs(d)
+    for delay in (0, 0.001, 0.01, 0.05, 0.1):
+        g = Group()
+        g.mark(tmpfs, EventMask.CREATE | EventMask.ONDIR, MarkFlag.FILESYSTEM)
+        att = g.attach(rules_handler, fanbpf.rules(subtree=[]))
+        errors = []
+        changing = threading.Event()
+
+        def churn():
+            try:
+                while True:
+                    att.add_roots(dirs)
+                    changing.set()
+                    att.remove_roots(dirs[1:])
+            except Exception as err:  # noqa: BLE001  (the test looks at which)
+                errors.append(err)
+
+        thread = threading.Thread(target=churn)
+        thread.start()
+        assert changing.wait(30)
+        time.sleep(delay)
+        g.close()
+        thread.join(30)
+        assert not thread.is_alive()
+        assert [type(e) for e in errors] == [ValueError], errors
+        assert "is closed (its group was closed)" in str(errors[0])
+        assert set(set_entries(rules_handler, att.set_id).values()) == {0}

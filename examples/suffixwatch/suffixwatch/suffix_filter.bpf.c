@@ -56,8 +56,14 @@ int BPF_PROG(suffix_init, struct fanotify_fastpath_hook *hook,
 	for (i = 0; i < SUFFIX_MAX; i++)
 		if (!st.args.suffix[i])
 			break;
-	if (i == 0 || i == SUFFIX_MAX || st.args.ignore_uid > 1)
-		return -FANBPF_EINVAL;	/* fails the attach with EINVAL */
+	/*
+	 * fanbpf_refuse() fails the attach with EINVAL, and fanbpf's
+	 * ArgsError then names the field: "suffix: ... refused ...".
+	 */
+	if (i == 0 || i == SUFFIX_MAX)
+		return fanbpf_refuse(&st.args, suffix);
+	if (st.args.ignore_uid > 1)
+		return fanbpf_refuse(&st.args, ignore_uid);
 	st.len = i;
 	return bpf_map_update_elem(&suffix_states, &id, &st, BPF_NOEXIST);
 }
