@@ -4,6 +4,7 @@ and the blocks that need no fastpath hook run (the README's own example
 runs in the VM: tests/vm/test_readme.py)."""
 import importlib
 import re
+import subprocess
 import threading
 from pathlib import Path
 
@@ -73,9 +74,21 @@ def test_rules_spellings():
     assert callable(fanbpf.trace) and fanbpf.trace.Tracer is not None
 
 
-def test_rules_md_fallback_block_runs_on_a_kernel_without_the_hook(tmp_path, capsys):
+@pytest.fixture
+def private_tmpfs(tmp_path):
+    """A tmpfs of the test's own: a filesystem mark on the host's /tmp also
+    sees every other process's files (events with no path to name)."""
+    subprocess.run(["mount", "-t", "tmpfs", "fanbpf-docs", str(tmp_path)], check=True)
+    try:
+        yield tmp_path
+    finally:
+        subprocess.run(["umount", "-l", str(tmp_path)], check=True)
+
+
+def test_rules_md_fallback_block_runs_on_a_kernel_without_the_hook(private_tmpfs, capsys):
     """docs/rules.md's RulesGroup block, its /srv/www a fresh directory and
     its group one marked on it; the group closes after the first event."""
+    tmp_path = private_tmpfs
     (code,) = [b for b in python_blocks("docs/rules.md") if "RulesGroup" in b]
     (tmp_path / "www").mkdir()
     code = code.replace('"/srv/www"', repr(str(tmp_path / "www")))
