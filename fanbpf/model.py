@@ -87,7 +87,7 @@ __all__ = [
     "MAX_ROOTS", "MAX_GLOBS", "NAME_MAX", "MAX_DEPTH", "COMM_LEN", "MAX_ANCESTRY",
     "ERRNO_MAX", "PERM_EVENTS", "ONDIR", "SEND", "SKIP",
     "Section", "PatternKind", "NamesMode", "ProcessFlag", "NodeKind", "NameList",
-    "Match", "Walk", "Pattern", "RulesArgs", "Facts", "Node", "ChainNode", "Chain",
+    "Match", "Walk", "Pattern", "RulesArgs", "Facts", "Node", "ChainNode", "Chain", "Walked",
     "check", "decide", "match", "matches", "outcome", "pattern_matches", "process_matches",
     "names_match", "name_listed", "walk", "walks_match", "chains_of", "glob_matches",
     "ancestry", "in_cgroup_tree", "dir_chain", "NO_DENTRY", "NoDentry",
