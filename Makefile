@@ -130,7 +130,7 @@ vm: kernel
 
 # --- tests ---------------------------------------------------------------
 
-# mypy --strict (pyproject.toml [tool.mypy]: the modules not yet typed are listed there).
+# mypy --strict on every module of fanbpf (pyproject.toml [tool.mypy]).
 typecheck: deps
 	$(PY) -m mypy
 

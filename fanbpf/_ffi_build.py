@@ -8,6 +8,8 @@ The shim's own declarations are read from src/c/fanbpf.h, between its
 ``cffi-cdef-begin``/``cffi-cdef-end`` markers, so they are written once.
 """
 
+from __future__ import annotations
+
 import glob
 import os
 import re
@@ -122,7 +124,7 @@ PREAMBLE = """
 """
 
 
-def shim_cdef():
+def shim_cdef() -> str:
     with open(os.path.join(SRC, "fanbpf.h")) as f:
         text = f.read()
     m = re.search(r"/\* cffi-cdef-begin \*/(.*)/\* cffi-cdef-end \*/", text, re.S)
@@ -157,13 +159,14 @@ class Libbpf:
     """The libbpf to build against: its headers (``include_dir/bpf/*.h``,
     BPF-side ones included) and the extension's compiler/linker arguments."""
 
-    def __init__(self, origin, include_dir, ext_kwargs):
+    # ext_kwargs: the lists setup.py extends the Extension's attributes of the same name with
+    def __init__(self, origin: str, include_dir: str, ext_kwargs: dict[str, list[str]]) -> None:
         self.origin = origin
         self.include_dir = include_dir
         self.ext_kwargs = ext_kwargs
 
     @classmethod
-    def static(cls, origin, libbpf_dir):
+    def static(cls, origin: str, libbpf_dir: str) -> Libbpf:
         archive = os.path.join(libbpf_dir, "libbpf.a")
         if not os.path.exists(archive):
             raise LibbpfNotFound(f"{origin}: no libbpf.a in {libbpf_dir} (give the DESTDIR of "
@@ -177,7 +180,7 @@ class LibbpfNotFound(RuntimeError):
     pass
 
 
-def _pkgconfig_version():
+def _pkgconfig_version() -> str | None:
     try:
         out = subprocess.run(["pkg-config", "--modversion", "libbpf"], capture_output=True,
                              text=True)
@@ -186,11 +189,11 @@ def _pkgconfig_version():
     return out.stdout.strip() if out.returncode == 0 else None
 
 
-def _version_tuple(text):
+def _version_tuple(text: str) -> tuple[int, ...]:
     return tuple(int(x) for x in re.findall(r"\d+", text)[:2])
 
 
-def find_libbpf(work_dir, tarballs=TARBALLS):
+def find_libbpf(work_dir: str, tarballs: str = TARBALLS) -> Libbpf:
     """The first of: ``$FANBPF_LIBBPF_DIR`` (built), ``$FANBPF_LIBBPF_SRC``
     (a kernel tree, built into work_dir), pkg-config's libbpf if >= 1.2, the
     newest ``/usr/src/linux-source-*.tar.xz`` (built into work_dir).  Never an
@@ -215,12 +218,12 @@ def find_libbpf(work_dir, tarballs=TARBALLS):
                          f"({seen}; no {tarballs}). {INSTALL_HINT}.")
 
 
-def newest_tarball(pattern=TARBALLS):
+def newest_tarball(pattern: str = TARBALLS) -> str | None:
     found = sorted(glob.glob(pattern), key=lambda p: _version_tuple(os.path.basename(p)))
     return found[-1] if found else None
 
 
-def build_libbpf(source, out_dir, tree=None):
+def build_libbpf(source: str, out_dir: str, tree: str | None = None) -> str:
     """Build libbpf from a kernel tree or a ``linux-source-*.tar.xz`` into
     out_dir (static, -fPIC: it is linked into the extension); return out_dir.
     A tarball's tools/, include/uapi/ and scripts/ are extracted into tree

@@ -354,13 +354,15 @@ class Btf:
             raise ArgsError(f"the BTF has no struct or union named {name!r}")
         return ctype
 
-    def find_struct(self, name: str) -> CType | None:
+    def find_struct(self, name: str) -> StructType | None:
         """``struct name`` (or ``union name``), None if there is none."""
         lib = self._lib
         for kind in (lib.BTF_KIND_STRUCT, lib.BTF_KIND_UNION):
             type_id = lib.btf__find_by_name_kind(self._btf(), name.encode(), kind)
             if type_id > 0:
-                return self.type(type_id)
+                ctype = self.type(type_id)
+                assert isinstance(ctype, StructType)  # _build makes one of a STRUCT or UNION id
+                return ctype
         return None
 
     def globals(self) -> dict[str, int]:

@@ -346,8 +346,7 @@ class RulesFilter:
                 raise _Uncertain("process")
             fields = dict(uid=proc.uid or 0, comm=proc.comm or b"", cgroup_id=proc.cgroup_id or 0,
                           cgroup_path=proc.cgroup_path or (), ancestors=proc.ancestors or ())
-        return Facts(mask=mask, name=name, tgid=event.pid, chains=chains,  # type: ignore[arg-type]
-                     **fields)  # (a chain may be NO_DENTRY: model.chains_of takes it)
+        return Facts(mask=mask, name=name, tgid=event.pid, chains=chains, **fields)
 
     # -- decisions -----------------------------------------------------------
 

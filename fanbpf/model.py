@@ -81,13 +81,13 @@ import errno as _errno
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import NamedTuple, Optional, Tuple
+from typing import Any, NamedTuple, Optional, Tuple, Union
 
 __all__ = [
     "MAX_ROOTS", "MAX_GLOBS", "NAME_MAX", "MAX_DEPTH", "COMM_LEN", "MAX_ANCESTRY",
     "ERRNO_MAX", "PERM_EVENTS", "ONDIR", "SEND", "SKIP",
     "Section", "PatternKind", "NamesMode", "ProcessFlag", "NodeKind", "NameList",
-    "Match", "Walk", "Pattern", "RulesArgs", "Facts", "Node", "ChainNode", "Chain",
+    "Match", "Walk", "Pattern", "RulesArgs", "Facts", "Node", "ChainNode", "Chain", "Walked",
     "check", "decide", "match", "matches", "outcome", "pattern_matches", "process_matches",
     "names_match", "name_listed", "walk", "walks_match", "chains_of", "glob_matches",
     "ancestry", "in_cgroup_tree", "dir_chain", "NO_DENTRY", "NoDentry",
@@ -221,6 +221,8 @@ class ChainNode(NamedTuple):
     @property
     def key(self) -> Node:
         """``(dev, ino)`` as the handler looks them up: dev cut to 32 bits."""
+        if self.dev is None or self.ino is None:
+            raise ValueError(f"{self!r} is a virtual node: it has no (dev, ino) to look up")
         return (self.dev & _U32, self.ino)
 
 
@@ -240,8 +242,11 @@ class NoDentry(enum.Enum):
 #: ``()``, which is "not walked".
 NO_DENTRY = NoDentry.NO_DENTRY
 
+#: One of ``Facts.chains``: a chain, or :data:`NO_DENTRY`.
+Walked = Union[Chain, NoDentry]
 
-def _bytes(value) -> bytes:
+
+def _bytes(value: str | bytes | Iterable[int]) -> bytes:
     return value.encode() if isinstance(value, str) else bytes(value)
 
 
@@ -265,11 +270,12 @@ class Pattern:
         return self.text[:self.len].ljust(self.len, b"\0")
 
 
-def _patterns(items) -> Tuple[Pattern, ...]:
+def _patterns(items: Iterable[Pattern | Tuple[int, bytes] | Tuple[int, bytes, Optional[int]]]
+              ) -> Tuple[Pattern, ...]:
     return tuple(p if isinstance(p, Pattern) else Pattern(*p) for p in items)
 
 
-def _nodes(items) -> Tuple[Node, ...]:
+def _nodes(items: Iterable[Sequence[int]]) -> Tuple[Node, ...]:
     return tuple(dict.fromkeys((int(d), int(i)) for d, i in items))
 
 
@@ -324,7 +330,7 @@ class RulesArgs:
     cgroup_tree_id: int = 0
     cgroup_tree_level: int = 0
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         # any iterables in, tuples kept (hashable, comparable)
         object.__setattr__(self, "roots", _nodes(self.roots))
         object.__setattr__(self, "excluded", _nodes(self.excluded))
@@ -377,8 +383,8 @@ class RulesArgs:
         return tuple(roots[:n]) + ((0, 0),) * max(0, n - len(roots))
 
     @cached_property
-    def _node_kinds(self) -> dict:
-        kinds: dict = {}
+    def _node_kinds(self) -> dict[Node, NodeKind]:
+        kinds: dict[Node, NodeKind] = {}
         if self.set_id:
             for key in self.map_roots:
                 kinds[key] = NodeKind.ROOT
@@ -391,7 +397,7 @@ class RulesArgs:
         return self._node_kinds.get(key, NodeKind(0))
 
     @classmethod
-    def from_dict(cls, d: Mapping, **maps) -> RulesArgs:
+    def from_dict(cls, d: Mapping[str, Any], **maps: Any) -> RulesArgs:
         """From the init-args dict (``struct fanbpf_rules_args``'s fields);
         ``maps`` gives the set's map entries (``roots=``, ``dirs=``...)."""
         subtree = d.get("subtree", {})
@@ -427,7 +433,7 @@ class RulesArgs:
             **maps,
         )
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         """The init-args dict for :meth:`fanbpf.Handler.encode_args` (btfargs)."""
         names_exact, names_globs = self.counts(NameList.NAMES)
         dirs_exact, dirs_globs = self.counts(NameList.DIRS)
@@ -490,11 +496,11 @@ class Facts:
     uid: int = 0
     cgroup_id: int = 0
     comm: bytes = b""
-    chains: Tuple[Chain, ...] = field(default=((), ()))
+    chains: Tuple[Walked, ...] = field(default=((), ()))
     ancestors: Tuple[int, ...] = ()
     cgroup_path: Tuple[int, ...] = ()
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         object.__setattr__(self, "chains", chains_of(self.chains, pad=False))
 
 
@@ -582,7 +588,7 @@ def glob_matches(text: bytes, name: bytes) -> bool:
     return len(text) in _glob_closure(text, states)
 
 
-def _glob_closure(text: bytes, states: set) -> set:
+def _glob_closure(text: bytes, states: set[int]) -> set[int]:
     """Add the positions past any run of '*' (which may match nothing)."""
     out = set(states)
     for i in sorted(states):
@@ -652,7 +658,7 @@ def _dirs_apply(args: RulesArgs) -> bool:
     return bool(args.sections & Section.EXCLUDE) and any(args.counts(NameList.DIRS))
 
 
-def walk(args: RulesArgs, chain) -> Walk:
+def walk(args: RulesArgs, chain: Walked) -> Walk:
     """One walk up ``chain`` (or :data:`NO_DENTRY`): the nearest node that
     decides, or why none did."""
     subtree = bool(args.sections & Section.SUBTREE)
@@ -710,7 +716,7 @@ def matches(facts: Facts, args: RulesArgs) -> bool:
     return match(facts, args) != Match.NO
 
 
-def _as_args(args) -> RulesArgs:
+def _as_args(args: RulesArgs | Mapping[str, Any]) -> RulesArgs:
     if isinstance(args, Mapping):
         args = RulesArgs.from_dict(args)
     if check(args):
@@ -718,7 +724,7 @@ def _as_args(args) -> RulesArgs:
     return args
 
 
-def outcome(facts: Facts, args: RulesArgs | Mapping) -> Tuple[int, Match]:
+def outcome(facts: Facts, args: RulesArgs | Mapping[str, Any]) -> Tuple[int, Match]:
     """``(decision, match)``: ``fp_handler``'s return value and whether the
     event matched.  The handler's stats count ``delivered`` for SEND,
     ``skipped`` for SKIP, ``denied`` for -errno, and ``undecided`` (too)
@@ -732,7 +738,7 @@ def outcome(facts: Facts, args: RulesArgs | Mapping) -> Tuple[int, Match]:
     return SEND, result
 
 
-def decide(facts: Facts, args: RulesArgs | Mapping) -> int:
+def decide(facts: Facts, args: RulesArgs | Mapping[str, Any]) -> int:
     """``fp_handler``'s return value: ``SEND``, ``SKIP`` or ``-errno``.
 
     ``args`` must pass :func:`check` (the kernel never runs a handler
@@ -747,7 +753,8 @@ def dir_chain(name: Optional[bytes], mask: int, above: Iterable[ChainNode]) -> C
     return (ChainNode.virtual(name, bool(mask & ONDIR)),) + tuple(above)
 
 
-def chains_of(walks: Sequence, pad: bool = True) -> Tuple[Chain, ...]:
+def chains_of(walks: Iterable[Walked | Iterable[ChainNode | Sequence[Any]]],
+              pad: bool = True) -> Tuple[Walked, ...]:
     """Normalise walks into ``Facts.chains``: nodes may be given as
     ``(dev, ino)`` pairs (directories without names) or :class:`ChainNode` s;
     :data:`NO_DENTRY` stays.  ``pad``: add not-walked chains up to two."""

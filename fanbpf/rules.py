@@ -31,7 +31,7 @@ import re
 import stat
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from typing import Union
+from typing import Any, Literal, Union, overload
 
 from fanbpf.errors import ArgsError, os_error
 from fanbpf.model import (COMM_LEN, MAX_GLOBS, MAX_ROOTS, NAME_MAX, NamesMode, Node, Pattern,
@@ -60,7 +60,7 @@ class NamePattern:
         return f"{self.kind.name.lower()}({self.text!r})"
 
 
-def _pattern_bytes(text, what: str) -> bytes:
+def _pattern_bytes(text: object, what: str) -> bytes:
     if isinstance(text, str):
         data = os.fsencode(text)
     elif isinstance(text, (bytes, bytearray)):
@@ -78,27 +78,29 @@ def _pattern_bytes(text, what: str) -> bytes:
     return data
 
 
-def exact(text) -> NamePattern:
+def exact(text: str | bytes) -> NamePattern:
     """Names equal to ``text``."""
     return NamePattern(PatternKind.EXACT, _pattern_bytes(text, "exact"))
 
 
-def prefix(text) -> NamePattern:
+def prefix(text: str | bytes) -> NamePattern:
     """Names starting with ``text`` (taken literally: ``*`` is not special)."""
     return NamePattern(PatternKind.PREFIX, _pattern_bytes(text, "prefix"))
 
 
-def suffix(text) -> NamePattern:
+def suffix(text: str | bytes) -> NamePattern:
     """Names ending with ``text`` (taken literally)."""
     return NamePattern(PatternKind.SUFFIX, _pattern_bytes(text, "suffix"))
 
 
-def glob(text) -> NamePattern:
+def glob(text: str | bytes) -> NamePattern:
     """A glob: ``*`` matches any run of bytes, ``?`` one byte; nothing else is special."""
     return NamePattern(PatternKind.GLOB, _pattern_bytes(text, "glob"))
 
 
 PatternArg = Union[str, bytes, NamePattern]
+#: A file system path, as ``os.fsencode`` takes it.
+PathArg = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
 
 
 def _as_pattern(item: PatternArg, what: str) -> NamePattern:
@@ -178,7 +180,7 @@ class ResolvedDir:
         return self.dev, self.ino
 
 
-def _path_bytes(path, what: str) -> bytes:
+def _path_bytes(path: PathArg, what: str) -> bytes:
     try:
         raw = os.fsencode(path)
     except TypeError:
@@ -189,7 +191,14 @@ def _path_bytes(path, what: str) -> bytes:
     return raw
 
 
-def _watch_batch(raws: list[bytes], what: str, strict: bool = True) -> list:
+@overload
+def _watch_batch(raws: list[bytes], what: str, strict: Literal[True] = True) -> list[Node]: ...
+@overload
+def _watch_batch(raws: list[bytes], what: str, strict: Literal[False]) -> list[Node | None]: ...
+
+
+def _watch_batch(raws: list[bytes], what: str, strict: bool = True
+                 ) -> list[Node] | list[Node | None]:
     """``(s_dev, i_ino)`` of each directory, from one inotify fd's fdinfo.
 
     Not ``strict``: None for what cannot be looked up, and no automount is
@@ -223,7 +232,7 @@ def _watch_batch(raws: list[bytes], what: str, strict: bool = True) -> list:
         os.close(fd)  # removes every watch of the batch
 
 
-def resolve_dirs(paths: Iterable, *, what: str = "subtree", pin: bool = False) -> list[ResolvedDir]:
+def resolve_dirs(paths: Iterable[PathArg], *, what: str = "subtree", pin: bool = False) -> list[ResolvedDir]:
     """Name directories as the rules handler does: ``(dev, ino)`` with dev the s_dev.
 
     ``stat`` does not say it everywhere: overlayfs may report another
@@ -286,7 +295,7 @@ def close_pins(dirs: Iterable[ResolvedDir]) -> None:
             os.close(d.fd)
 
 
-def root_of(path) -> tuple[int, int]:
+def root_of(path: PathArg) -> tuple[int, int]:
     """The ``(dev, ino)`` the handler knows directory ``path`` by (see :func:`resolve_dirs`).
 
     An overlayfs directory is named as it is now: hold it open (as an
@@ -296,28 +305,28 @@ def root_of(path) -> tuple[int, int]:
 
 
 #: Directories are named by path or as ``(dev, ino)``; see :func:`name_dirs`.
-DirArg = Union[str, bytes, "os.PathLike", tuple]
+DirArg = Union[PathArg, Node]
 
 
-def name_dirs(items: Iterable[DirArg], what: str, pin: bool = False
+def name_dirs(items: Iterable[DirArg] | PathArg, what: str, pin: bool = False
               ) -> tuple[list[Node], list[ResolvedDir]]:
     """The ``(dev, ino)`` of each item (duplicates dropped, order kept) and the
     :class:`ResolvedDir` of those given as paths (``pin``: see :func:`resolve_dirs`)."""
-    if isinstance(items, (str, bytes, os.PathLike)):
-        items = [items]
-    keys: list[Node] = []
-    paths = []
-    for item in items:
+    dir_args: Iterable[DirArg] = [items] if isinstance(items, (str, bytes, os.PathLike)) else items
+    pending: list[Node | None] = []
+    paths: list[PathArg] = []
+    for item in dir_args:
         if isinstance(item, tuple):
             if len(item) != 2:
                 raise RulesError(f"{what}: {item!r} is not a (dev, ino) pair")
-            keys.append((_uint(item[0], f"{what} dev", 64), _uint(item[1], f"{what} ino", 64)))
+            pending.append((_uint(item[0], f"{what} dev", 64),
+                            _uint(item[1], f"{what} ino", 64)))
         else:
             paths.append(item)
-            keys.append(None)  # filled in below, in order
+            pending.append(None)  # filled in below, in order
     dirs = resolve_dirs(paths, what=what, pin=pin)
     named = iter(dirs)
-    keys = [key if key is not None else next(named).key for key in keys]
+    keys = [key if key is not None else next(named).key for key in pending]
     return list(dict.fromkeys(keys)), dirs
 
 
@@ -342,16 +351,19 @@ def nested_mounts(roots: Iterable[Node], excluded: Iterable[Node] = (), *, pin: 
     lookups = list(dict.fromkeys(x for p in points for x in (p, *chains[p])))
     found = dict(zip(lookups, _watch_batches(lookups, "nested mount")))
     fstypes = {m.dev: m.fstype for m in table}
-    out = []
+    out: list[tuple[Node, ResolvedDir]] = []
     for point in points:
-        if found[point] is None:
+        named = found[point]
+        if named is None:
             continue
         for parent in chains[point]:
             key = _handler_key(found[parent], fstypes, parent)
-            if key in roots:
-                key_below = _handler_key(found[point], fstypes, point)
-                if key_below not in roots:
-                    out.extend((key, d) for d in _pinned([point], pin, found[point], fstypes))
+            if key is not None and key in roots:
+                key_below = _handler_key(named, fstypes, point)
+                # None: the mount point went between the lookup and the stat
+                if key_below is not None and key_below not in roots:
+                    out.extend((key, d) for d in _pinned(point, pin, key_below,
+                                                         fstypes.get(named[0], "")))
                 break
             if key in excluded:
                 break
@@ -360,19 +372,19 @@ def nested_mounts(roots: Iterable[Node], excluded: Iterable[Node] = (), *, pin: 
 
 def _ancestors(point: bytes) -> list[bytes]:
     """``/a/b/c`` -> ``[/a/b, /a, /]``: a mount point's directories, nearest first."""
-    out = []
+    out: list[bytes] = []
     while point != b"/":
         point = os.path.dirname(point)
         out.append(point)
     return out
 
 
-def _watch_batches(raws: list[bytes], what: str) -> list:
+def _watch_batches(raws: list[bytes], what: str) -> list[Node | None]:
     return [x for start in range(0, len(raws), _WATCH_BATCH)
             for x in _watch_batch(raws[start:start + _WATCH_BATCH], what, strict=False)]
 
 
-def _handler_key(named, fstypes: dict, raw: bytes):
+def _handler_key(named: Node | None, fstypes: dict[int, str], raw: bytes) -> Node | None:
     """inotify's ``(s_dev, i_ino)`` as the handler's key: btrfs uses the subvolume's dev."""
     if named is None:
         return None
@@ -385,15 +397,13 @@ def _handler_key(named, fstypes: dict, raw: bytes):
     return dev, ino
 
 
-def _pinned(raws, pin, named, fstypes) -> list[ResolvedDir]:
-    dev, ino = named
-    fstype = fstypes.get(dev, "")
+def _pinned(raw: bytes, pin: bool, key: Node, fstype: str) -> list[ResolvedDir]:
     if fstype == OVERLAY and pin:
-        return resolve_dirs(raws, what="nested mount", pin=True)
-    return [ResolvedDir(*_handler_key(named, fstypes, raws[0]), fstype, raws[0])]
+        return resolve_dirs([raw], what="nested mount", pin=True)
+    return [ResolvedDir(*key, fstype, raw)]
 
 
-def _event_mask(events) -> int:
+def _event_mask(events: int | Iterable[str | int]) -> int:
     if isinstance(events, int):
         mask = events
     else:
@@ -414,7 +424,7 @@ def _event_mask(events) -> int:
     return int(mask)
 
 
-def _uint(value, what: str, bits: int = 32) -> int:
+def _uint(value: object, what: str, bits: int = 32) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise RulesError(f"{what}: expected an int, got {type(value).__name__}")
     if not 0 <= value < 1 << bits:
@@ -422,14 +432,14 @@ def _uint(value, what: str, bits: int = 32) -> int:
     return value
 
 
-def _cgroup_id(cgroup) -> int:
-    if isinstance(cgroup, int) and not isinstance(cgroup, bool):
-        return _uint(cgroup, "cgroup", 64)
-    try:
-        st = os.stat(cgroup)
-    except TypeError:
+def _cgroup_id(cgroup: int | PathArg) -> int:
+    if isinstance(cgroup, bool) or not isinstance(cgroup, (int, str, bytes, os.PathLike)):
+        # (os.stat would take True as fd 1)
         raise RulesError(f"cgroup: expected an id or a cgroup v2 directory, "
-                         f"got {type(cgroup).__name__}") from None
+                         f"got {type(cgroup).__name__}")
+    if isinstance(cgroup, int):
+        return _uint(cgroup, "cgroup", 64)
+    st = os.stat(cgroup)
     if not stat.S_ISDIR(st.st_mode):
         raise RulesError(f"cgroup: {os.fsdecode(cgroup)!r} is not a cgroup directory")
     return st.st_ino  # a cgroup v2 id is its directory's inode number
@@ -455,7 +465,7 @@ def cgroup2_mount() -> str | None:
     return None
 
 
-def cgroup_tree_of(cgroup) -> tuple[int, int]:
+def cgroup_tree_of(cgroup: PathArg) -> tuple[int, int]:
     """``(id, level)`` of a cgroup v2 directory: its inode number and how many
     cgroups lie above it (the root cgroup is level 0)."""
     mount = cgroup2_mount()
@@ -473,7 +483,7 @@ def cgroup_tree_of(cgroup) -> tuple[int, int]:
     return os.stat(path).st_ino, level
 
 
-def _errno_value(value) -> int:
+def _errno_value(value: int | str) -> int:
     if isinstance(value, str):
         code = getattr(_errno, value.upper(), None)
         if code is None:
@@ -517,7 +527,7 @@ class Rules:
         return bool(a.patterns or a.dirs or a.excluded or len(a.roots) > MAX_ROOTS
                     or a.sections & Section.EXCLUDE)
 
-    def init_args(self) -> dict:
+    def init_args(self) -> dict[str, Any]:
         """The init args of a rule set without map entries (attached by name):
         RulesError if it needs maps."""
         if self.needs_maps:
@@ -535,7 +545,7 @@ class Rules:
         return replace(self.args, set_id=self.args.set_id or 1)
 
 
-def _patterns(items, what: str) -> tuple[Pattern, ...]:
+def _patterns(items: PatternArg | Iterable[PatternArg], what: str) -> tuple[Pattern, ...]:
     """Any number of exact names, at most MAX_GLOBS other patterns."""
     if isinstance(items, (str, bytes, NamePattern)):
         items = [items]
@@ -560,14 +570,14 @@ def rules(*, subtree: Iterable[DirArg] | None = None,
           exclude_subtrees: Iterable[DirArg] | None = None,
           names: Iterable[PatternArg] | None = None,
           exclude_names: Iterable[PatternArg] | None = None,
-          events=None,
+          events: int | Iterable[str | int] | None = None,
           tgid: int | None = None,
           exclude_pid: int | bool | None = None,
           uid: int | None = None,
-          cgroup=None,
+          cgroup: int | PathArg | None = None,
           comm: str | bytes | None = None,
           descendants_of: int | None = None,
-          cgroup_tree=None,
+          cgroup_tree: PathArg | None = None,
           deny_errno: int | str | None = None) -> Rules:
     """A rule set for ``fanbpf_rules``: deliver only events that match every rule given.
 
@@ -626,7 +636,7 @@ def rules(*, subtree: Iterable[DirArg] | None = None,
     the directories: :class:`RulesError` (a ValueError) says what is
     wrong, or the OSError of a lookup (FileNotFoundError...).
     """
-    fields: dict = {}
+    fields: dict[str, Any] = {}  # RulesArgs' keyword arguments
     sections = 0
     dirs: list[ResolvedDir] = []
     roots: list[Node] = []

@@ -151,7 +151,7 @@ class RulesMaps:
             self._rebuild_filter()
 
     @classmethod
-    def of(cls, obj) -> RulesMaps | None:
+    def of(cls, obj: BpfObject) -> RulesMaps | None:
         """The object's rules maps, or None if it has none."""
         try:
             return cls(obj)
@@ -173,7 +173,7 @@ class RulesMaps:
             if ctype.size != layout.size or got != offsets:
                 raise RuntimeError(f"{self.obj.path}: struct {name} is not the layout fanbpf "
                                    f"packs ({ctype.size} bytes, {got}); rebuild the object")
-        self._stride = {}
+        self._stride: dict[str, int] = {}
         for name, (key, value, percpu) in _MAPS.items():
             info = ffi.new("struct fanbpf_map_info *")
             ret = lib.fanbpf_obj_map_info(self.obj._obj(), name.encode(), info)
@@ -262,7 +262,7 @@ class RulesMaps:
         if ret == -_errno.ENOENT:
             return None
         self._call(ret, name)
-        return ffi.buffer(value)[:]
+        return bytes(ffi.buffer(value))
 
     def update(self, name: str, key: bytes, value: bytes, flags: int = _BPF_ANY) -> None:
         """Set ``key`` to ``value`` in map ``name`` of the object."""
@@ -289,7 +289,7 @@ class RulesMaps:
                 return set_id
         raise AssertionError("unreachable")
 
-    def _set_keys(self, set_id: int) -> dict:
+    def _set_keys(self, set_id: int) -> dict[str, list[bytes]]:
         """The keys of every entry of a set, by map (stats excluded)."""
         prefix = _U64.pack(set_id)
         return {name: keys for name in (NODES, NAMES, GLOBS)
@@ -338,14 +338,15 @@ class RulesMaps:
         keys, values = bytearray(), bytearray()
         count = 0
         value = _U32.pack(int(kind))
-        changed = set()
+        changed: set[int] = set()
         with self._nodes_lock:
             for dev, ino in nodes:
                 keys += _NODE_KEY.pack(set_id, dev, ino)
                 values += value
                 count += 1
-                changed.add(self._set_bit(dev, ino))
-            changed.discard(None)
+                word = self._set_bit(dev, ino)
+                if word is not None:
+                    changed.add(word)
             # the bits first: the handler must not meet a node without its bit
             self._write_filter(changed)
             if count:
@@ -355,9 +356,9 @@ class RulesMaps:
         """Remove nodes from the set (those it does not have are ignored)."""
         return self._delete_node_keys(_NODE_KEY.pack(set_id, dev, ino) for dev, ino in nodes)
 
-    def nodes(self, set_id: int) -> dict:
+    def nodes(self, set_id: int) -> dict[Node, NodeKind]:
         """The set's nodes: ``{(dev, ino): NodeKind}``."""
-        out = {}
+        out: dict[Node, NodeKind] = {}
         for key in self.keys(NODES):
             sid, dev, ino = _NODE_KEY.unpack(key)
             if sid == set_id:
@@ -403,12 +404,13 @@ class RulesMaps:
         if which == NameList.DIRS:
             self._clear_lengths(set_id)
 
-    def read_list(self, set_id: int, which: NameList) -> tuple[frozenset, dict]:
+    def read_list(self, set_id: int, which: NameList
+                  ) -> tuple[frozenset[bytes], dict[int, Pattern]]:
         """``(exact names, {index: Pattern})`` of list ``which`` of the set."""
         head = _GLOB_KEY.pack(set_id, which, 0)[:12]
         exact = frozenset(_NAME_KEY.unpack(k)[3][:_NAME_KEY.unpack(k)[2]]
                           for k in self.keys(NAMES) if k[:12] == head)
-        globs = {}
+        globs: dict[int, Pattern] = {}
         for key in self.keys(GLOBS):
             if key[:12] == head:
                 value = self.lookup(GLOBS, key)

@@ -15,7 +15,7 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
-from typing import Any, Optional, Self
+from typing import Optional, Protocol, Self
 
 __all__ = ["FsOp", "apply_op", "Workers", "file_handle", "tmpfs_mount", "OPS_DIRS", "OPS_MASK"]
 
@@ -29,6 +29,12 @@ OPS_MASK = (0x100 | 0x200 | 0x40 | 0x80 | 0x10000000 | 0x400 | 0x800 | 0x20 | 0x
 _AT_FDCWD = -100
 _MNT_DETACH = 2
 _HANDLE_HEADER = 8  # struct file_handle: handle_bytes, handle_type
+
+
+class PrettyPrinter(Protocol):
+    """What hypothesis' (and IPython's) pretty printer gives ``_repr_pretty_``."""
+
+    def text(self, obj: str) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -51,7 +57,7 @@ class FsOp:
     #: rename (to a name that does not exist).
     KINDS = ("create", "write", "open", "chmod", "mkdir", "rmdir", "unlink", "rename")
 
-    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:  # hypothesis prints examples with it
+    def _repr_pretty_(self, printer: PrettyPrinter, cycle: bool) -> None:  # hypothesis prints examples with it
         printer.text(repr(self))
 
     def __repr__(self) -> str:

@@ -13,15 +13,27 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Optional
+from typing import TYPE_CHECKING, Any, Optional, Tuple, overload
 
 from fanbpf import model
 from fanbpf.fallback import FLAG_BITS
 from fanbpf.model import Facts, RulesArgs
-from fanbpf.testing.fs import OPS_DIRS, FsOp, Workers, file_handle, tmpfs_mount
+from fanbpf.testing.fs import (OPS_DIRS, FsOp, PrettyPrinter, Workers, file_handle,
+                               tmpfs_mount)
 
-__all__ = ["FsTree", "OpsRun", "RulesSpec", "describe_keys", "event_keys", "expected_keys"]
+if TYPE_CHECKING:
+    from fanbpf.events import DirFidNameInfo, Event, FidInfo
+    from fanbpf.group import Group
+    from fanbpf.rules import PatternArg, Rules
+
+__all__ = ["FsTree", "OpsRun", "RulesSpec", "EventKey", "describe_keys", "event_keys",
+           "expected_keys"]
+
+#: One event bit, comparable across groups: ``(bit, flags, pid, records)``,
+#: each record ``(info_type, handle, name)`` (name None for a FID record).
+EventKey = Tuple[int, int, int, Tuple[Tuple[int, bytes, Optional[str]], ...]]
 
 
 @dataclass
@@ -45,13 +57,13 @@ class FsTree:
     tree is made: the test must not change them.
     """
 
-    def __init__(self, base):
+    def __init__(self, base: str) -> None:
         from fanbpf.fallback import walk_path
 
         self.base = os.path.abspath(base)
-        self.nodes: dict = {}  # relative path -> _Node, live objects
-        self.by_handle: dict = {}  # handle bytes -> _Node, removed ones too
-        self.removed: dict = {}  # relative path -> the _Node removed from it last
+        self.nodes: dict[str, _Node] = {}  # relative path -> live objects
+        self.by_handle: dict[bytes, _Node] = {}  # handle -> object, removed ones too
+        self.removed: dict[str, _Node] = {}  # relative path -> the object removed from it last
         # base's own name and the directories above it, up to its file
         # system's root, which the test never changes
         above = walk_path(self.base)
@@ -82,15 +94,19 @@ class FsTree:
             node.path = None
             self.removed[op.path] = node
         elif op.kind == "rename":
+            if op.dest is None:  # as apply_op: the op cannot have been applied
+                raise ValueError(f"a rename needs a destination: {op!r}")
+            dest = op.dest
             moved = [p for p in self.nodes if p == op.path or p.startswith(op.path + "/")]
             for rel in sorted(moved):
                 node = self.nodes.pop(rel)
-                node.path = node.last = op.dest + rel[len(op.path):]
+                node.path = node.last = dest + rel[len(op.path):]
                 self.nodes[node.path] = node
 
     # -- explaining events ---------------------------------------------------
 
-    def _record_path(self, record, last: bool = False) -> Optional[str]:
+    def _record_path(self, record: FidInfo | DirFidNameInfo, last: bool = False
+                     ) -> Optional[str]:
         node = self.by_handle.get(record.handle)
         if node is None:
             return None
@@ -100,7 +116,7 @@ class FsTree:
         name = getattr(record, "name", ".")
         return self._abs(rel) if name == "." else os.path.join(self._abs(rel), name)
 
-    def resolve(self, event, last: bool = False):
+    def resolve(self, event: Event, last: bool = False) -> Event:
         """``event`` with ``path``, ``old_path`` and ``new_path`` set from the tree,
         the way :class:`~fanbpf.group.Group` sets them from the file system.
         ``last``: a removed object's FID resolves to the path it had last."""
@@ -110,7 +126,13 @@ class FsTree:
         return with_record_paths(event, lambda record: self._record_path(
             record, last and not isinstance(record, DirFidNameInfo)))
 
-    def chain(self, path: Optional[str], first_dir: bool = True) -> tuple:
+    @overload
+    def chain(self, path: Optional[str], first_dir: bool = True) -> model.Chain: ...
+    @overload
+    def chain(self, path: str | model.NoDentry | None, first_dir: bool = True
+              ) -> model.Walked: ...
+
+    def chain(self, path: str | model.NoDentry | None, first_dir: bool = True) -> model.Walked:
         """The kernel's walk from the dentry at ``path``: a
         :class:`~fanbpf.model.ChainNode` for it and each ancestor up to the
         file system's root (named ``/``).  ``first_dir``: the event's ONDIR.
@@ -121,7 +143,7 @@ class FsTree:
             return path
         rel = os.path.relpath(path, self.base)
         rel = "" if rel == "." else rel
-        chain = []
+        chain: list[model.ChainNode] = []
         node = self.nodes.get(rel) or self.removed[rel]  # removed: explained by its last path
         is_dir = first_dir
         while True:
@@ -132,7 +154,7 @@ class FsTree:
             rel = os.path.dirname(rel)
             node, is_dir = self.nodes[rel], True
 
-    def facts(self, event, bit: int, args: RulesArgs, dir_fid: bool = True) -> Facts:
+    def facts(self, event: Event, bit: int, args: RulesArgs, dir_fid: bool = True) -> Facts:
         """The facts the kernel handler gathered for event ``bit`` of ``event``.
 
         Which pointers the kernel passed comes from
@@ -155,16 +177,20 @@ class FsTree:
         above = self.chain(pieces.dir or None)
         chains = (self.chain(first or None, bool(mask & model.ONDIR)),
                   model.dir_chain(pieces.name, mask, above) if above else ())
-        ancestors = ()
+        ancestors: tuple[int, ...] = ()
         if args.process_flags & model.ProcessFlag.ANCESTOR:
             # the test's processes are all alive: /proc still knows their parents
             from fanbpf.fallback import proc_ancestors
 
-            ancestors = proc_ancestors(event.pid)
+            found = proc_ancestors(event.pid)
+            if found is None:
+                raise RuntimeError(f"pid {event.pid} is gone from /proc: the oracle needs the "
+                                   "test's processes alive to know their ancestry")
+            ancestors = found
         return Facts(mask=mask, name=name, tgid=event.pid, chains=chains, ancestors=ancestors)
 
 
-def describe_keys(tree: FsTree, keys) -> list:
+def describe_keys(tree: FsTree, keys: Iterable[EventKey]) -> list[str]:
     """Keys of :func:`event_keys`, readable: ``"MOVED_TO|ONDIR out/a (pid 42)"``."""
     from fanbpf.flags import EventMask
 
@@ -180,12 +206,12 @@ def describe_keys(tree: FsTree, keys) -> list:
     return out
 
 
-def _event_bits(mask: int):
+def _event_bits(mask: int) -> list[int]:
     events = int(mask) & ~FLAG_BITS
     return [1 << i for i in range(32) if events >> i & 1]
 
 
-def _key(event, bit: int):
+def _key(event: Event, bit: int) -> EventKey:
     from fanbpf.events import DirFidNameInfo, FidInfo
 
     records = tuple((int(r.info_type), r.handle, getattr(r, "name", None))
@@ -193,7 +219,7 @@ def _key(event, bit: int):
     return bit, int(event.mask) & FLAG_BITS, event.pid, records
 
 
-def event_keys(events) -> set:
+def event_keys(events: Iterable[Event]) -> set[EventKey]:
     """Events as a set of ``(bit, flags, pid, records)``: one per event bit.
 
     Comparing sets makes the comparison blind to merging (the kernel
@@ -203,17 +229,19 @@ def event_keys(events) -> set:
     return {_key(event, bit) for event in events for bit in _event_bits(event.mask)}
 
 
-def expected_keys(tree: FsTree, events, args, dir_fid: bool = True) -> set:
+def expected_keys(tree: FsTree, events: Iterable[Event],
+                  args: Rules | RulesArgs | Mapping[str, Any], dir_fid: bool = True
+                  ) -> set[EventKey]:
     """The keys of the ``events`` (read from a group without a handler) that
     the rules handler, attached with ``args`` (what :func:`fanbpf.rules`
     returns, a RulesArgs, or an init-args dict), delivers according to the model."""
     from fanbpf.fallback import rule_set
 
-    args = rule_set(args)
+    rule_args = rule_set(args)
     keep = set()
     for event in events:
         for bit in _event_bits(event.mask):
-            if model.decide(tree.facts(event, bit, args, dir_fid), args) != model.SKIP:
+            if model.decide(tree.facts(event, bit, rule_args, dir_fid), rule_args) != model.SKIP:
                 keep.add(_key(event, bit))
     return keep
 
@@ -233,16 +261,16 @@ class OpsRun:
     returns the reference group's events for it.
     """
 
-    def __init__(self, dirs=OPS_DIRS, procs: int = 2, workers: Optional[Workers] = None,
-                 fs: Optional[str] = None):
+    def __init__(self, dirs: Iterable[str] = OPS_DIRS, procs: int = 2,
+                 workers: Optional[Workers] = None, fs: Optional[str] = None) -> None:
         self._dirs = dirs
         self._procs = procs
         self._stack = contextlib.ExitStack()
         self._fs = fs
-        self.ref = None
+        self.ref: Optional[Group] = None  # set by start()
         self.workers = workers  # shared across runs: forking is slow in an emulated VM
 
-    def _fresh_dir(self):
+    def _fresh_dir(self) -> str:
         """A new directory on ``fs`` (mounting a file system per run would
         be slow), removed after the run."""
         import shutil
@@ -271,15 +299,17 @@ class OpsRun:
         from fanbpf.flags import MarkFlag
         from fanbpf.group import Group
 
-        self.ref = self._stack.enter_context(Group(resolve_paths=False))
-        self.ref.mark(self.base, mask, MarkFlag.FILESYSTEM)
+        self.ref = ref = self._stack.enter_context(Group(resolve_paths=False))
+        ref.mark(self.base, mask, MarkFlag.FILESYSTEM)
 
-    def step(self, op: FsOp) -> list:
+    def step(self, op: FsOp) -> list[Event]:
+        if self.ref is None or self.workers is None:
+            raise RuntimeError("OpsRun.step outside its with block or before start()")
         self.workers.apply(self.base, op)
         self.tree.after(op)
         return self.ref.drain()
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self._stack.close()
 
 
@@ -291,21 +321,21 @@ class RulesSpec:
     the args.  ``exclude_proc``/``only_proc``/``descendants_of``: 0 is the
     test process."""
 
-    subtree: tuple = ()
-    exclude_dirs: tuple = ()
-    exclude_subtrees: tuple = ()
-    names: tuple = ()
+    subtree: Tuple[str, ...] = ()
+    exclude_dirs: Tuple[PatternArg, ...] = ()
+    exclude_subtrees: Tuple[str, ...] = ()
+    names: Tuple[PatternArg, ...] = ()
     exclude_names: bool = False
     events: int = 0
     exclude_proc: Optional[int] = None
     only_proc: Optional[int] = None
     descendants_of: Optional[int] = None
 
-    def build(self, base, pids=()) -> dict:
+    def build(self, base: str, pids: Sequence[int] = ()) -> Rules:
         from fanbpf.rules import rules
 
         pid = [os.getpid(), *pids]
-        kwargs: dict = {}
+        kwargs: dict[str, Any] = {}  # rules()' keyword arguments
         if self.subtree:
             kwargs["subtree"] = [os.path.join(base, d) if d else base for d in self.subtree]
         if self.exclude_dirs:
@@ -325,7 +355,7 @@ class RulesSpec:
             kwargs["descendants_of"] = pid[self.descendants_of]
         return rules(**kwargs)
 
-    def _repr_pretty_(self, printer, cycle) -> None:
+    def _repr_pretty_(self, printer: PrettyPrinter, cycle: bool) -> None:
         printer.text(repr(self))
 
     def __repr__(self) -> str:

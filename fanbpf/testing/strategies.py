@@ -8,22 +8,26 @@ Importing this module needs hypothesis (``pip install hypothesis``).
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
-
-from typing import Any
+from typing import Any, Literal, Optional
 
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
 from fanbpf import model
 from fanbpf.btfargs import ArrayType, CType, EnumType, FloatType, IntType, StructType, UnsupportedType
-from fanbpf.model import ChainNode, Facts, Pattern, PatternKind, RulesArgs, Section
+from fanbpf.model import Chain, ChainNode, Facts, Node, Pattern, PatternKind, RulesArgs, Section
 from fanbpf.testing.fs import OPS_DIRS, FsOp
 from fanbpf.testing.oracle import RulesSpec
 
 __all__ = ["btf_values", "property_settings", "file_names", "patterns", "pattern_lists",
            "rules_args", "facts", "fs_ops", "ancestries", "cgroup_paths", "rules_specs", "NODE_POOL", "DIR_NAMES",
            "DIR_PATTERNS"]
+
+
+#: st.floats' width of the C floats btfargs encodes (float, double), by size.
+_FLOAT_WIDTHS: dict[int, Literal[32, 64]] = {4: 32, 8: 64}
 
 
 def btf_values(ctype: CType) -> st.SearchStrategy[Any]:
@@ -43,12 +47,12 @@ def btf_values(ctype: CType) -> st.SearchStrategy[Any]:
             sorted(set(ctype.members.values())))
     if isinstance(ctype, IntType):
         return st.booleans() if ctype.boolean else st.integers(ctype.min, ctype.max)
-    if isinstance(ctype, FloatType):
-        return st.floats(width=8 * ctype.size, allow_nan=False)  # type: ignore[arg-type]
+    if isinstance(ctype, FloatType) and ctype.size in _FLOAT_WIDTHS:
+        return st.floats(width=_FLOAT_WIDTHS[ctype.size], allow_nan=False)
     if isinstance(ctype, ArrayType):
         if ctype.is_string:
             room = ctype.nelems - 1
-            return st.text(st.characters(min_codepoint=1, exclude_categories=("Cs",)),
+            return st.text(st.characters(min_codepoint=1, exclude_categories=["Cs"]),
                            max_size=room).filter(lambda t: len(t.encode()) <= room)
         if ctype.is_bytes:
             return st.binary(max_size=ctype.nelems)
@@ -73,14 +77,15 @@ def btf_values(ctype: CType) -> st.SearchStrategy[Any]:
     raise TypeError(f"no values to draw for {ctype!r}")
 
 
-def property_settings(**overrides):
+def property_settings(**overrides: Any) -> settings:
     """hypothesis settings for fanbpf's property tests: ``FANBPF_EXAMPLES``
     examples (default 500), derandomized and without an example database,
     so that every run tries the same examples; no deadline (BPF loads and
     tmpfs mounts vary)."""
-    options = dict(max_examples=int(os.environ.get("FANBPF_EXAMPLES", "500")),
-                   derandomize=True, database=None, deadline=None,
-                   suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    options: dict[str, Any] = dict(  # settings' keyword arguments
+        max_examples=int(os.environ.get("FANBPF_EXAMPLES", "500")),
+        derandomize=True, database=None, deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
     options.update(overrides)
     return settings(**options)
 
@@ -103,16 +108,16 @@ _MASK_BITS = (0x1, 0x2, 0x4, 0x8, 0x10, 0x20, 0x40, 0x80, 0x100, 0x200, 0x400, 0
 _PERM_BITS = (0x10000, 0x20000, 0x40000)
 
 
-def _bits(pool):
+def _bits(pool: Sequence[int]) -> st.SearchStrategy[int]:
     return st.lists(st.sampled_from(pool), max_size=4).map(lambda bits: sum(set(bits)))
 
 
-def _small(max_size: int = 12, min_size: int = 1):
+def _small(max_size: int = 12, min_size: int = 1) -> st.SearchStrategy[bytes]:
     return st.binary(min_size=min_size, max_size=max_size).map(
         lambda b: bytes(_NAME_ALPHABET[x % len(_NAME_ALPHABET)] for x in b))
 
 
-def file_names(max_size: int = model.NAME_MAX - 1):
+def file_names(max_size: int = model.NAME_MAX - 1) -> st.SearchStrategy[bytes]:
     """File names as the kernel has them: 1..255 bytes, no NUL, no '/'.
 
     Mostly short names over a small alphabet (so that patterns hit them,
@@ -126,7 +131,8 @@ def file_names(max_size: int = model.NAME_MAX - 1):
     return st.one_of(_small(), _small(), _small(), anything, long)
 
 
-def patterns(valid: bool = True, kinds=tuple(PatternKind)):
+def patterns(valid: bool = True, kinds: Iterable[int] = tuple(PatternKind)
+             ) -> st.SearchStrategy[Pattern]:
     """:class:`fanbpf.model.Pattern` s of texts up to 255 bytes (mostly
     short); ``valid=False`` also draws bad kinds and lengths, which match
     nothing."""
@@ -140,7 +146,8 @@ def patterns(valid: bool = True, kinds=tuple(PatternKind)):
                      st.one_of(st.none(), st.integers(0, 300)))
 
 
-def pattern_lists(max_exact: int = 6, max_globs: int = 6, pool=()):
+def pattern_lists(max_exact: int = 6, max_globs: int = 6, pool: Sequence[Pattern] = ()
+                  ) -> st.SearchStrategy[tuple[Pattern, ...]]:
     """A name list: exact names and globs (any order), from ``pool`` too."""
     exact = st.lists(st.builds(Pattern, st.just(PatternKind.EXACT), file_names()),
                      max_size=max_exact)
@@ -160,7 +167,8 @@ def _with_set_id(args: RulesArgs) -> RulesArgs:
     return args
 
 
-def rules_args(valid: bool = True, nodes=NODE_POOL):
+def rules_args(valid: bool = True, nodes: Sequence[Node] = NODE_POOL
+               ) -> st.SearchStrategy[RulesArgs]:
     """:class:`fanbpf.model.RulesArgs` over ``nodes``; ``valid=False`` draws
     structs fp_init may refuse.  Roots land in the init args, the map, or
     both; patterns and excluded directory names come from pools that the
@@ -170,7 +178,7 @@ def rules_args(valid: bool = True, nodes=NODE_POOL):
     comm = st.binary(max_size=model.COMM_LEN - 1).map(
         lambda b: bytes(b"bashx"[x % 5] for x in b))
     roots = st.lists(node, max_size=model.MAX_ROOTS + 4)
-    common = dict(
+    common: dict[str, st.SearchStrategy[Any]] = dict(  # RulesArgs' fields, of several types
         sections=_bits([1, 2, 4, 8]),
         deny_errno=st.one_of(st.just(0), st.integers(1, model.ERRNO_MAX)),
         set_id=st.sampled_from([0, 1, 77, (1 << 64) - 1]),
@@ -217,7 +225,7 @@ _TGIDS = st.sampled_from([1, 2, 100, 4242, (1 << 32) - 1])
 _CGROUPS = st.sampled_from([1, 2, 12345, (1 << 64) - 1])
 
 
-def ancestries():
+def ancestries() -> st.SearchStrategy[tuple[int, ...]]:
     """Ancestries as a walk sees them: short ones ending at the idle task
     (tgid 0), and long ones around ``MAX_ANCESTRY`` (the walk's bound)."""
     tgids = st.one_of(_TGIDS, st.integers(3, 99))
@@ -226,13 +234,13 @@ def ancestries():
     return st.one_of(short, short, deep.map(tuple))
 
 
-def cgroup_paths():
+def cgroup_paths() -> st.SearchStrategy[tuple[int, ...]]:
     """A task's cgroup v2 and those above it, the root (id 1) first."""
     # at most 8 levels: the test program's FANBPF_TEST_CGROUP_DEPTH
     return st.lists(_CGROUPS, max_size=7).map(lambda p: (1,) + tuple(p))
 
 
-def _dentries(nodes, first_dir: bool):
+def _dentries(nodes: Sequence[Node], first_dir: bool) -> st.SearchStrategy[Chain]:
     """The dentries of a walk, nearest first, the superblock's root last:
     short ones drawn node by node, and deep ones around ``MAX_DEPTH`` --
     filler directories (never in ``nodes``) with a few drawn nodes placed
@@ -241,21 +249,22 @@ def _dentries(nodes, first_dir: bool):
     short = st.lists(node, min_size=1, max_size=6)
 
     @st.composite
-    def deep(draw):
+    def deep(draw: st.DrawFn) -> list[tuple[Node, Optional[bytes]]]:
         length = draw(st.integers(model.MAX_DEPTH - 3, model.MAX_DEPTH + 3))
-        out = [((9, 1 << 40 | i), b"d") for i in range(length)]
+        out: list[tuple[Node, Optional[bytes]]] = [((9, 1 << 40 | i), b"d")
+                                                    for i in range(length)]
         for _ in range(draw(st.integers(0, 2))):
             out[draw(st.integers(0, length - 1))] = draw(node)
         return out
 
-    def chain(items):
+    def chain(items: Sequence[tuple[Node, Optional[bytes]]]) -> Chain:
         return tuple(ChainNode(dev, ino, name, first_dir if i == 0 else True)
                      for i, ((dev, ino), name) in enumerate(items))
 
     return st.one_of(short, short, short, deep()).map(chain)
 
 
-def facts(nodes=NODE_POOL):
+def facts(nodes: Sequence[Node] = NODE_POOL) -> st.SearchStrategy[Facts]:
     """:class:`fanbpf.model.Facts` whose chains use ``nodes`` and
     :data:`DIR_NAMES` (deep ones included): a walk from the dentry (or the
     inode's) and one from the dir after the virtual node of the event's
@@ -264,12 +273,13 @@ def facts(nodes=NODE_POOL):
     one (the virtual node alone)."""
 
     @st.composite
-    def build(draw):
+    def build(draw: st.DrawFn) -> Facts:
         mask = draw(st.one_of(_bits(_MASK_BITS), st.sampled_from(_PERM_BITS)))
         ondir = bool(mask & model.ONDIR)
         name = draw(st.one_of(st.none(), file_names(), st.sampled_from(DIR_NAMES[:-2])))
         shape = draw(st.sampled_from(["dentry", "dir", "both", "both", "none", "no dentry"]))
-        chain0 = chain1 = ()
+        chain0: model.Walked = ()
+        chain1: Chain = ()
         if shape in ("dentry", "both"):
             chain0 = draw(_dentries(nodes, ondir))
         elif shape == "no dentry":
@@ -295,7 +305,8 @@ def facts(nodes=NODE_POOL):
 _FS_NAMES = ("a", "b", "c.log", "d.txt")
 
 
-def fs_ops(dirs=("in", "out"), max_ops: int = 12, procs: int = 2, names=_FS_NAMES):
+def fs_ops(dirs: Sequence[str] = ("in", "out"), max_ops: int = 12, procs: int = 2,
+           names: Sequence[str] = _FS_NAMES) -> st.SearchStrategy[list[FsOp]]:
     """Lists of :class:`FsOp` that are valid in sequence, starting from ``dirs``.
 
     The strategy simulates the tree, so every op applies: creates and
@@ -306,9 +317,9 @@ def fs_ops(dirs=("in", "out"), max_ops: int = 12, procs: int = 2, names=_FS_NAME
     """
 
     @st.composite
-    def build(draw):
+    def build(draw: st.DrawFn) -> list[FsOp]:
         tree = {d: "dir" for d in dirs}  # relative path -> "dir" | "file"
-        ops = []
+        ops: list[FsOp] = []
         for _ in range(draw(st.integers(0, max_ops))):
             all_dirs = [""] + sorted(p for p, kind in tree.items() if kind == "dir")
             files = sorted(p for p, kind in tree.items() if kind == "file")
@@ -325,7 +336,7 @@ def fs_ops(dirs=("in", "out"), max_ops: int = 12, procs: int = 2, names=_FS_NAME
             kind = draw(st.sampled_from(choices))
             proc = draw(st.integers(0, procs))
 
-            def fresh(parent):
+            def fresh(parent: str) -> str:
                 taken = {p for p in tree}
                 free = [n for n in names if os.path.join(parent, n) not in taken]
                 name = draw(st.sampled_from(free)) if free else \
@@ -362,7 +373,8 @@ def fs_ops(dirs=("in", "out"), max_ops: int = 12, procs: int = 2, names=_FS_NAME
     return build()
 
 
-def rules_specs(dirs=OPS_DIRS, procs: int = 2):
+def rules_specs(dirs: Sequence[str] = OPS_DIRS, procs: int = 2
+                ) -> st.SearchStrategy[RulesSpec]:
     """:class:`RulesSpec` s over a test tree: subtree roots and excluded
     subtrees among ``dirs`` (``""`` is the tree's base), excluded directory
     names and name patterns over the names :func:`fs_ops` uses, and process

@@ -219,6 +219,8 @@ def test_rules_take_many_names():
     (dict(deny_errno="EINTR"), "EINTR would become EPERM"),
     (dict(deny_errno=529), "would become EPERM"),  # EIOCBQUEUED, kernel-internal
     (dict(deny_errno="ENOSUCH"), "unknown errno"),
+    (dict(cgroup=True), "cgroup: expected an id or a cgroup v2 directory, got bool"),
+    (dict(cgroup=1.5), "cgroup: expected an id or a cgroup v2 directory, got float"),
 ])
 def test_rules_errors(kwargs, message):
     with pytest.raises(RulesError, match=message):
