@@ -26,12 +26,13 @@ from .group import Group
 from .rules import Rules, rules
 from .support import available_handlers, kernel_support
 from .trace import trace  # binds fanbpf.trace to the function, not the module
+from .watch import awatch, watch  # likewise fanbpf.watch (the module: fanbpf.watch in sys.modules)
 
 __all__ = [
     "ArgsError", "Attachment", "BpfObject", "Event", "EventMask", "FanbpfError", "Group", "Handler",
     "InitFlag", "KernelSupportError",
     "MarkFlag", "Response", "VerifierError", "available_handlers", "kernel_support",
-    "get_include", "parse_events", "Rules", "rules", "trace",
+    "get_include", "parse_events", "Rules", "rules", "trace", "watch", "awatch",
 ]
 
 
