@@ -47,8 +47,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Optional
 
+from .fallback import RulesGroup  # imported now, not by the first watch: a watch starts fast
 from .flags import EventMask, InitFlag, MarkFlag
-from .group import DEFAULT_FLAGS, Group
+from .group import DEFAULT_FLAGS, Group, record_paths
+from .rules import kernel_dev, mounts, rules
 
 __all__ = ["FsEvent", "Source", "open_source", "MODES", "KINDS", "WatchError"]
 
@@ -247,7 +249,7 @@ class Source:
                 if event.mask & bit and kind in self.kinds:
                     out.append(FsEvent(kind, spelled, is_dir))
             if event.mask & M.CREATE and is_dir:
-                self._new_dir(path, out)
+                self._new_dir(path, out, moved_in=False)
         return out
 
     def _event_paths(self, event) -> tuple:
@@ -270,7 +272,7 @@ class Source:
             if "created" in self.kinds:
                 out.append(FsEvent("created", spell(new), is_dir))
             if is_dir:
-                self._new_dir(new, out)
+                self._new_dir(new, out, moved_in=True)
 
     def _excluded(self, path: str) -> bool:
         """Below (or on) a directory named like ``exclude_dirs``, below its root."""
@@ -294,8 +296,43 @@ class Source:
         log.warning("fanbpf: the fanotify queue overflowed: events were lost; rescanning %s",
                     ", ".join(self.roots.dirs) or "the watched paths")
 
-    def _new_dir(self, path: str, out: list[FsEvent]) -> None:
-        """A directory appeared in a tree (made or moved in)."""
+    def _new_dir(self, path: str, out: list[FsEvent], moved_in: bool) -> None:
+        """A directory appeared in a tree. One moved in brings what it holds,
+        which no event reports: found by a scan, reported as created (as
+        watchdog does). A new one's entries all have their events here."""
+        if moved_in and self.roots.recursive and not self._excluded(path):
+            self._scan_tree(path, out)
+
+    def _scan_tree(self, top: str, found: Optional[list[FsEvent]]) -> None:
+        """Visit ``top`` and every directory below it (not the excluded ones);
+        with ``found``, add a ``created`` event for each entry below ``top``."""
+        stack = [top]
+        while stack:
+            path = stack.pop()
+            try:
+                self._visit_dir(path)
+                entries = list(os.scandir(path))
+            except FileNotFoundError:
+                continue  # gone already: its deletion is reported by its parent
+            except PermissionError:
+                if self.ignore_permission_denied:
+                    continue
+                raise
+            for entry in entries:
+                try:
+                    is_dir = entry.is_dir(follow_symlinks=False)
+                except OSError:
+                    continue
+                if is_dir and self._excluded(entry.path):
+                    continue
+                if found is not None and "created" in self.kinds:
+                    found.append(FsEvent("created", self.roots.spell(entry.path), is_dir,
+                                         scanned=True))
+                if is_dir:
+                    stack.append(entry.path)
+
+    def _visit_dir(self, path: str) -> None:
+        """What a scan does in each directory before listing it."""
 
     # -- lifetime --------------------------------------------------------------
 
@@ -360,8 +397,6 @@ def _file_handle(path: str) -> bytes:
 
 
 def _fstype(path: str) -> str:
-    from .rules import kernel_dev, mounts
-
     try:
         dev = kernel_dev(os.stat(path).st_dev)
     except OSError:
@@ -391,9 +426,6 @@ class _FilesystemSource(Source):
 
     def __init__(self, roots: _Roots, kinds, exclude_dirs, ignore_permission_denied,
                  mode: str = "auto"):
-        from .fallback import RulesGroup
-        from .rules import rules
-
         super().__init__(roots, kinds, exclude_dirs, ignore_permission_denied)
         # A watched file is watched through its directory; _Roots keeps the
         # file's siblings out.
@@ -440,7 +472,7 @@ class _InodeMarkSource(Source):
                 self._mark_one(path, self._mask())
             for path in roots.dirs:
                 if roots.recursive:
-                    self._mark_tree(path, None)
+                    self._scan_tree(path, None)
                 else:
                     self._mark_one(path, self._dir_mask)
         except BaseException:
@@ -449,46 +481,21 @@ class _InodeMarkSource(Source):
         self.description = (f"fanotify inode marks on {self.marks} directories and files"
                             + (f" ({why})" if why else ""))
 
-    def _mark_tree(self, top: str, found: Optional[list[FsEvent]]) -> None:
-        """Mark ``top`` and every directory below it (not the excluded ones);
-        with ``found``, add a ``created`` event for each entry below ``top``."""
-        stack = [top]
-        while stack:
-            path = stack.pop()
-            try:
-                self._mark_one(path, self._dir_mask)
-                entries = list(os.scandir(path))
-            except FileNotFoundError:
-                continue  # gone already: its deletion is reported by its parent
-            except PermissionError:
-                if self.ignore_permission_denied:
-                    continue
-                raise
-            for entry in entries:
-                try:
-                    is_dir = entry.is_dir(follow_symlinks=False)
-                except OSError:
-                    continue
-                if is_dir and self._excluded(entry.path):
-                    continue
-                if found is not None and "created" in self.kinds:
-                    found.append(FsEvent("created", self.roots.spell(entry.path), is_dir,
-                                         scanned=True))
-                if is_dir:
-                    stack.append(entry.path)
-
     def _mark_one(self, path: str, mask: int) -> None:
         self._mark(path, mask, MarkFlag.INODE)
         self._dir_paths[_file_handle(path)] = path
         self.marks += 1
 
-    def _new_dir(self, path: str, out: list[FsEvent]) -> None:
+    def _visit_dir(self, path: str) -> None:
+        self._mark_one(path, self._dir_mask)
+
+    def _new_dir(self, path: str, out: list[FsEvent], moved_in: bool) -> None:
+        # Made or moved in, it is marked, then scanned: what was made in it
+        # before its mark is reported (and may be reported twice).
         if self.roots.recursive and not self._excluded(path):
-            self._mark_tree(path, out)
+            self._scan_tree(path, out)
 
     def _event_paths(self, event) -> tuple:
-        from .group import record_paths
-
         return record_paths(event, self._record_path)
 
     def _record_path(self, record) -> Optional[str]:
@@ -510,7 +517,7 @@ class _InodeMarkSource(Source):
         super()._overflowed(out)
         if self.roots.recursive:
             for path in self.roots.dirs:
-                self._mark_tree(path, None)
+                self._scan_tree(path, None)
         log.warning("fanbpf: rescan done: every directory is marked again; changes made "
                     "during the overflow were not reported")
 
