@@ -121,7 +121,7 @@ def run(suite: str, sdist: str, out: str | None, mode: str | None, only: list[st
         import fanbpf  # the fanbpf this process has (a checkout's or the installed one)
 
         env["PYTHONPATH"] = os.path.dirname(os.path.dirname(os.path.abspath(fanbpf.__file__)))
-        cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "timeout=60",
+        cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "timeout=15",
                "-o", "log_format=%(name)s %(levelname)s: %(message)s", "-o", "addopts=",
                "--junitxml", xml, *(map(_pytest_id, only) if only else SUITES[suite])]
         proc = subprocess.run(cmd, cwd=top, env=env, capture_output=True, text=True)
@@ -154,7 +154,16 @@ def _pytest_id(test: str) -> str:
     return module.replace(".", "/") + ".py::" + name
 
 
-EXPECTED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "expected.json")
+HERE = os.path.dirname(os.path.abspath(__file__))
+EXPECTED = os.path.join(HERE, "expected.json")
+TOP = os.path.dirname(os.path.dirname(HERE))
+
+
+def sdist_path(suite: str) -> str:
+    """Where make upstream-sdists puts the sdist of the version requirements-test.txt pins."""
+    with open(os.path.join(TOP, "requirements-test.txt")) as f:
+        version = next(line.split("==")[1].strip() for line in f if line.startswith(suite + "=="))
+    return os.path.join(TOP, "build", "upstream", f"{suite}-{version}.tar.gz")
 
 
 def judge(suite: str, sdist: str, mode: str | None) -> tuple[dict, list[str], list[str]]:
