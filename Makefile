@@ -143,7 +143,7 @@ $(UPSTREAM)/watchdog-%.tar.gz: | $(VENV)/.pip-done
 
 $(UPSTREAM)/watchfiles-%.tar.gz: | $(VENV)/.pip-done
 	@test "$*" = 1.3.0 || { echo "update WATCHFILES_SDIST_URL/SHA256 for watchfiles $*"; exit 1; }
-	$(PY) tests/upstream/run.py fetch $(WATCHFILES_SDIST_URL) $(WATCHFILES_SDIST_SHA256) $@
+	$(PY) tests/upstream/upstream_suites.py fetch $(WATCHFILES_SDIST_URL) $(WATCHFILES_SDIST_SHA256) $@
 
 .PHONY: upstream-sdists
 upstream-sdists: $(UPSTREAM_SDISTS)

@@ -172,8 +172,8 @@ def cmd_watch(args: argparse.Namespace) -> int:
         if rule_set is not None:
             _mark_filesystems(group, rule_set, args.events)
         stack.callback(signal.signal, signal.SIGTERM, signal.signal(signal.SIGTERM, _terminated))
-        print("Watches established.", file=sys.stderr, flush=True)  # as fsnotifywait says it
-        try:
+        try:  # from here on a signal drains the queue (the banner may be what it interrupts)
+            print("Watches established.", file=sys.stderr, flush=True)  # as fsnotifywait says it
             while args.count is None or seen < args.count:
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "upstream"))
-import run as upstream  # noqa: E402
+import upstream_suites as upstream  # noqa: E402
 
 
 def check_suite(suite: str, mode: str) -> None:

@@ -1,8 +1,8 @@
 # SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 """Run watchdog's and watchfiles' own tests against fanbpf's drop-ins.
 
-    python tests/upstream/run.py SUITE SDIST OUT.json [--mode MODE]
-    python tests/upstream/run.py fetch URL SHA256 OUT   (make upstream-sdists)
+    python tests/upstream/upstream_suites.py SUITE SDIST OUT.json [--mode MODE]
+    python tests/upstream/upstream_suites.py fetch URL SHA256 OUT   (make upstream-sdists)
 
 SUITE is ``watchdog`` or ``watchfiles``; SDIST the pinned sdist
 (``make upstream-sdists`` fetches both into build/upstream). The sdist's
