@@ -134,16 +134,40 @@ vm: kernel
 typecheck: deps
 	$(PY) -m mypy
 
-test-host: build bench-tools
+
+# watchdog's and watchfiles' own tests judge fanbpf's drop-ins
+# (tests/upstream): their sdists, at the versions requirements-test.txt pins.
+UPSTREAM := $(BUILD)/upstream
+WATCHDOG_VERSION := $(shell sed -n 's/^watchdog==//p' requirements-test.txt)
+WATCHFILES_VERSION := $(shell sed -n 's/^watchfiles==//p' requirements-test.txt)
+UPSTREAM_SDISTS := $(UPSTREAM)/watchdog-$(WATCHDOG_VERSION).tar.gz \
+	$(UPSTREAM)/watchfiles-$(WATCHFILES_VERSION).tar.gz
+# watchfiles' sdist cannot go through pip download: preparing its metadata
+# runs maturin, which needs the crates.io index.  Its PyPI file, by hash:
+WATCHFILES_SDIST_URL := https://files.pythonhosted.org/packages/b3/68/e6aa0b77d217b31f8f486ec0cdfe5e00e6e38dc0be657e7d85819b9faf0a/watchfiles-1.3.0.tar.gz
+WATCHFILES_SDIST_SHA256 := 99aee4a07847c06820765fd7b1b49ceac4f3f711ccb7d104655a33231de1c207
+
+$(UPSTREAM)/watchdog-%.tar.gz: | $(VENV)/.pip-done
+	$(VENV)/bin/pip download -q --no-deps --no-binary :all: --no-build-isolation \
+		-d $(UPSTREAM) watchdog==$*
+
+$(UPSTREAM)/watchfiles-%.tar.gz: | $(VENV)/.pip-done
+	@test "$*" = 1.3.0 || { echo "update WATCHFILES_SDIST_URL/SHA256 for watchfiles $*"; exit 1; }
+	$(PY) tests/upstream/upstream_suites.py fetch $(WATCHFILES_SDIST_URL) $(WATCHFILES_SDIST_SHA256) $@
+
+.PHONY: upstream-sdists
+upstream-sdists: $(UPSTREAM_SDISTS)
+
+test-host: build bench-tools upstream-sdists
 	$(PY) -m pytest -q -p no:cacheprovider tests/host
 
-test-vm: build kernel
+test-vm: build kernel upstream-sdists
 	kernel/vm.sh $(PY) -m pytest -q -p no:cacheprovider tests/vm
 
 # Against the installed package: sdist -> wheel -> fresh venv (Debian's
 # python3), the example installed into it, then host and VM tests.
 # The bench smoke run first, so that the test summary stays the last line.
-test: typecheck dist kernel bench-tools
+test: typecheck dist kernel bench-tools upstream-sdists
 	@$(MAKE) --no-print-directory bench-smoke; smoke=$$?; \
 	TEST_PYTHON=$(TEST_PYTHON) ABI3_PYTHON=$(ABI3_PYTHON) tests/run-all.sh && exit $$smoke
 

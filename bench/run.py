@@ -10,7 +10,9 @@ workload, and prints one line per event it reports ("<kind> <path>"):
   none          no watcher (the limit)
   inotifywait   inotifywait -r -m on the subtree (inotify-tools)
   watchdog      watchdog's InotifyObserver, recursive, on the subtree
+  watchdog-fanbpf  watchdog with fanbpf.watchdog.FanotifyObserver (drop-in)
   watchfiles    watchfiles.watch() on the subtree (Rust notify, inotify)
+  fanbpf-watch  fanbpf.watch() on the subtree (watchfiles' API, drop-in)
   fsnotifywait  fsnotifywait -S (one fanotify filesystem mark) with --include
   fanwatch      bench/fanwatch.c: a filesystem mark, C filter on the path
   pyfanotify    pyfanotify, a filesystem mark, its path_pattern rule
@@ -53,8 +55,10 @@ from watchers import INOTIFY_KINDS, KINDS  # noqa: E402
 LIBC = ctypes.CDLL(None, use_errno=True)
 MNT_DETACH = 2
 INOTIFY_EVENTS = "create,modify,close_write,moved_from,moved_to,delete"
-WATCHERS = ("none", "inotifywait", "watchdog", "watchfiles", "fsnotifywait", "fanwatch",
-            "pyfanotify", "fanbpf-bpf", "fanbpf-kmod")
+WATCHERS = ("none", "inotifywait", "watchdog", "watchdog-fanbpf", "watchfiles", "fanbpf-watch",
+            "fsnotifywait", "fanwatch", "pyfanotify", "fanbpf-bpf", "fanbpf-kmod")
+#: Watchers that filter in the kernel (the test kernel has the hook): exact, or the bench fails.
+EXACT = ("fanbpf-bpf", "fanbpf-kmod", "watchdog-fanbpf", "fanbpf-watch")
 PARTS = ("churn", "read", "burst", "readers", "setup", "handler")
 FANOUT = 10  # children per directory in the generated trees
 
@@ -765,7 +769,7 @@ def check(res: dict, args) -> None:
             if r["watcher"] != "none" and not all(k in r for k in ("missed", "extra", "overflows")):
                 raise BenchError(f"{kind}: no correctness counts for {r['watcher']}")
     for r in res["sweep"] + res["setup"]:
-        if r["watcher"] in ("fanbpf-bpf", "fanbpf-kmod") and (r.get("missed") or r.get("extra")
+        if r["watcher"] in EXACT and (r.get("missed") or r.get("extra")
                                                               or "error" in r):
             raise BenchError(f"{r['watcher']}, {r['workload']}: {r.get('error') or ''} "
                              f"{r.get('missed')} missed, {r.get('extra')} extra events: "

@@ -26,6 +26,8 @@ KINDS = {
     # A file written right after its creation is reported as "added" only, so
     # "modified" is neither required nor counted as extra.
     "watchfiles": ("added", "deleted"),
+    "fanbpf-watch": ("added", "deleted"),  # fanbpf.watch: watchfiles' API and kinds
+    "watchdog-fanbpf": INOTIFY_KINDS,  # watchdog with fanbpf.watchdog's observer
     "pyfanotify": INOTIFY_KINDS,
     "fanbpf-bpf": INOTIFY_KINDS,
     "fanbpf-kmod": INOTIFY_KINDS,
@@ -49,7 +51,8 @@ def stop_on_sigterm() -> threading.Event:
     return stop
 
 
-def watchdog_(mount: str, subtree: str) -> None:
+def watchdog_(mount: str, subtree: str, observer_class=None) -> None:
+    """watchdog's InotifyObserver, or the observer_class given (fanbpf's)."""
     from watchdog.events import FileSystemEventHandler
     from watchdog.observers.inotify import InotifyObserver
 
@@ -66,9 +69,12 @@ def watchdog_(mount: str, subtree: str) -> None:
                 emit([f"{kinds[event.event_type]} {event.src_path}\n"])
 
     stop = stop_on_sigterm()
-    observer = InotifyObserver()
+    observer = (observer_class or InotifyObserver)()
     observer.schedule(Printer(), subtree, recursive=True)
     observer.start()  # returns once every directory has its watch
+    for emitter in observer.emitters:  # fanbpf's: once its marks are in place
+        while getattr(emitter, "mode", "") is None:
+            time.sleep(0.01)
     ready()
     stop.wait()
     observer.stop()
@@ -88,6 +94,21 @@ def watchfiles_(mount: str, subtree: str) -> None:
     ready()
     for batch in changes:
         emit([f"{names[change]} {path}\n" for change, path in batch])
+
+
+def fanbpf_watch(mount: str, subtree: str) -> None:
+    """fanbpf.watch() as watchfiles_ runs watchfiles.watch() (it marks at the call)."""
+    top = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    sys.path.insert(0, top)
+    import fanbpf
+
+    stop = stop_on_sigterm()
+    changes = fanbpf.watch(subtree, watch_filter=None, stop_event=stop, debounce=100, step=20,
+                           yield_on_timeout=True, rust_timeout=200)
+    print(f"fanbpf.watch: {changes.mode} mode: {changes.description}", file=sys.stderr, flush=True)
+    ready()
+    for batch in changes:
+        emit([f"{change.name} {path}\n" for change, path in batch])
 
 
 def pyfanotify_(mount: str, subtree: str) -> None:
@@ -180,8 +201,15 @@ def main() -> int:
     name, mount, subtree = sys.argv[1:4]
     if name == "watchdog":
         watchdog_(mount, subtree)
+    elif name == "watchdog-fanbpf":
+        top = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        sys.path.insert(0, top)
+        from fanbpf.watchdog import FanotifyObserver
+        watchdog_(mount, subtree, FanotifyObserver)
     elif name == "watchfiles":
         watchfiles_(mount, subtree)
+    elif name == "fanbpf-watch":
+        fanbpf_watch(mount, subtree)
     elif name == "pyfanotify":
         pyfanotify_(mount, subtree)
     elif name in ("fanbpf-bpf", "fanbpf-kmod", "fanbpf-py"):

@@ -28,7 +28,7 @@ from .flags import EventMask, InitFlag, MarkFlag, Response
 from .group import Group
 from .rules import Rules
 from .support import available_handlers, kernel_support
-from . import rules as _rules_module, trace as _trace_module
+from . import rules as _rules_module, trace as _trace_module, watch as _watch_module
 
 if TYPE_CHECKING:  # what __getattr__ below imports when first used
     from .attachment import Attachment
@@ -38,12 +38,15 @@ if TYPE_CHECKING:  # what __getattr__ below imports when first used
 # module's: both spellings are documented (fanbpf.trace likewise).
 rules = CallableModule(_rules_module, _rules_module.rules)
 trace = CallableModule(_trace_module, _trace_module.trace)
+# fanbpf.watch(...) is watchfiles' watch(); fanbpf.watch.Change its Change.
+watch = CallableModule(_watch_module, _watch_module.watch)
+awatch = _watch_module.awatch
 
 __all__ = [
     "ArgsError", "Attachment", "BpfObject", "Event", "EventMask", "FanbpfError", "Group", "Handler",
     "InitFlag", "KernelSupportError",
     "MarkFlag", "Response", "VerifierError", "available_handlers", "kernel_support",
-    "get_include", "parse_events", "Rules", "rules", "trace",
+    "get_include", "parse_events", "Rules", "rules", "trace", "watch", "awatch",
 ]
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import time
 from collections.abc import Iterable, Sequence
@@ -158,6 +159,16 @@ def cmd_watch(args: argparse.Namespace) -> int:
                           "filesystems are then watched")
     deadline = None if args.timeout is None else time.monotonic() + args.timeout
     seen = 0
+
+    def show(events: Iterable[Event]) -> None:
+        nonlocal seen
+        for event in events:
+            if seen == args.count:
+                return
+            line = json.dumps(event_to_dict(event)) if args.json else format_event(event)
+            print(line, flush=True)
+            seen += 1
+
     with ExitStack() as stack:
         group = stack.enter_context(Group())
         reader, rule_set = _attach_filter(group, args, stack)
@@ -165,18 +176,36 @@ def cmd_watch(args: argparse.Namespace) -> int:
             group.mark(path, mask, mark_type)
         if rule_set is not None:
             _mark_filesystems(group, rule_set, args.events)
-        print("Watches established.", file=sys.stderr, flush=True)  # as fsnotifywait says it
-        while args.count is None or seen < args.count:
-            remaining = None if deadline is None else deadline - time.monotonic()
-            if remaining is not None and remaining <= 0:
-                return 2 if args.count is not None else 0
-            for event in reader.read_events(timeout=remaining):
-                line = json.dumps(event_to_dict(event)) if args.json else format_event(event)
-                print(line, flush=True)
-                seen += 1
-                if seen == args.count:
-                    break
+        stack.callback(signal.signal, signal.SIGTERM, signal.signal(signal.SIGTERM, _terminated))
+        try:  # from here on a signal drains the queue (the banner may be what it interrupts)
+            print("Watches established.", file=sys.stderr, flush=True)  # as fsnotifywait says it
+            while args.count is None or seen < args.count:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return 2 if args.count is not None else 0
+                show(reader.read_events(timeout=remaining))
+        except (KeyboardInterrupt, _Terminated) as stop:
+            # Events the kernel queued before the signal are still in the group's
+            # queue: exiting now would drop them. Print them first.
+            before = seen
+            show(reader.drain())
+            signum = stop.signum if isinstance(stop, _Terminated) else signal.SIGINT
+            print(f"fanbpf watch: stopped by {signal.Signals(signum).name}, after printing the "
+                  f"{seen - before} event(s) still queued", file=sys.stderr, flush=True)
+            return 128 + signum
     return 0
+
+
+class _Terminated(Exception):
+    """SIGTERM, raised where the watcher waits, so that it can drain its queue."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _terminated(signum: int, frame: object) -> None:
+    raise _Terminated(signum)
 
 
 def _mark_filesystems(group: Group, rule_set: Rules, events: int | None) -> None:

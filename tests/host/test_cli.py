@@ -3,6 +3,7 @@
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -291,3 +292,22 @@ def test_roots_from_errors(tmp_path):
     assert "Traceback" not in result.stderr
     result = fanbpf("watch", "--subtree", str(tmp_path), "--exclude-dir", "a/b")
     assert result.returncode == 1 and "exclude_dirs" in result.stderr and "'/'" in result.stderr
+
+
+@root_only
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_watch_prints_what_was_queued_before_a_signal(tmp_path, signum):
+    """Stopped while the kernel still holds events for it (the watcher is
+    frozen, as a watcher behind under load is), ``fanbpf watch`` prints them
+    all before it exits: events queued are not lost at exit."""
+    w = Watcher("-e", "create", str(tmp_path))
+    os.kill(w.proc.pid, signal.SIGSTOP)
+    names = [f"f{i}.html" for i in range(40)]
+    for name in names:
+        (tmp_path / name).touch()
+    os.kill(w.proc.pid, signum)
+    os.kill(w.proc.pid, signal.SIGCONT)
+    out, err = w.proc.communicate(timeout=20)
+    assert w.proc.returncode == 128 + signum, err
+    assert sorted(out.splitlines()) == sorted(f"CREATE {tmp_path}/{n}" for n in names)
+    assert f"stopped by {signal.Signals(signum).name}, after printing the 40 event(s)" in err
