@@ -88,7 +88,18 @@ REWRITES = {
 
 def prepare(suite: str, sdist: str, where: str) -> str:
     with tarfile.open(sdist) as tar:
-        tar.extractall(where, filter="data")
+        # filter= came in 3.12 and 3.11.4; Debian bookworm's 3.11.2 lacks it,
+        # so check each member by hand there: regular files and dirs only,
+        # no absolute or climbing names.
+        if hasattr(tarfile, "data_filter"):
+            tar.extractall(where, filter="data")
+        else:
+            members = tar.getmembers()
+            for m in members:
+                if not (m.isfile() or m.isdir()) or m.name.startswith("/") or \
+                        ".." in m.name.split("/"):
+                    raise ValueError(f"{sdist}: unsafe member {m.name!r}")
+            tar.extractall(where, members=members)
     top = os.path.join(where, os.listdir(where)[0])
     with open(os.path.join(top, "conftest.py"), "w") as f:
         f.write(WATCHDOG_SHIM if suite == "watchdog" else WATCHFILES_SHIM)
