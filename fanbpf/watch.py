@@ -41,12 +41,13 @@ import re
 import select
 import time
 import warnings
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Generator, Iterator, Sequence
 from enum import IntEnum
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Optional, Protocol, Union
 
-from .watching import FsEvent, open_source
+from .group import PathArg
+from .watching import FsEvent, Source, open_source
 
 __all__ = ["watch", "awatch", "Change", "FileChange", "BaseFilter", "DefaultFilter",
            "PythonFilter", "Notify", "Watch", "AWatch"]
@@ -66,6 +67,16 @@ class Change(IntEnum):
 
 
 FileChange = tuple[Change, str]
+
+#: What ``watch_filter`` is: ``(change, path) -> keep it``.
+WatchFilter = Callable[[Change, str], bool]
+
+
+class AbstractEvent(Protocol):
+    """What ``stop_event`` is (as in watchfiles): a ``threading.Event``, an
+    ``asyncio.Event``, an ``anyio.Event``..."""
+
+    def is_set(self) -> bool: ...
 
 # --- filters (watchfiles' semantics) --------------------------------------------
 
@@ -148,7 +159,7 @@ class Notify:
     say which mechanism watches (:data:`fanbpf.watching.MODES`).
     """
 
-    def __init__(self, watch_paths: Sequence, debug: bool = False, force_polling: bool = False,
+    def __init__(self, watch_paths: Sequence[PathArg], debug: bool = False, force_polling: bool = False,
                  poll_delay_ms: int = 300, recursive: bool = True,
                  ignore_permission_denied: bool = False, *, exclude_dirs: Sequence[str] = (),
                  mode: Optional[str] = None) -> None:
@@ -173,6 +184,7 @@ class Notify:
                 print(f"raw-event={event!r}", flush=True)
             if event.kind == "moved":
                 changes.add((Change.deleted, event.path))
+                assert event.dest is not None, "a moved event has a dest"
                 changes.add((Change.added, event.dest))
             elif event.kind == "created":
                 changes.add((Change.added, event.path))
@@ -182,7 +194,8 @@ class Notify:
                     (Change.deleted, event.path) not in changes:
                 changes.add((Change.modified, event.path))
 
-    def _batches(self, debounce_ms: int, step_ms: int, timeout_ms: int, stop_event: Any):
+    def _batches(self, debounce_ms: int, step_ms: int, timeout_ms: Optional[int],
+                 stop_event: Optional[AbstractEvent]) -> Generator[float, Optional[bool], Raw]:
         """The batching of RustNotify.watch, without the waiting: yields how long
         to wait (seconds) for the fanotify fd, is sent whether it became
         readable, and returns what :meth:`watch` returns."""
@@ -194,7 +207,7 @@ class Notify:
         if stop_event is not None and not callable(is_set):
             raise TypeError(f"stop_event must have an is_set() method, not {type(stop_event).__name__}")
         deadline = time.monotonic() + timeout_ms / 1000 if timeout_ms else None
-        max_debounce = None
+        max_debounce: Optional[float] = None
         last_size = 0
         while True:
             if (yield step):
@@ -219,10 +232,12 @@ class Notify:
         changes, self.changes = self.changes, set()
         return changes
 
-    def watch(self, debounce_ms: int, step_ms: int, timeout_ms: int, stop_event: Any) -> Raw:
-        """Wait for a batch of changes (see the class docstring)."""
+    def watch(self, debounce_ms: int, step_ms: int, timeout_ms: Optional[int],
+              stop_event: Optional[AbstractEvent]) -> Raw:
+        """Wait for a batch of changes (see the class docstring); ``timeout_ms``
+        0 or None: no timeout."""
         batches = self._batches(debounce_ms, step_ms, timeout_ms, stop_event)
-        ready = None
+        ready: Optional[bool] = None
         poller = select.poll()
         poller.register(self.source.fileno(), select.POLLIN)
         try:
@@ -235,15 +250,17 @@ class Notify:
                 if ready and (left := end - time.monotonic()) > 0:
                     time.sleep(left)
         except StopIteration as done:
-            return done.value
+            result: Raw = done.value  # what _batches returned
+            return result
         except KeyboardInterrupt:
             return self._interrupted()
 
-    async def awatch(self, debounce_ms: int, step_ms: int, timeout_ms: int, stop_event: Any) -> Raw:
+    async def awatch(self, debounce_ms: int, step_ms: int, timeout_ms: Optional[int],
+                     stop_event: Optional[AbstractEvent]) -> Raw:
         """:meth:`watch` for asyncio: waits with ``loop.add_reader``."""
         loop = asyncio.get_running_loop()
         batches = self._batches(debounce_ms, step_ms, timeout_ms, stop_event)
-        ready = None
+        ready: Optional[bool] = None
         fd = self.source.fileno()
         readable = asyncio.Event()
         loop.add_reader(fd, readable.set)
@@ -254,7 +271,8 @@ class Notify:
                 ready = readable.is_set()
                 readable.clear()
         except StopIteration as done:
-            return done.value
+            result: Raw = done.value  # what _batches returned
+            return result
         finally:
             if not self.source.closed:
                 loop.remove_reader(fd)
@@ -274,7 +292,7 @@ class Notify:
     def __enter__(self) -> Notify:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def __repr__(self) -> str:
@@ -284,14 +302,16 @@ class Notify:
 # --- watch() and awatch() ------------------------------------------------------------
 
 
-def _kernel_excludes(exclude_dirs: Optional[Sequence[str]], watch_filter) -> tuple[str, ...]:
+def _kernel_excludes(exclude_dirs: Optional[Sequence[str]],
+                     watch_filter: Optional[WatchFilter]) -> tuple[str, ...]:
     """The directory names to drop in the kernel: those given, else the
     filter's ``ignore_dirs`` (a subset of what the filter drops: the kernel
     drops only below the watched directories)."""
     if exclude_dirs is not None:
         return tuple(exclude_dirs)
-    if isinstance(getattr(watch_filter, "ignore_dirs", None), (tuple, list)):
-        return tuple(watch_filter.ignore_dirs)
+    ignore_dirs = getattr(watch_filter, "ignore_dirs", None)  # BaseFilter's, or any filter's
+    if isinstance(ignore_dirs, (tuple, list)):
+        return tuple(ignore_dirs)
     return ()
 
 
@@ -307,7 +327,7 @@ def _calc_async_timeout(timeout: Optional[int]) -> int:
     return 5_000 if timeout is None else timeout
 
 
-def _prep_changes(raw: set[tuple[int, str]], watch_filter) -> set[FileChange]:
+def _prep_changes(raw: set[tuple[int, str]], watch_filter: Optional[WatchFilter]) -> set[FileChange]:
     changes = {(Change(change), path) for change, path in raw}
     if watch_filter:
         changes = {c for c in changes if watch_filter(c[0], c[1])}
@@ -325,9 +345,12 @@ def _log_changes(changes: set[FileChange]) -> None:
 
 
 class _WatchBase:
-    def __init__(self, paths, watch_filter, debounce, step, stop_event, rust_timeout,
-                 yield_on_timeout, debug, force_polling, recursive, ignore_permission_denied,
-                 exclude_dirs, mode):
+    def __init__(self, paths: Sequence[Union[Path, str]], watch_filter: Optional[WatchFilter],
+                 debounce: int, step: int, stop_event: Optional[AbstractEvent],
+                 rust_timeout: Optional[int], yield_on_timeout: bool, debug: Optional[bool],
+                 force_polling: Optional[bool], recursive: bool,
+                 ignore_permission_denied: Optional[bool], exclude_dirs: Optional[Sequence[str]],
+                 mode: Optional[str]) -> None:
         self.watch_filter = watch_filter
         self.debounce, self.step = debounce, step
         self.stop_event, self.rust_timeout = stop_event, rust_timeout
@@ -348,7 +371,7 @@ class _WatchBase:
         return self._notify.description
 
     @property
-    def source(self):
+    def source(self) -> Source:
         """The :class:`fanbpf.watching.Source` (``overflows``, ``unresolved``)."""
         return self._notify.source
 
@@ -363,6 +386,7 @@ class _WatchBase:
                 return set()
             logger.debug("rust notify timeout, continuing")
             return None
+        assert not isinstance(raw, str), f"unexpected {raw!r}"  # "signal" is the caller's
         changes = _prep_changes(raw, self.watch_filter)
         if changes:
             _log_changes(changes)
@@ -386,8 +410,15 @@ class _WatchBase:
 class Watch(_WatchBase):
     """What :func:`watch` returns: an iterator of change sets, with ``mode``."""
 
-    def __init__(self, *args, raise_interrupt: bool = True):
-        super().__init__(*args)
+    def __init__(self, paths: Sequence[Union[Path, str]], watch_filter: Optional[WatchFilter],
+                 debounce: int, step: int, stop_event: Optional[AbstractEvent],
+                 rust_timeout: Optional[int], yield_on_timeout: bool, debug: Optional[bool],
+                 force_polling: Optional[bool], recursive: bool,
+                 ignore_permission_denied: Optional[bool], exclude_dirs: Optional[Sequence[str]],
+                 mode: Optional[str], *, raise_interrupt: bool = True) -> None:
+        super().__init__(paths, watch_filter, debounce, step, stop_event, rust_timeout,
+                         yield_on_timeout, debug, force_polling, recursive,
+                         ignore_permission_denied, exclude_dirs, mode)
         self.raise_interrupt = raise_interrupt
 
     def __iter__(self) -> Iterator[set[FileChange]]:
@@ -414,7 +445,7 @@ class Watch(_WatchBase):
     def __enter__(self) -> Watch:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
 
@@ -443,8 +474,8 @@ class AWatch(_WatchBase):
 
 
 
-def watch(*paths: Union[Path, str], watch_filter: Optional[Callable[[Change, str], bool]] = DefaultFilter(),
-          debounce: int = 1_600, step: int = 50, stop_event: Any = None, rust_timeout: int = 5_000,
+def watch(*paths: Union[Path, str], watch_filter: Optional[WatchFilter] = DefaultFilter(),
+          debounce: int = 1_600, step: int = 50, stop_event: Optional[AbstractEvent] = None, rust_timeout: int = 5_000,
           yield_on_timeout: bool = False, debug: Optional[bool] = None, raise_interrupt: bool = True,
           force_polling: Optional[bool] = None, poll_delay_ms: int = 300, recursive: bool = True,
           ignore_permission_denied: Optional[bool] = None,
@@ -478,8 +509,8 @@ def watch(*paths: Union[Path, str], watch_filter: Optional[Callable[[Change, str
                  raise_interrupt=raise_interrupt)
 
 
-def awatch(*paths: Union[Path, str], watch_filter: Optional[Callable[[Change, str], bool]] = DefaultFilter(),
-           debounce: int = 1_600, step: int = 50, stop_event: Any = None,
+def awatch(*paths: Union[Path, str], watch_filter: Optional[WatchFilter] = DefaultFilter(),
+           debounce: int = 1_600, step: int = 50, stop_event: Optional[AbstractEvent] = None,
            rust_timeout: Optional[int] = None, yield_on_timeout: bool = False,
            debug: Optional[bool] = None, raise_interrupt: Optional[bool] = None,
            force_polling: Optional[bool] = None, poll_delay_ms: int = 300, recursive: bool = True,

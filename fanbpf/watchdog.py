@@ -35,14 +35,16 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import Optional
+from collections.abc import Iterable
+from typing import Optional, Union
 
 from watchdog.events import (DirCreatedEvent, DirDeletedEvent, DirModifiedEvent, DirMovedEvent,
-                             FileAttribEvent, DirAttribEvent, FileClosedEvent,
+                             FileAttribEvent, DirAttribEvent, FileClosedEvent, FileSystemEvent,
                              FileClosedNoWriteEvent, FileCreatedEvent, FileDeletedEvent,
                              FileModifiedEvent, FileMovedEvent, FileOpenedEvent,
                              generate_sub_moved_events)
-from watchdog.observers.api import DEFAULT_EMITTER_TIMEOUT, DEFAULT_OBSERVER_TIMEOUT, BaseObserver, EventEmitter
+from watchdog.observers.api import (DEFAULT_EMITTER_TIMEOUT, DEFAULT_OBSERVER_TIMEOUT, BaseObserver,
+                                   EventEmitter, EventQueue, ObservedWatch)
 
 from .watching import KINDS, FsEvent, Source, open_source
 
@@ -50,7 +52,7 @@ __all__ = ["FanotifyEmitter", "FanotifyObserver"]
 
 # watchdog event class -> the Source kinds it needs (watchdog's InotifyEmitter
 # computes its inotify mask from an event_filter the same way).
-_KINDS_FOR = {
+_KINDS_FOR: dict[type[FileSystemEvent], set[str]] = {
     DirMovedEvent: {"moved"}, FileMovedEvent: {"moved"},
     DirCreatedEvent: {"created", "moved"}, FileCreatedEvent: {"created", "moved"},
     DirDeletedEvent: {"deleted", "moved"}, FileDeletedEvent: {"deleted", "moved"},
@@ -61,7 +63,8 @@ _KINDS_FOR = {
     FileOpenedEvent: {"opened"},
 }
 
-_CLASSES = {  # kind -> (directory class, file class)
+#: kind -> (directory class, file class)
+_CLASSES: dict[str, tuple[type[FileSystemEvent], type[FileSystemEvent]]] = {
     "created": (DirCreatedEvent, FileCreatedEvent),
     "deleted": (DirDeletedEvent, FileDeletedEvent),
     "modified": (DirModifiedEvent, FileModifiedEvent),
@@ -79,8 +82,10 @@ class FanotifyEmitter(EventEmitter):
     dropped before they reach user space where the mechanism can.
     """
 
-    def __init__(self, event_queue, watch, *, timeout: float = DEFAULT_EMITTER_TIMEOUT,
-                 event_filter=None, mode: Optional[str] = None, exclude_dirs=()) -> None:
+    def __init__(self, event_queue: EventQueue, watch: ObservedWatch, *,
+                 timeout: float = DEFAULT_EMITTER_TIMEOUT,
+                 event_filter: Optional[list[type[FileSystemEvent]]] = None,
+                 mode: Optional[str] = None, exclude_dirs: Iterable[str] = ()) -> None:
         super().__init__(event_queue, watch, timeout=timeout, event_filter=event_filter)
         self._lock = threading.Lock()
         self._source: Optional[Source] = None
@@ -116,7 +121,7 @@ class FanotifyEmitter(EventEmitter):
         for event in source.read(timeout):
             self._queue(event)
 
-    def _path(self, path: str):
+    def _path(self, path: str) -> Union[str, bytes]:
         return os.fsencode(path) if isinstance(self.watch.path, bytes) else path
 
     def _queue(self, event: FsEvent) -> None:
@@ -132,6 +137,7 @@ class FanotifyEmitter(EventEmitter):
             return
         cls = _CLASSES[kind][0 if event.is_dir else 1]
         if kind == "moved":
+            assert event.dest is not None, "a moved event has a dest"
             dest = self._path(event.dest)
             self.queue_event(cls(src, dest))
             self.queue_event(DirModifiedEvent(os.path.dirname(src)))
@@ -152,7 +158,7 @@ class FanotifyObserver(BaseObserver):
     """
 
     def __init__(self, *, timeout: float = DEFAULT_OBSERVER_TIMEOUT, mode: Optional[str] = None,
-                 exclude_dirs=()) -> None:
+                 exclude_dirs: Iterable[str] = ()) -> None:
         super().__init__(FanotifyEmitter, timeout=timeout, mode=mode, exclude_dirs=exclude_dirs)
 
 

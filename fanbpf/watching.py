@@ -43,13 +43,14 @@ import fnmatch
 import logging
 import os
 import stat
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, Protocol
 
 from .fallback import RulesGroup  # imported now, not by the first watch: a watch starts fast
 from .flags import EventMask, InitFlag, MarkFlag
-from .group import DEFAULT_FLAGS, Group, record_paths
+from .events import DirFidNameInfo, Event, FidInfo
+from .group import DEFAULT_FLAGS, Group, PathArg, record_paths
 from .rules import kernel_dev, mounts, rules
 
 __all__ = ["FsEvent", "Source", "open_source", "MODES", "KINDS", "WatchError"]
@@ -90,6 +91,20 @@ class WatchError(OSError):
     """A path that cannot be watched, with what to do instead."""
 
 
+#: ``(path, old_path, new_path)`` of an event (None: not reported or not found).
+_Paths = tuple[Optional[str], Optional[str], Optional[str]]
+
+
+class _Reader(Protocol):
+    """What a Source reads events from: its :class:`Group` or a :class:`RulesGroup` on it."""
+
+    def read_events(self, timeout: Optional[float] = None) -> list[Event]: ...
+
+    def drain(self) -> list[Event]: ...
+
+    def close(self) -> None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class FsEvent:
     """One change below a watched path.
@@ -117,7 +132,7 @@ class _Roots:
     is reported as ``link/x/...``).
     """
 
-    def __init__(self, paths: Sequence, recursive: bool):
+    def __init__(self, paths: Sequence[PathArg], recursive: bool) -> None:
         if not paths:
             raise ValueError("give at least one path to watch")
         self.recursive = recursive
@@ -195,7 +210,7 @@ class Source:
         self.overflows = 0
         self.unresolved = 0
         self.group: Optional[Group] = None
-        self._reader = None  # what events are read from: the group or a RulesGroup
+        self._reader: Optional[_Reader] = None  # what events are read from: the group or a RulesGroup
 
     def _mask(self) -> int:
         mask = M.ONDIR
@@ -206,6 +221,7 @@ class Source:
     # -- reading ---------------------------------------------------------------
 
     def fileno(self) -> int:
+        assert self.group is not None, "a Source's subclass makes its group"
         return self.group.fileno()
 
     @property
@@ -213,21 +229,23 @@ class Source:
         return self.group is None or self.group.closed
 
     def read(self, timeout: Optional[float] = None) -> list[FsEvent]:
-        if self.closed:
+        reader = self._reader
+        if self.closed or reader is None:  # no group is no reader (set together)
             return []
         try:
-            events = self._reader.read_events(timeout)
+            events = reader.read_events(timeout)
         except ValueError:  # closed by another thread meanwhile
             return []
         return self._convert(events)
 
     def drain(self) -> list[FsEvent]:
         """Everything queued now, without waiting (what a signal leaves to report)."""
-        if self.closed:
+        reader = self._reader
+        if self.closed or reader is None:
             return []
-        return self._convert(self._reader.drain())
+        return self._convert(reader.drain())
 
-    def _convert(self, events) -> list[FsEvent]:
+    def _convert(self, events: list[Event]) -> list[FsEvent]:
         out: list[FsEvent] = []
         roots = self.roots
         for event, (path, old, new) in zip(events, _paths_then(events, self._event_paths)):
@@ -252,27 +270,29 @@ class Source:
                 self._new_dir(path, out, moved_in=False)
         return out
 
-    def _event_paths(self, event) -> tuple:
+    def _event_paths(self, event: Event) -> _Paths:
         """``(path, old_path, new_path)`` of an event, as resolved when read."""
         return event.path, event.old_path, event.new_path
 
-    def _renamed(self, event, old, new, is_dir: bool, out: list[FsEvent]) -> None:
-        old_in = old is not None and self.roots.inside(old) and not self._excluded(old)
-        new_in = new is not None and self.roots.inside(new) and not self._excluded(new)
+    def _renamed(self, event: Event, old: Optional[str], new: Optional[str], is_dir: bool,
+                 out: list[FsEvent]) -> None:
+        # The path when it is inside the trees (and not excluded), else None.
+        old_in = old if old is not None and self.roots.inside(old) and not self._excluded(old) else None
+        new_in = new if new is not None and self.roots.inside(new) and not self._excluded(new) else None
         if old is None or new is None:
             self._unresolved(event)
         spell = self.roots.spell
-        if old_in and new_in:
+        if old_in is not None and new_in is not None:
             if "moved" in self.kinds:
-                out.append(FsEvent("moved", spell(old), is_dir, spell(new)))
-        elif old_in:
+                out.append(FsEvent("moved", spell(old_in), is_dir, spell(new_in)))
+        elif old_in is not None:
             if "deleted" in self.kinds:
-                out.append(FsEvent("deleted", spell(old), is_dir))
-        elif new_in:
+                out.append(FsEvent("deleted", spell(old_in), is_dir))
+        elif new_in is not None:
             if "created" in self.kinds:
-                out.append(FsEvent("created", spell(new), is_dir))
+                out.append(FsEvent("created", spell(new_in), is_dir))
             if is_dir:
-                self._new_dir(new, out, moved_in=True)
+                self._new_dir(new_in, out, moved_in=True)
 
     def _excluded(self, path: str) -> bool:
         """Below (or on) a directory named like ``exclude_dirs``, below its root."""
@@ -285,7 +305,7 @@ class Source:
         return any(fnmatch.fnmatchcase(part, pattern) for part in parts if part
                    for pattern in self.exclude_dirs)
 
-    def _unresolved(self, event) -> None:
+    def _unresolved(self, event: Event) -> None:
         self.unresolved += 1
         log.warning("fanbpf: an event (%s) names an object that was gone before it could be "
                     "read (its directory was deleted): not reported (%d so far)",
@@ -343,7 +363,7 @@ class Source:
     def __enter__(self) -> Source:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def __repr__(self) -> str:
@@ -352,13 +372,14 @@ class Source:
     # -- marks -----------------------------------------------------------------
 
     def _mark(self, path: str, mask: int, flags: int) -> None:
+        assert self.group is not None, "a Source's subclass makes its group"
         try:
             self.group.mark(path, mask, flags)
         except OSError as err:
             raise _mark_error(err, path) from err
 
 
-def _paths_then(events, event_paths) -> list[tuple]:
+def _paths_then(events: Sequence[Event], event_paths: Callable[[Event], _Paths]) -> list[_Paths]:
     """``(path, old_path, new_path)`` of each event as they were when it happened.
 
     Paths are resolved when events are read: a directory's handle names it
@@ -367,7 +388,7 @@ def _paths_then(events, event_paths) -> list[tuple]:
     back in time, a path below a renamed directory's new name is put back
     below its old one.
     """
-    out = []
+    out: list[_Paths] = []
     renames: list[tuple[str, str]] = []  # (old, new) of later directory renames, nearest first
     for event in reversed(events):
         paths = list(event_paths(event))
@@ -378,7 +399,7 @@ def _paths_then(events, event_paths) -> list[tuple]:
                 if path.startswith(new) and path[len(new):len(new) + 1] == "/":
                     path = old + path[len(new):]
             paths[i] = path
-        out.append(tuple(paths))
+        out.append((paths[0], paths[1], paths[2]))
         if event.mask & M.RENAME and event.mask & M.ONDIR and paths[1] and paths[2]:
             renames.insert(0, (paths[1], paths[2]))
     out.reverse()
@@ -424,8 +445,8 @@ def _mark_error(err: OSError, path: str) -> OSError:
 class _FilesystemSource(Source):
     """Modes ``kernel`` and ``userspace``: a filesystem mark and the rules."""
 
-    def __init__(self, roots: _Roots, kinds, exclude_dirs, ignore_permission_denied,
-                 mode: str = "auto"):
+    def __init__(self, roots: _Roots, kinds: Iterable[str], exclude_dirs: Sequence[str],
+                 ignore_permission_denied: bool, mode: str = "auto") -> None:
         super().__init__(roots, kinds, exclude_dirs, ignore_permission_denied)
         # A watched file is watched through its directory; _Roots keeps the
         # file's siblings out.
@@ -433,17 +454,18 @@ class _FilesystemSource(Source):
         rule_set = rules(subtree=dirs, exclude_dirs=list(exclude_dirs) or None)
         # Raises PermissionError without CAP_SYS_ADMIN: open_source then
         # falls back to inode marks.
-        self.group = Group(DEFAULT_FLAGS | InitFlag.UNLIMITED_QUEUE)
+        group = self.group = Group(DEFAULT_FLAGS | InitFlag.UNLIMITED_QUEUE)
+        reader: Optional[RulesGroup] = None
         try:
-            self._reader = RulesGroup(self.group, rule_set, mode=mode)
+            reader = self._reader = RulesGroup(group, rule_set, mode=mode)
             # *_SELF events come after the object's last name is gone: no rule
             # can place them (every one on the filesystem would be delivered).
             for fs in rule_set.filesystems:
                 self._mark(os.fsdecode(fs), self._mask(), MarkFlag.FILESYSTEM)
         except BaseException:
-            (self._reader or self.group).close()
+            (reader or group).close()
             raise
-        self.mode = self._reader.mode
+        self.mode = reader.mode
         where = "in the kernel (fastpath handler fanbpf_rules)" if self.mode == "kernel" else \
             "in user space (this kernel has no fastpath hook)"
         self.description = (f"a fanotify filesystem mark on {len(rule_set.filesystems)} "
@@ -455,8 +477,8 @@ class _InodeMarkSource(Source):
 
     mode = "inode-marks"
 
-    def __init__(self, roots: _Roots, kinds, exclude_dirs, ignore_permission_denied,
-                 why: str = ""):
+    def __init__(self, roots: _Roots, kinds: Iterable[str], exclude_dirs: Sequence[str],
+                 ignore_permission_denied: bool, why: str = "") -> None:
         super().__init__(roots, kinds, exclude_dirs, ignore_permission_denied)
         # New directories must be seen to be marked, whatever the caller wants.
         self._dir_mask = self._mask() | M.CREATE | M.RENAME | M.EVENT_ON_CHILD
@@ -464,8 +486,7 @@ class _InodeMarkSource(Source):
         # so the group does not resolve paths: each marked directory's handle
         # is noted with its path when it is marked, and kept up to date.
         self._dir_paths: dict[bytes, str] = {}  # file_handle -> path (files too)
-        self.group = Group(DEFAULT_FLAGS, resolve_paths=False)
-        self._reader = self.group
+        group = self.group = self._reader = Group(DEFAULT_FLAGS, resolve_paths=False)
         self.marks = 0
         try:
             for path in roots.files:
@@ -476,7 +497,7 @@ class _InodeMarkSource(Source):
                 else:
                     self._mark_one(path, self._dir_mask)
         except BaseException:
-            self.group.close()
+            group.close()
             raise
         self.description = (f"fanotify inode marks on {self.marks} directories and files"
                             + (f" ({why})" if why else ""))
@@ -495,17 +516,18 @@ class _InodeMarkSource(Source):
         if self.roots.recursive and not self._excluded(path):
             self._scan_tree(path, out)
 
-    def _event_paths(self, event) -> tuple:
+    def _event_paths(self, event: Event) -> _Paths:
         return record_paths(event, self._record_path)
 
-    def _record_path(self, record) -> Optional[str]:
+    def _record_path(self, record: FidInfo | DirFidNameInfo) -> Optional[str]:
         path = self._dir_paths.get(record.file_handle)
         name = getattr(record, "name", None)
         if path is None or name is None or name == ".":
             return path
         return f"{path}/{name}"
 
-    def _renamed(self, event, old, new, is_dir: bool, out: list[FsEvent]) -> None:
+    def _renamed(self, event: Event, old: Optional[str], new: Optional[str], is_dir: bool,
+                 out: list[FsEvent]) -> None:
         if is_dir and old and new:  # the marks stay with the inodes: rename what we call them
             below = old + "/"
             for handle, path in list(self._dir_paths.items()):
@@ -522,7 +544,7 @@ class _InodeMarkSource(Source):
                     "during the overflow were not reported")
 
 
-def open_source(paths: Sequence, *, recursive: bool = True, kinds: Iterable[str] = KINDS,
+def open_source(paths: Sequence[PathArg], *, recursive: bool = True, kinds: Iterable[str] = KINDS,
                 exclude_dirs: Sequence[str] = (), mode: Optional[str] = None,
                 ignore_permission_denied: bool = False) -> Source:
     """Watch ``paths`` with the best mechanism this process may use.
@@ -545,6 +567,7 @@ def open_source(paths: Sequence, *, recursive: bool = True, kinds: Iterable[str]
     roots = _Roots(paths, recursive)
     args = (roots, kinds, exclude_dirs, ignore_permission_denied)
     why = ""
+    source: Source
     if mode in (None, "kernel", "userspace") and (recursive or mode):
         try:
             source = _FilesystemSource(*args, mode=mode or "auto")
