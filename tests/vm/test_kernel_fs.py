@@ -10,7 +10,7 @@ import pytest
 
 from conftest import mounted
 from fanbpf import EventMask, Group, Handler, InitFlag, MarkFlag
-from kabi import parents_args, touch, vm_object, walk
+from kabi import WALK_ROOT, parents_args, touch, vm_object, walk
 
 MKFS = {
     "ext4": ["mkfs.ext4", "-q"],
@@ -48,5 +48,7 @@ def test_parents_iterator_reaches_the_root_of_a_disk_filesystem(disk):
         # The root dentry of a superblock is named "/".
         g.attach(h, parents_args("/", 4096))
         touch(f"{mnt}/top/d/f")
-        assert walk(h) == {"new_ret": 0, "count": 4, "match": 4, "started_from_inode": 0}
+        # the root is the match, and the walk knows it reached the root
+        assert walk(h) == {"new_ret": 0, "count": 4, "match": 4, "started_from_inode": 0,
+                           "end": WALK_ROOT}
         assert [e.path for e in g.read_events(timeout=0)] == [f"{mnt}/top/d/f"]
