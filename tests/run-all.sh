@@ -29,7 +29,10 @@ rm -rf "$example_dist"
 	>/dev/null || exit 1
 rm -rf examples/suffixwatch/build examples/suffixwatch/*.egg-info
 example_wheels=("$example_dist"/suffixwatch-*.whl)
-"$venv/bin/python" -m zipfile -l "${example_wheels[0]}" | grep -q 'suffixwatch/suffix_filter.bpf.o' ||
+# The listing is read whole, not piped into grep -q: grep would stop at the
+# first match and pipefail would report zipfile's broken pipe as a failure.
+example_files=$("$venv/bin/python" -m zipfile -l "${example_wheels[0]}") || exit 1
+[[ $example_files == *suffixwatch/suffix_filter.bpf.o* ]] ||
 	{ echo "the example's wheel (built from its sdist) has no suffix_filter.bpf.o"; exit 1; }
 "${pip[@]}" install --no-deps "${example_wheels[0]}" || exit 1
 py=$venv/bin/python
