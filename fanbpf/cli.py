@@ -157,7 +157,6 @@ def cmd_watch(args: argparse.Namespace) -> int:
     if not args.paths and not (args.subtree or args.roots_from):
         raise _UsageError("give PATHs to watch, or roots (--subtree, --roots-from), whose "
                           "filesystems are then watched")
-    deadline = None if args.timeout is None else time.monotonic() + args.timeout
     seen = 0
 
     def show(events: Iterable[Event]) -> None:
@@ -179,6 +178,9 @@ def cmd_watch(args: argparse.Namespace) -> int:
         stack.callback(signal.signal, signal.SIGTERM, signal.signal(signal.SIGTERM, _terminated))
         try:  # from here on a signal drains the queue (the banner may be what it interrupts)
             print("Watches established.", file=sys.stderr, flush=True)  # as fsnotifywait says it
+            # The timeout is for watching: counted from before the setup (loading
+            # a handler, reading roots), it could run out before any event.
+            deadline = None if args.timeout is None else time.monotonic() + args.timeout
             while args.count is None or seen < args.count:
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
@@ -406,7 +408,8 @@ def build_parser() -> argparse.ArgumentParser:
     watch.add_argument("--json", action="store_true", help="print JSON lines")
     watch.add_argument("-c", "--count", type=_positive_int, metavar="N", help="exit after N events")
     watch.add_argument("-t", "--timeout", type=float, metavar="SECONDS",
-                       help="exit after SECONDS (status 2 if --count events had not arrived)")
+                       help="exit SECONDS after the watches are established (status 2 if "
+                       "--count events had not arrived)")
     rules = watch.add_argument_group("in-kernel filters (built-in rules handler)")
     rules.add_argument("--subtree", action="append", default=[], metavar="DIR",
                        help="only events under DIR (repeatable); the filesystems of the roots "

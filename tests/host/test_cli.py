@@ -146,6 +146,27 @@ def test_watch_timeout(tmp_path):
 
 
 @root_only
+def test_watch_timeout_counts_from_the_banner(tmp_path):
+    """A setup longer than --timeout (in the test VM, loading the handler under
+    TCG took that long) still leaves the watcher its --timeout to watch: the
+    roots come through a FIFO, which holds the setup for longer than it."""
+    fifo = tmp_path / "roots"
+    os.mkfifo(fifo)
+    (tmp_path / "in").mkdir()
+    proc = subprocess.Popen([sys.executable, "-m", "fanbpf", "watch", "--roots-from", str(fifo),
+                             "--fallback", "always", "-e", "create", "-c", "1", "-t", "3"],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    with open(fifo, "w") as roots:  # returns once the watcher opened it: it is in its setup
+        time.sleep(4)
+        roots.write(f"{tmp_path}/in\n")
+    while (line := proc.stderr.readline()) not in ("Watches established.\n", ""):
+        pass
+    (tmp_path / "in" / "f").write_text("")
+    out, err = proc.communicate(timeout=20)
+    assert (proc.returncode, out) == (0, f"CREATE {tmp_path}/in/f\n"), line + err
+
+
+@root_only
 def test_watch_errors(tmp_path):
     result = fanbpf("watch", str(tmp_path / "missing"))
     assert result.returncode == 1
