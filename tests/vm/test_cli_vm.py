@@ -59,6 +59,28 @@ def test_watch_roots_and_exclusions(tmpfs, tmp_path, fallback):
         assert err.splitlines()[-1] == "fanbpf watch: delivered 3, skipped 4, undecided 0", err
 
 
+def test_watch_subtree_default_events_leave_out_delete_self(tmpfs):
+    """DELETE_SELF comes after an object's last name is gone: no handler can
+    place it, so it would be delivered (undecided) for every deletion on the
+    filesystem.  --subtree's default events leave it out; DELETE reports
+    the deletions in the subtree."""
+    for d in ("in", "out"):
+        os.mkdir(f"{tmpfs}/{d}")
+    proc, _ = watch("--json", "--subtree", f"{tmpfs}/in", "--timeout", "20")
+    for name in ("in/x", "out/y"):
+        Path(tmpfs, name).write_text("x")
+        os.unlink(Path(tmpfs, name))
+    out, err = proc.communicate(timeout=90)
+    assert proc.returncode == 0, err
+    events = [json.loads(line) for line in out.splitlines()]
+    # the unlink's link-count ATTRIB names only the inode, gone when read
+    assert {e["path"] for e in events if e["events"] != ["ATTRIB"]} == {f"{tmpfs}/in/x"}, events
+    assert sum(e["events"] == ["ATTRIB"] for e in events) == 1, events
+    assert any("DELETE" in e["events"] for e in events), events
+    assert not any("DELETE_SELF" in e["events"] for e in events), events
+    assert err.splitlines()[-1].endswith("undecided 0"), err
+
+
 def test_handlers_lists_the_module():
     out = subprocess.run([sys.executable, "-m", "fanbpf", "handlers"], cwd=ROOT,
                          capture_output=True, text=True, check=True).stdout
