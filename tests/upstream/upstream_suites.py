@@ -122,8 +122,10 @@ def prepare(suite: str, sdist: str, where: str) -> str:
     return top
 
 
-def run(suite: str, sdist: str, out: str | None, mode: str | None, only: list[str] | None = None) -> dict:
-    """Run the suite (or the ``only`` test ids) and return its report."""
+def run(suite: str, sdist: str, out: str | None, mode: str | None, only: list[str] | None = None,
+        timeout: int = 15) -> dict:
+    """Run the suite (or the ``only`` test ids) and return its report; ``timeout``:
+    pytest-timeout's, per test."""
     with tempfile.TemporaryDirectory(prefix=f"fanbpf-{suite}-") as where:
         top = prepare(suite, sdist, where)
         xml = os.path.join(where, "junit.xml")
@@ -132,7 +134,7 @@ def run(suite: str, sdist: str, out: str | None, mode: str | None, only: list[st
         import fanbpf  # the fanbpf this process has (a checkout's or the installed one)
 
         env["PYTHONPATH"] = os.path.dirname(os.path.dirname(os.path.abspath(fanbpf.__file__)))
-        cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "timeout=15",
+        cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", f"timeout={timeout}",
                "-o", "log_format=%(name)s %(levelname)s: %(message)s", "-o", "addopts=",
                "--junitxml", xml, *(map(_pytest_id, only) if only else SUITES[suite])]
         proc = subprocess.run(cmd, cwd=top, env=env, capture_output=True, text=True)
