@@ -179,7 +179,7 @@ test-kasan: export FANBPF_KERNEL_VARIANT := kasan
 test-kasan: build
 	kernel/build.sh
 	kernel/vm.sh $(PY) -m pytest -q -p no:cacheprovider $(KASAN_TESTS)
-	kernel/vm.sh "$$(kernel/build.sh --dir)/fastpath_test"
+	kdir=$$(kernel/build.sh --dir) && kernel/vm.sh sh -c '"$$1/fastpath_test" && "$$1/subtree_test"' sh "$$kdir"
 
 run: build kernel
 	kernel/vm.sh $(PY) -m fanbpf demo

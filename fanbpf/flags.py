@@ -167,6 +167,12 @@ class MarkFlag(enum.IntFlag):
     IGNORE = 0x00000400
     #: ``IGNORE | IGNORED_SURV_MODIFY``: required for non-inode ignore marks.
     IGNORE_SURV = IGNORE | IGNORED_SURV_MODIFY
+    #: The directory is a subtree root: every directory below it carries a
+    #: mark with the same mask, made, moved in or looked up later too, and
+    #: events outside never reach the group (fanbpf's kernel series;
+    #: ``CAP_SYS_ADMIN``; implies ``EVENT_ON_CHILD``). A root is changed and
+    #: removed only with this flag. See :func:`fanbpf.support.subtree_marks`.
+    SUBTREE = 0x00000800
 
 
 class Response(enum.IntFlag):

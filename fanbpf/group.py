@@ -322,7 +322,10 @@ class Group:
         if rc < 0:
             verb = "mark" if op == _MARK_ADD else "unmark"
             what = f"{verb} {_names(EventMask(mask))} with {_names(MarkFlag(flags))}"
-            _raise(-rc, what, os.fsdecode(raw), hints=_MARK_HINTS)
+            hints = _MARK_HINTS
+            if flags & MarkFlag.SUBTREE:
+                hints = {**_MARK_HINTS, _errno.EINVAL: _SUBTREE_HINT}
+            _raise(-rc, what, os.fsdecode(raw), hints=hints)
 
     def _open_mount_fd(self, raw: bytes, flags: int) -> tuple[int, int] | None:
         """An fd to decode handles of the filesystem ``raw`` is on, if it is a new one.
@@ -693,6 +696,12 @@ _INIT_HINTS = {
     _errno.EPERM: "fanotify needs CAP_SYS_ADMIN, except FID-mode notification groups on Linux 5.13+",
     _errno.EMFILE: "too many fanotify groups (see /proc/sys/fs/fanotify/max_user_groups) or fds",
 }
+#: EINVAL for a mark with MarkFlag.SUBTREE on a kernel without subtree marks.
+_SUBTREE_HINT = ("this kernel may have no subtree marks (FAN_MARK_SUBTREE comes with fanbpf's "
+                 "kernel series; fanbpf.support.subtree_marks() says), or the mark is not a "
+                 "subtree root (roots change only with MarkFlag.SUBTREE), or SUBTREE was "
+                 "combined with a mount/filesystem mark, an ignore mask or EVICTABLE")
+
 _MARK_HINTS = {
     _errno.EINVAL: "the kernel refuses these events for this mark type or group, e.g. "
     "create/delete/move events need a FID group and no mount mark, permission events a "
@@ -700,6 +709,9 @@ _MARK_HINTS = {
     _errno.ENOSPC: "too many marks (see /proc/sys/fs/fanotify/max_user_marks)",
     _errno.EXDEV: "the filesystem does not support FID reporting on this mark type",
     _errno.EOPNOTSUPP: "the filesystem does not support file handles (needed by FID groups)",
+    _errno.EEXIST: "the mark exists with flags this call cannot change: a pinned mark cannot "
+    "become evictable, an IGNORE mask cannot go back to IGNORED_MASK, and a subtree root "
+    "changes only with MarkFlag.SUBTREE",
 }
 
 

@@ -10,7 +10,8 @@ from pathlib import Path
 
 from fanbpf.errors import KernelSupportError
 
-__all__ = ["HandlerInfo", "KernelSupport", "available_handlers", "kernel_support", "SYSFS_DIR"]
+__all__ = ["HandlerInfo", "KernelSupport", "available_handlers", "kernel_support", "subtree_marks",
+           "SYSFS_DIR"]
 
 #: Where the kernel lists registered (non-private) handlers.
 SYSFS_DIR = Path("/sys/fs/fanotify/fastpath")
@@ -117,3 +118,32 @@ def kernel_support() -> KernelSupport:
         fastpath=not missing,
         missing=tuple(missing),
     )
+
+
+def subtree_marks() -> bool:
+    """Whether the running kernel has subtree marks (:attr:`~fanbpf.MarkFlag.SUBTREE`)
+    and this process may add them (``CAP_SYS_ADMIN``).
+
+    Asks the kernel to make a regular file a subtree root: a kernel with
+    subtree marks refuses it with ``ENOTDIR``, one without refuses the
+    unknown flag with ``EINVAL``, and without privilege it is ``EPERM``.
+    The group reports no FIDs, so that the probe works on filesystems
+    without file handles too.
+    """
+    import sys
+
+    from fanbpf.flags import EventMask, InitFlag, MarkFlag
+    from fanbpf.group import Group
+
+    try:
+        group = Group(InitFlag.CLASS_NOTIF, resolve_paths=False)
+    except OSError:
+        return False
+    with group:
+        try:
+            group.mark(os.path.realpath(sys.executable), EventMask.CLOSE_WRITE, MarkFlag.SUBTREE)
+        except NotADirectoryError:
+            return True
+        except OSError:
+            return False
+    return False  # no kernel makes a file a subtree root

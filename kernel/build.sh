@@ -125,14 +125,14 @@ selftest=$cache/${variant}selftest
 rm -rf "$selftest"
 mkdir -p "$selftest"
 make -s -C "$src/tools/testing/selftests/filesystems/fanotify" OUTPUT="$selftest" \
-	KHDR_INCLUDES="-isystem $obj/usr/include" "$selftest/fastpath_test"
+	KHDR_INCLUDES="-isystem $obj/usr/include" "$selftest/fastpath_test" "$selftest/subtree_test"
 log "built in $(( $(date +%s) - start )) s"
 
 tmp=$out.tmp
 rm -rf "$tmp"
 mkdir -p "$tmp"
 cp "$obj/arch/x86/boot/bzImage" "$obj/vmlinux" "$obj/.config" "$tmp/"
-cp "$module/fanbpf_subtree_kmod.ko" "$selftest/fastpath_test" "$tmp/"
+cp "$module/fanbpf_subtree_kmod.ko" "$selftest/fastpath_test" "$selftest/subtree_test" "$tmp/"
 echo "$version" >"$tmp/source-version"
 touch "$tmp/.done"
 rm -rf "$out"

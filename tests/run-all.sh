@@ -70,7 +70,8 @@ kernel/vm.sh env FANBPF_EXAMPLES="${FANBPF_VM_EXAMPLES:-300}" "$py" -m pytest -q
 vm_rc=$?
 
 echo "== kernel selftest (tools/testing/selftests/filesystems/fanotify, in the series)"
-kernel/vm.sh "$(kernel/build.sh --dir)/fastpath_test"
+kdir=$(kernel/build.sh --dir)
+kernel/vm.sh sh -c '"$1/fastpath_test" && "$1/subtree_test"' sh "$kdir"
 selftest_rc=$?
 
 exec $py - "$host_rc" "$vm_rc" "$selftest_rc" "$abi3_rc" "${ABI3_PYTHON:-}" <<'PY'
