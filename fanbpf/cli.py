@@ -324,9 +324,8 @@ def _watch_subtrees(group: Group, args: argparse.Namespace, roots: list[str], st
                     ) -> Group | RulesGroup:
     """Roots as subtree marks: events outside them never reach the group, so
     the handler keeps only the other rules (and is not attached without any)."""
-    from . import model
     from .fallback import RulesGroup
-    from .rules import mount_points_below, mounts, names_to_top, rules
+    from .rules import mount_points_below, mounts, rules
 
     options: dict[str, Any] = dict(
         exclude_dirs=args.exclude_dir or None, exclude_subtrees=args.exclude_subtree or None,
@@ -337,15 +336,15 @@ def _watch_subtrees(group: Group, args: argparse.Namespace, roots: list[str], st
     cut = tuple(os.path.realpath(d).rstrip("/") + "/" for d in args.exclude_subtree)
     table = mounts()
 
+    listed = rule_set.dir_listed()
+
     def excluded(path: str, names: Iterable[str]) -> bool:
-        return (path + "/").startswith(cut) or any(
-            model.name_listed(rule_set.model_args, model.NameList.DIRS, os.fsencode(n)) for n in names)
+        return (path + "/").startswith(cut) or any(map(listed, names))
 
     # Without a subtree rule the handler walks up to the filesystem's root:
     # a root inside an excluded subtree, or below a directory with an excluded
     # name, would be excluded whole.  Then the walk must stop at the roots.
-    if rule_set.args.sections & model.Section.EXCLUDE and \
-            any(excluded(r, names_to_top(r, table)) for r in real):
+    if any((r + "/").startswith(cut) for r in real) or rule_set.walk_excludes(real, table):
         rule_set = rules(subtree=roots, **options)
     # Marks do not cross mounts: filesystems mounted below a root get their own
     # (not those below an exclusion: the handler's walk stops at their root).

@@ -29,7 +29,7 @@ import functools
 import os
 import re
 import stat
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Any, Literal, Union, overload
 
@@ -568,16 +568,34 @@ class Rules:
                              "not by a handler's name or as encoded bytes")
         return self.args.to_dict()
 
-    def walk_excludes(self, path: str, table: list[Mount] | None = None) -> bool:
-        """Would this rule set's ``exclude_dirs`` exclude everything below
-        directory ``path`` (a real path) if no subtree rule stopped the walk
-        at it?  It would when ``path`` or a directory above it, up to its
-        filesystem's root, has a listed name (see :func:`names_to_top`)."""
+    def dir_listed(self) -> Callable[[str], bool]:
+        """Whether a directory name is on this rule set's ``exclude_dirs`` list
+        (a function, which remembers the names it was asked about)."""
         from fanbpf import model
 
         args = self.model_args
-        return any(model.name_listed(args, model.NameList.DIRS, os.fsencode(name))
-                   for name in names_to_top(path, table))
+
+        @functools.cache
+        def listed(name: str) -> bool:
+            return model.name_listed(args, model.NameList.DIRS, os.fsencode(name))
+        return listed
+
+    def walk_excludes(self, paths: Iterable[str], table: list[Mount] | None = None) -> list[str]:
+        """The directories among ``paths`` (real paths) whose every event this
+        rule set's ``exclude_dirs`` would exclude if no subtree rule stopped
+        the walk at them: those with a listed name on the way up to their
+        filesystem's root, their own included (see :func:`names_to_top`)."""
+        listed = self.dir_listed()
+        table = mounts() if table is None else table
+        points = {os.fsdecode(m.point) for m in table}
+
+        @functools.cache
+        def excludes(path: str) -> bool:  # roots share their parents: each is asked once
+            parent = os.path.dirname(path)
+            if path in points or parent == path:
+                return any(map(listed, names_to_top(path, table)))
+            return excludes(parent) or listed(os.path.basename(path))
+        return [p for p in paths if excludes(p.rstrip("/") or "/")]
 
     @property
     def model_args(self) -> RulesArgs:

@@ -503,6 +503,12 @@ class _SubtreeMarkSource(Source):
             below = [p for p in mount_points_below(roots.dirs) if os.path.isdir(p)
                      and not self._excluded(p)]
             self.subtrees = list(dict.fromkeys([*roots.dirs, *below]))
+            # Events name directories by handle, which the group must open
+            # (open_by_handle_at) to say where they are: a filesystem that
+            # cannot (overlayfs without nfs_export) refuses the handle here,
+            # as it refuses a filesystem mark.
+            for path in {os.stat(p).st_dev: p for p in self.subtrees}.values():
+                _file_handle(path)
             for path in self.subtrees:
                 self._mark(path, mask, MarkFlag.SUBTREE)
             # A watched file is watched through its directory (_Roots keeps
@@ -527,8 +533,7 @@ class _SubtreeMarkSource(Source):
             return "applied in user space (this kernel has no fastpath hook)"
         assert self.group is not None
         rule_set = rules(exclude_dirs=list(self.exclude_dirs))
-        table = mounts()
-        if any(rule_set.walk_excludes(d, table) for d in self.subtrees):
+        if rule_set.walk_excludes(self.subtrees, mounts()):
             # A watched directory lies below one with an excluded name: the
             # handler's walk must stop at the roots, as in kernel mode.
             dirs = [*roots.dirs, *(os.path.dirname(f) for f in roots.files)]

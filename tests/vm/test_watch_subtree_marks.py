@@ -7,11 +7,13 @@ import resource
 import threading
 from pathlib import Path
 
+import pytest
+
 import fanbpf.watching as watching
 from fanbpf.group import DEFAULT_FLAGS
 from fanbpf.flags import InitFlag
 from fanbpf.watch import Change, watch
-from fanbpf.watching import open_source
+from fanbpf.watching import WatchError, open_source
 
 CHANGES = ("created", "deleted", "moved")
 
@@ -94,7 +96,7 @@ def test_a_root_below_an_excluded_name(tmpfs):
 def test_a_tree_moved_in_is_watched_at_once(tmpfs):
     """Its directories have their marks when the rename returns: a file made
     deep inside right after it comes from the kernel, not only from the scan
-    of what the tree brought."""
+    of what the tree brought.  Moved out, it reports nothing more."""
     root, out = f"{tmpfs}/root", f"{tmpfs}/out"
     os.mkdir(root)
     os.makedirs(f"{out}/m/k/j")
@@ -103,6 +105,9 @@ def test_a_tree_moved_in_is_watched_at_once(tmpfs):
         os.rename(f"{out}/m", f"{root}/m")
         write(f"{root}/m/k/j/new")
         events = read_all(source)
+        os.rename(f"{root}/m", f"{out}/m2")  # and out again: its marks go
+        write(f"{out}/m2/k/j/later")
+        assert seen(read_all(source)) == {("deleted", f"{root}/m")}
     assert ("created", f"{root}/m/k/j/new") in seen(events, scanned=False), events
     assert seen(events, scanned=True) >= {("created", f"{root}/m/k"), ("created", f"{root}/m/k/j"),
                                           ("created", f"{root}/m/k/old")}
@@ -201,3 +206,15 @@ def test_20000_overlay_roots_need_no_fd_each(mounts):
                                               ("created", f"{roots[0]}/g")}
     finally:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_an_overlay_whose_handles_cannot_be_opened_is_refused(mounts):
+    """Without nfs_export overlayfs takes marks but its handles cannot be
+    opened, so no event could be placed: refused, as a filesystem mark is."""
+    lower, rw = mounts.tmpfs(), mounts.tmpfs()
+    for d in ("upper", "work"):
+        os.mkdir(f"{rw}/{d}")
+    merged = mounts.mount("-t", "overlay", "fanbpf-ovl", "-o",
+                          f"lowerdir={lower},upperdir={rw}/upper,workdir={rw}/work", prefix="ovl")
+    with pytest.raises(WatchError, match="on overlay.*Poll it instead"):
+        open_source([merged])
