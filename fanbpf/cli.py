@@ -367,10 +367,10 @@ def _watch_subtrees(group: Group, args: argparse.Namespace, roots: list[str], st
         note += f"; filtering {', '.join(filters)} {where}"
     else:
         note += "; nothing else to filter: no handler attached"
-    print(note, file=sys.stderr, flush=True)
     mask = (args.events or SUBTREE_EVENTS) | M.ONDIR
     for root in dict.fromkeys(roots):
         group.mark(root, mask, MarkFlag.SUBTREE)
+    print(note, file=sys.stderr, flush=True)
     for point in below:
         try:
             group.mark(point, mask, MarkFlag.SUBTREE)
