@@ -8,8 +8,12 @@ without the fastpath hook they fail with a message saying what is missing,
 unless ``--fallback auto`` (or ``always``) runs the same rules in user
 space (:class:`fanbpf.fallback.RulesGroup`); either way one line on stderr
 says where the filtering runs.  Subtree roots (``--subtree``,
-``--roots-from``) need no PATH: every filesystem they live on is marked,
-those mounted below them too.  On exit the handler's counters (delivered,
+``--roots-from``) need no PATH: on a kernel with subtree marks
+(``MarkFlag.SUBTREE``) each root gets one, and the filesystems mounted
+below them, and only exclusions and names are left to the handler (none
+is attached when there are none); elsewhere, or with ``--fallback
+always``, every filesystem they live on is marked, those mounted below
+them too.  On exit the handler's counters (delivered,
 skipped, undecided) go to stderr.
 
 Exit status: 0 success; 1 an error (message on stderr); 2 ``--timeout``
@@ -29,8 +33,8 @@ from contextlib import ExitStack
 from typing import TYPE_CHECKING, Any
 
 from .events import Event
-from .flags import EventMask, MarkFlag
-from .group import Group
+from .flags import EventMask, InitFlag, MarkFlag
+from .group import DEFAULT_FLAGS, Group
 
 if TYPE_CHECKING:
     from .attachment import Attachment
@@ -169,8 +173,11 @@ def cmd_watch(args: argparse.Namespace) -> int:
             seen += 1
 
     with ExitStack() as stack:
-        group = stack.enter_context(Group())
-        reader, rule_set = _attach_filter(group, args, stack)
+        subtree_marks = _use_subtree_marks(args)
+        # inherited marks must not run into fs.fanotify.max_user_marks
+        group = stack.enter_context(Group(DEFAULT_FLAGS | InitFlag.UNLIMITED_MARKS if subtree_marks
+                                          else DEFAULT_FLAGS))
+        reader, rule_set = _attach_filter(group, args, stack, subtree_marks=subtree_marks)
         for path in args.paths:
             group.mark(path, mask, mark_type)
         if rule_set is not None:
@@ -237,10 +244,22 @@ def read_roots(path: str) -> list[str]:
 _FALLBACK_MODES = {"never": "kernel", "auto": "auto", "always": "userspace"}
 
 
-def _attach_filter(group: Group, args: argparse.Namespace, stack: ExitStack
-                   ) -> tuple[Group | RulesGroup, Rules | None]:
+def _use_subtree_marks(args: argparse.Namespace) -> bool:
+    """Roots alone (no PATH to mark) are watched with subtree marks where the
+    kernel has them, unless the rules are to run in user space."""
+    if args.paths or not (args.subtree or args.roots_from) or args.fallback == "always" \
+            or args.handler or args.handler_object:
+        return False
+    from .support import subtree_marks
+
+    return subtree_marks()
+
+
+def _attach_filter(group: Group, args: argparse.Namespace, stack: ExitStack, *,
+                   subtree_marks: bool = False) -> tuple[Group | RulesGroup, Rules | None]:
     """Attach what the filter options ask for: what to read events from, and
-    the rule set (None without the rules options).
+    the rule set whose filesystems are to be marked (None without the rules
+    options, and with ``subtree_marks``, which marks the roots here).
 
     Handlers live as long as the group.  The rules options run through
     :class:`~fanbpf.fallback.RulesGroup`, in the kernel or (``--fallback``)
@@ -266,6 +285,8 @@ def _attach_filter(group: Group, args: argparse.Namespace, stack: ExitStack
         from .fallback import RulesGroup
         from .rules import rules
 
+        if subtree_marks:
+            return _watch_subtrees(group, args, roots, stack), None
         rule_set = rules(  # checked here, before anything is loaded
             subtree=roots if has_roots else None,
             exclude_dirs=args.exclude_dir or None,
@@ -299,6 +320,66 @@ def _attach_filter(group: Group, args: argparse.Namespace, stack: ExitStack
             loaded = stack.enter_context(handler.Handler.load(args.handler, private=True))
             group.attach(loaded, _nest(args.arg))
     return group, None
+
+
+def _watch_subtrees(group: Group, args: argparse.Namespace, roots: list[str], stack: ExitStack
+                    ) -> Group | RulesGroup:
+    """Roots as subtree marks: events outside them never reach the group, so
+    the handler keeps only the other rules (and is not attached without any)."""
+    from .fallback import RulesGroup
+    from .rules import mount_points_below, mounts, rules
+
+    options: dict[str, Any] = dict(
+        exclude_dirs=args.exclude_dir or None, exclude_subtrees=args.exclude_subtree or None,
+        names=args.name or None, exclude_names=args.exclude_name or None,
+        exclude_pid=True if args.exclude_self else None)
+    rule_set = rules(**options)  # checked here, before anything is loaded
+    real = list(dict.fromkeys(os.path.realpath(r) for r in roots))
+    cut = tuple(os.path.realpath(d).rstrip("/") + "/" for d in args.exclude_subtree)
+    table = mounts()
+
+    listed = rule_set.dir_listed()
+
+    def excluded(path: str, names: Iterable[str]) -> bool:
+        return (path + "/").startswith(cut) or any(map(listed, names))
+
+    # Without a subtree rule the handler walks up to the filesystem's root:
+    # a root inside an excluded subtree, or below a directory with an excluded
+    # name, would be excluded whole.  Then the walk must stop at the roots.
+    if any((r + "/").startswith(cut) for r in real) or rule_set.walk_excludes(real, table):
+        rule_set = rules(subtree=roots, **options)
+    # Marks do not cross mounts: filesystems mounted below a root get their own
+    # (not those below an exclusion: the handler's walk stops at their root).
+    below = [p for p in mount_points_below(real, table)
+             if not any(p.startswith(r.rstrip("/") + "/") and
+                        excluded(p, filter(None, p[len(r):].split("/"))) for r in real)]
+    filters = [what for what, on in (("exclusions", args.exclude_dir or args.exclude_subtree),
+                                     ("names", args.name or args.exclude_name),
+                                     ("this process's events", args.exclude_self)) if on]
+    note = f"fanbpf watch: watching {len(real)} subtree(s) with subtree marks"
+    reader: Group | RulesGroup = group
+    if rule_set.args.sections:
+        reader = stack.enter_context(RulesGroup(group, rule_set, mode=_FALLBACK_MODES[args.fallback]))
+        if reader.mode == "kernel":
+            where = "in the kernel (fastpath handler fanbpf_rules)"
+            stack.callback(_report_stats, group.attachment)
+        else:
+            where = f"in user space ({_why(reader.fallback_reason)})"
+            stack.callback(_report_undecided, reader.filter)
+        note += f"; filtering {', '.join(filters)} {where}"
+    else:
+        note += "; nothing else to filter: no handler attached"
+    mask = (args.events or SUBTREE_EVENTS) | M.ONDIR
+    for root in dict.fromkeys(roots):
+        group.mark(root, mask, MarkFlag.SUBTREE)
+    print(note, file=sys.stderr, flush=True)
+    for point in below:
+        try:
+            group.mark(point, mask, MarkFlag.SUBTREE)
+        except OSError as err:
+            print(f"fanbpf watch: not watching what is mounted on {point}: {err}",
+                  file=sys.stderr, flush=True)
+    return reader
 
 
 def _report_stats(attachment: Attachment | None) -> None:

@@ -29,7 +29,7 @@ import functools
 import os
 import re
 import stat
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Any, Literal, Union, overload
 
@@ -144,6 +144,7 @@ class Mount:
     dev: int  #: the superblock's s_dev (kernel dev_t)
     point: bytes  #: where it is mounted, as this process sees it
     fstype: str
+    root: bytes = b"/"  #: the directory of the filesystem mounted there (a bind mount's source)
 
 
 def _unescape(field: bytes) -> bytes:
@@ -161,7 +162,7 @@ def mounts() -> list[Mount]:
         sep = fields.index(b"-")
         major, minor = fields[2].split(b":")
         out.append(Mount(int(major) << 20 | int(minor), _unescape(fields[4]),
-                         fields[sep + 1].decode(errors="replace")))
+                         fields[sep + 1].decode(errors="replace"), _unescape(fields[3])))
     return out
 
 
@@ -370,6 +371,36 @@ def nested_mounts(roots: Iterable[Node], excluded: Iterable[Node] = (), *, pin: 
     return out
 
 
+def mount_points_below(dirs: Iterable[str], table: list[Mount] | None = None) -> list[str]:
+    """The mount points strictly below ``dirs`` (real paths), in mount order.
+
+    Marks do not cross mounts: a watcher of a directory marks these too.
+    Autofs triggers are left out (marking one would mount it).
+    """
+    prefixes = tuple(d.rstrip("/") + "/" for d in dirs)
+    table = mounts() if table is None else table
+    points = [os.fsdecode(m.point) for m in table if m.fstype != "autofs"]
+    return list(dict.fromkeys(p for p in points if p.startswith(prefixes)))
+
+
+def names_to_top(path: str, table: list[Mount] | None = None) -> list[str]:
+    """The names of ``path`` (a real path) and of its ancestors up to its
+    filesystem's root, as the kernel's walk up the dentries meets them: a
+    bind mount's walk goes on above the mount, through the directories
+    ``/proc/self/mountinfo`` names as its root."""
+    table = mounts() if table is None else table
+    best: Mount | None = None
+    for m in table:  # the last of the longest: what is on top
+        point = os.fsdecode(m.point).rstrip("/")
+        if (path == point or path.startswith(point + "/") or point == "") and \
+                (best is None or len(point) >= len(os.fsdecode(best.point).rstrip("/"))):
+            best = m
+    if best is None:
+        return [p for p in path.split("/") if p]
+    below = path[len(os.fsdecode(best.point).rstrip("/")):]
+    return [p for p in (os.fsdecode(best.root) + below).split("/") if p]
+
+
 def _ancestors(point: bytes) -> list[bytes]:
     """``/a/b/c`` -> ``[/a/b, /a, /]``: a mount point's directories, nearest first."""
     out: list[bytes] = []
@@ -536,6 +567,35 @@ class Rules:
                              "attach it as a loaded Handler (Handler.load(\"rules\")), "
                              "not by a handler's name or as encoded bytes")
         return self.args.to_dict()
+
+    def dir_listed(self) -> Callable[[str], bool]:
+        """Whether a directory name is on this rule set's ``exclude_dirs`` list
+        (a function, which remembers the names it was asked about)."""
+        from fanbpf import model
+
+        args = self.model_args
+
+        @functools.cache
+        def listed(name: str) -> bool:
+            return model.name_listed(args, model.NameList.DIRS, os.fsencode(name))
+        return listed
+
+    def walk_excludes(self, paths: Iterable[str], table: list[Mount] | None = None) -> list[str]:
+        """The directories among ``paths`` (real paths) whose every event this
+        rule set's ``exclude_dirs`` would exclude if no subtree rule stopped
+        the walk at them: those with a listed name on the way up to their
+        filesystem's root, their own included (see :func:`names_to_top`)."""
+        listed = self.dir_listed()
+        table = mounts() if table is None else table
+        points = {os.fsdecode(m.point) for m in table}
+
+        @functools.cache
+        def excludes(path: str) -> bool:  # roots share their parents: each is asked once
+            parent = os.path.dirname(path)
+            if path in points or parent == path:
+                return any(map(listed, names_to_top(path, table)))
+            return excludes(parent) or listed(os.path.basename(path))
+        return [p for p in paths if excludes(p.rstrip("/") or "/")]
 
     @property
     def model_args(self) -> RulesArgs:

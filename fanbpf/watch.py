@@ -494,7 +494,8 @@ def watch(*paths: Union[Path, str], watch_filter: Optional[WatchFilter] = Defaul
     ``exclude_dirs``
         directory names (``*``/``?`` patterns) below the watched
         directories whose contents are never reported: dropped in the kernel
-        in ``kernel`` mode, not marked in ``inode-marks`` mode. Default: the
+        in ``subtree-marks`` and ``kernel`` modes, not marked in
+        ``inode-marks`` mode. Default: the
         filter's ``ignore_dirs``, if it has them (:class:`DefaultFilter`).
     ``mode``
         force a mechanism (see :data:`fanbpf.watching.MODES`); default: the

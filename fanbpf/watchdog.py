@@ -22,7 +22,8 @@ entries only; ``unschedule`` stops the watch's emitter and its marks.
 The mechanism is picked as for :func:`fanbpf.watch`
 (:func:`fanbpf.watching.open_source`): ``emitter.mode`` says which. Where
 it differs from InotifyEmitter: nothing made in a new directory before
-the watch on it is missed (in the privileged modes there is no watch per
+the watch on it is missed (``subtree-marks`` mode marks a new directory
+as it is made, ``kernel`` and ``userspace`` modes have no watch per
 directory, and in ``inode-marks`` mode a new directory is scanned after
 its mark); setup does not walk the tree in the privileged modes; and a
 watched directory's own deletion is not reported (its parent is not

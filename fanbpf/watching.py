@@ -6,12 +6,19 @@ files) and returns a :class:`Source`, whose :meth:`~Source.read` gives
 :class:`FsEvent` items -- created, deleted, moved, modified, ... -- for
 what happens below them. :func:`fanbpf.watch` and
 :class:`fanbpf.watchdog.FanotifyObserver` are built on it, so both use
-whatever it picks, and a new mechanism (per-directory marks inherited by
-new subdirectories, say) is one more :class:`Source` here, picked in
-:func:`open_source`, with no change to either API.
+whatever it picks, and a new mechanism is one more :class:`Source` here,
+picked in :func:`open_source`, with no change to either API.
 
-The mechanisms (``Source.mode``):
+The mechanisms (``Source.mode``), in the order they are tried:
 
+``"subtree-marks"``
+    a subtree mark (``MarkFlag.SUBTREE``, fanbpf's kernel series) on each
+    watched directory and on each filesystem mounted below one: the
+    kernel marks every directory below, also those made or moved in
+    later, so events outside the trees never reach fanotify at all.
+    ``exclude_dirs`` are dropped in the kernel by the ``fanbpf_rules``
+    handler with only that rule (no handler without them). Needs
+    CAP_SYS_ADMIN. Setup marks the cached directories, nothing else.
 ``"kernel"``
     one fanotify filesystem mark per filesystem, and the ``fanbpf_rules``
     handler in the kernel dropping everything outside the trees (and below
@@ -29,7 +36,9 @@ The mechanisms (``Source.mode``):
     (one mark per path is the exact tool for that). Setup walks the trees.
 
 Privileged modes use an unlimited queue, so they cannot overflow; in
-``inode-marks`` mode an overflow (the queue holds 16384 events) is logged
+``subtree-marks`` mode the kernel queues an overflow when it could not
+mark a directory (no memory): logged, and every root is marked again,
+which marks what was missed. In ``inode-marks`` mode an overflow (the queue holds 16384 events) is logged
 as a warning, counted in :attr:`Source.overflows`, and the trees are
 rescanned: directories made meanwhile are marked and their contents
 reported as created. Events between the overflow and the rescan that
@@ -51,7 +60,8 @@ from .fallback import RulesGroup  # imported now, not by the first watch: a watc
 from .flags import EventMask, InitFlag, MarkFlag
 from .events import DirFidNameInfo, Event, FidInfo
 from .group import DEFAULT_FLAGS, Group, PathArg, record_paths
-from .rules import kernel_dev, mounts, rules
+from .model import Section
+from .rules import Mount, kernel_dev, mount_points_below, mounts, rules
 
 __all__ = ["FsEvent", "Source", "open_source", "MODES", "KINDS", "WatchError"]
 
@@ -59,7 +69,7 @@ log = logging.getLogger("fanbpf.watching")
 log.addHandler(logging.NullHandler())
 
 #: The mechanisms :func:`open_source` can pick, best first.
-MODES = ("kernel", "userspace", "inode-marks")
+MODES = ("subtree-marks", "kernel", "userspace", "inode-marks")
 
 M = EventMask
 #: Event kinds a Source reports, and the fanotify bit behind each.
@@ -200,8 +210,9 @@ class Source:
         kinds = frozenset(kinds)
         if kinds - set(KINDS):
             raise ValueError(f"unknown event kinds {sorted(kinds - set(KINDS))}; choose from {KINDS}")
+        table = mounts()
         for path in roots.dirs + roots.files:
-            if _fstype(path) in _UNWATCHABLE:  # marks may succeed there, and report nothing
+            if _fstype(path, table) in _UNWATCHABLE:  # marks may succeed there, and report nothing
                 raise _mark_error(OSError(_errno.EOPNOTSUPP, os.strerror(_errno.EOPNOTSUPP)), path)
         self.roots = roots
         self.kinds = kinds
@@ -417,12 +428,13 @@ def _file_handle(path: str) -> bytes:
     return bytes(ffi.buffer(buf, n))
 
 
-def _fstype(path: str) -> str:
+def _fstype(path: str, table: Optional[list[Mount]] = None) -> str:
     try:
         dev = kernel_dev(os.stat(path).st_dev)
     except OSError:
         return "?"
-    return next((m.fstype for m in reversed(mounts()) if m.dev == dev), "?")
+    return next((m.fstype for m in reversed(mounts() if table is None else table)
+                 if m.dev == dev), "?")
 
 
 def _mark_error(err: OSError, path: str) -> OSError:
@@ -470,6 +482,78 @@ class _FilesystemSource(Source):
             "in user space (this kernel has no fastpath hook)"
         self.description = (f"a fanotify filesystem mark on {len(rule_set.filesystems)} "
                             f"filesystem(s), subtree rules {where}")
+
+
+#: A subtree-marks group: inherited marks must not run into fs.fanotify.max_user_marks.
+_SUBTREE_FLAGS = DEFAULT_FLAGS | InitFlag.UNLIMITED_QUEUE | InitFlag.UNLIMITED_MARKS
+
+
+class _SubtreeMarkSource(Source):
+    """Mode ``subtree-marks``: a subtree mark on each root; the kernel marks the rest."""
+
+    mode = "subtree-marks"
+
+    def __init__(self, roots: _Roots, kinds: Iterable[str], exclude_dirs: Sequence[str],
+                 ignore_permission_denied: bool) -> None:
+        super().__init__(roots, kinds, exclude_dirs, ignore_permission_denied)
+        mask = self._mask()
+        group = self.group = self._reader = Group(_SUBTREE_FLAGS)
+        try:
+            # Marks do not cross mounts: what is mounted below a root is a root too.
+            below = [p for p in mount_points_below(roots.dirs) if os.path.isdir(p)
+                     and not self._excluded(p)]
+            self.subtrees = list(dict.fromkeys([*roots.dirs, *below]))
+            # Events name directories by handle, which the group must open
+            # (open_by_handle_at) to say where they are: a filesystem that
+            # cannot (overlayfs without nfs_export) refuses the handle here,
+            # as it refuses a filesystem mark.
+            for path in {os.stat(p).st_dev: p for p in self.subtrees}.values():
+                _file_handle(path)
+            for path in self.subtrees:
+                self._mark(path, mask, MarkFlag.SUBTREE)
+            # A watched file is watched through its directory (_Roots keeps
+            # its siblings out); a root, or below one, has its mark already.
+            for parent in dict.fromkeys(os.path.dirname(f) for f in roots.files):
+                if parent not in self.subtrees:
+                    self._mark(parent, mask | M.EVENT_ON_CHILD, MarkFlag.INODE)
+            where = self._attach_exclusions(roots) if exclude_dirs else ""
+        except BaseException:
+            (self._reader or group).close()
+            raise
+        self.description = (f"fanotify subtree marks on {len(roots.dirs)} directories"
+                            + (f" and {len(below)} mounts below them" if below else "")
+                            + (f"; exclude_dirs {where}" if where else ""))
+
+    def _attach_exclusions(self, roots: _Roots) -> str:
+        """Drop what is below ``exclude_dirs`` in the kernel where it can be;
+        says where it is done."""
+        from .support import kernel_support
+
+        if not kernel_support().fastpath:
+            return "applied in user space (this kernel has no fastpath hook)"
+        assert self.group is not None
+        rule_set = rules(exclude_dirs=list(self.exclude_dirs))
+        if rule_set.walk_excludes(self.subtrees, mounts()):
+            # A watched directory lies below one with an excluded name: the
+            # handler's walk must stop at the roots, as in kernel mode.
+            dirs = [*roots.dirs, *(os.path.dirname(f) for f in roots.files)]
+            rule_set = rules(subtree=list(dict.fromkeys(dirs)), exclude_dirs=list(self.exclude_dirs))
+        self._reader = RulesGroup(self.group, rule_set, mode="kernel")
+        return "dropped in the kernel (fastpath handler fanbpf_rules" + \
+            (", stopping at the roots)" if rule_set.args.sections & Section.SUBTREE else ")")
+
+    def _overflowed(self, out: list[FsEvent]) -> None:
+        # The kernel could not mark a directory: marking the roots again
+        # marks every cached directory that lacks its mark.
+        super()._overflowed(out)
+        assert self.group is not None
+        for path in self.subtrees:
+            try:
+                self.group.mark(path, self._mask(), MarkFlag.SUBTREE)
+            except (FileNotFoundError, NotADirectoryError):
+                continue  # gone: its deletion is reported by its parent
+        log.warning("fanbpf: rescan done: every directory is marked again; changes made "
+                    "during the overflow were not reported")
 
 
 class _InodeMarkSource(Source):
@@ -553,7 +637,8 @@ def open_source(paths: Sequence[PathArg], *, recursive: bool = True, kinds: Iter
     :data:`KINDS` to report. ``exclude_dirs``: names (``*``/``?``
     patterns) of directories whose contents are not reported, below the
     watched directories: dropped in the kernel in ``kernel`` mode, never
-    marked in ``inode-marks`` mode. A log line (INFO, logger
+    marked in ``inode-marks`` mode (in ``subtree-marks`` mode dropped in the
+    kernel too; the trees are marked whole). A log line (INFO, logger
     ``fanbpf.watching``) says which mechanism is used, and a WARNING why a
     better one could not be.
 
@@ -568,6 +653,17 @@ def open_source(paths: Sequence[PathArg], *, recursive: bool = True, kinds: Iter
     args = (roots, kinds, exclude_dirs, ignore_permission_denied)
     why = ""
     source: Source
+    if mode == "subtree-marks" or (mode is None and recursive and roots.dirs):
+        from .support import subtree_marks
+
+        if subtree_marks():  # the kernel has them, and this process may add them
+            source = _SubtreeMarkSource(*args)
+            log.info("fanbpf: watching %s with %s", _names(roots), source.description)
+            return source
+        if mode is not None:
+            raise WatchError(_errno.EOPNOTSUPP, "subtree-marks mode needs a kernel with subtree "
+                             "marks (fanbpf's kernel series) and CAP_SYS_ADMIN; "
+                             "fanbpf.support.subtree_marks() says whether this process has both")
     if mode in (None, "kernel", "userspace") and (recursive or mode):
         try:
             source = _FilesystemSource(*args, mode=mode or "auto")

@@ -229,3 +229,32 @@ def test_watchdog_observer_moves_and_unschedule(tmp_path):
     assert (FileMovedEvent, str(tmp_path / "f"), str(tmp_path / "d" / "g")) in got
     assert (DirModifiedEvent, str(tmp_path), "") in got
     assert not any(isinstance(e, (FileCreatedEvent, DirMovedEvent)) for e in seen)
+
+
+def test_subtree_marks_mode_needs_the_kernel_series(tmp_path):
+    """The stock kernel has no subtree marks: forcing the mode says what is missing."""
+    from fanbpf.support import subtree_marks
+
+    assert not subtree_marks()
+    with pytest.raises(WatchError, match="subtree-marks mode needs a kernel with subtree marks"):
+        open_source([tmp_path], mode="subtree-marks")
+
+
+def test_what_a_walk_without_roots_meets():
+    """Subtree-marks mode attaches exclude_dirs without a subtree rule; the
+    handler's walk then goes up to the filesystem's root, through a bind
+    mount's source directories too, which is what names_to_top lists."""
+    from fanbpf.rules import Mount, mount_points_below, names_to_top, rules
+
+    table = [Mount(1, b"/", "ext4"), Mount(2, b"/srv", "xfs"),
+             Mount(2, b"/home/u/proj", "xfs", b"/exports/node_modules/x"),
+             Mount(3, b"/srv/data", "tmpfs"), Mount(4, b"/srv/auto", "autofs")]
+    assert names_to_top("/home/u/a", table) == ["home", "u", "a"]
+    assert names_to_top("/srv", table) == []
+    assert names_to_top("/srv/data/x", table) == ["x"]
+    assert names_to_top("/home/u/proj/src", table) == ["exports", "node_modules", "x", "src"]
+    assert mount_points_below(["/srv"], table) == ["/srv/data"]
+    assert mount_points_below(["/home"], table) == ["/home/u/proj"]
+    rule_set = rules(exclude_dirs=["node_modules", "*.egg-info"])
+    assert rule_set.walk_excludes(["/home/u/proj/src", "/home/u/a.egg-info", "/home/u/a"],
+                                  table) == ["/home/u/proj/src", "/home/u/a.egg-info"]

@@ -1,6 +1,7 @@
 """`fanbpf watch` with in-kernel filters, on the test kernel."""
 import json
 import os
+import resource
 import subprocess
 import sys
 from pathlib import Path
@@ -10,10 +11,10 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def watch(*args):
+def watch(*args, **popen):
     """``fanbpf watch`` started, and the stderr lines it printed before its banner."""
     proc = subprocess.Popen([sys.executable, "-m", "fanbpf", "watch", *args], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
     notes = []
     while (line := proc.stderr.readline()) not in ("Watches established.\n", ""):
         notes.append(line.rstrip("\n"))
@@ -40,7 +41,11 @@ def test_watch_subtree_and_names_filtered(tmpfs, fallback):
 
 @pytest.mark.parametrize("fallback", ["never", "always"])
 def test_watch_roots_and_exclusions(tmpfs, tmp_path, fallback):
-    """No PATH: the roots' filesystem is marked; counters on stderr at exit."""
+    """No PATH: the roots get subtree marks (their filesystem is marked with
+    --fallback always); counters on stderr at exit.  With subtree marks the
+    write in c/, outside the roots, never reaches the handler: 3 skipped
+    (.git, node_modules, the excluded subtree), where a filesystem mark
+    made the handler skip 4."""
     for d in ("a/.git", "b/node_modules/m", "b/skip", "c", "d"):
         os.makedirs(f"{tmpfs}/{d}")
     listing = tmp_path / "roots"
@@ -49,6 +54,9 @@ def test_watch_roots_and_exclusions(tmpfs, tmp_path, fallback):
                         f"{tmpfs}/b", "--roots-from", str(listing), "--exclude-dir", ".git",
                         "--exclude-dir", "node_modules", "--exclude-subtree", f"{tmpfs}/b/skip",
                         "--count", "3", "--timeout", "60", "--fallback", fallback)
+    if fallback == "never":
+        assert notes == ["fanbpf watch: watching 3 subtree(s) with subtree marks; filtering "
+                         "exclusions in the kernel (fastpath handler fanbpf_rules)"]
     for name in ("a/.git/HEAD", "a/x", "b/node_modules/m/y", "c/no", "b/skip/no", "b/z", "d/w"):
         Path(tmpfs, name).write_text("x")
     out, err = proc.communicate(timeout=90)
@@ -56,7 +64,58 @@ def test_watch_roots_and_exclusions(tmpfs, tmp_path, fallback):
     assert [json.loads(line)["path"] for line in out.splitlines()] == \
         [f"{tmpfs}/a/x", f"{tmpfs}/b/z", f"{tmpfs}/d/w"]
     if fallback == "never":
-        assert err.splitlines()[-1] == "fanbpf watch: delivered 3, skipped 4, undecided 0", err
+        assert err.splitlines()[-1] == "fanbpf watch: delivered 3, skipped 3, undecided 0", err
+
+
+def test_watch_roots_alone_attach_no_handler(tmpfs):
+    for d in ("a", "out"):
+        os.mkdir(f"{tmpfs}/{d}")
+    proc, notes = watch("--json", "-e", "create", "--subtree", f"{tmpfs}/a", "--count", "1",
+                        "--timeout", "60")
+    assert notes == ["fanbpf watch: watching 1 subtree(s) with subtree marks; nothing else to "
+                     "filter: no handler attached"]
+    Path(tmpfs, "out", "no").write_text("x")
+    Path(tmpfs, "a", "yes").write_text("x")
+    out, err = proc.communicate(timeout=90)
+    assert proc.returncode == 0, err
+    assert [json.loads(line)["path"] for line in out.splitlines()] == [f"{tmpfs}/a/yes"]
+    assert "delivered" not in err
+
+
+def test_watch_a_root_below_an_excluded_name(tmpfs):
+    """The handler's walk would meet node_modules above the root: it stops at the root."""
+    root = f"{tmpfs}/node_modules/pkg"
+    os.makedirs(f"{root}/.git")
+    proc, _ = watch("--json", "-e", "create", "--subtree", root, "--exclude-dir", "node_modules",
+                    "--exclude-dir", ".git", "--count", "1", "--timeout", "60")
+    Path(root, ".git", "no").write_text("x")
+    Path(root, "yes").write_text("x")
+    out, err = proc.communicate(timeout=90)
+    assert proc.returncode == 0, err
+    assert [json.loads(line)["path"] for line in out.splitlines()] == [f"{root}/yes"]
+    assert err.splitlines()[-1] == "fanbpf watch: delivered 1, skipped 1, undecided 0", err
+
+
+def test_watch_20000_overlay_roots_at_1024_fds(mounts, tmp_path):
+    """Issue 17, defect 3: overlayfs roots held an O_PATH fd each; subtree
+    marks hold them in the kernel."""
+    merged, _, _ = mounts.overlay()
+    roots = [f"{merged}/d{i}" for i in range(20_000)]
+    for root in roots:
+        os.mkdir(root)
+    os.mkdir(f"{roots[-1]}/.git")
+    listing = tmp_path / "roots"
+    listing.write_text("\n".join(roots) + "\n")
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    proc, notes = watch("--json", "-e", "create", "--roots-from", str(listing), "--exclude-dir",
+                        ".git", "--count", "1", "--timeout", "300",
+                        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (1024, hard)))
+    assert notes[0].startswith("fanbpf watch: watching 20000 subtree(s) with subtree marks")
+    Path(roots[-1], ".git", "no").write_text("x")
+    Path(roots[-1], "yes").write_text("x")
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    assert [json.loads(line)["path"] for line in out.splitlines()] == [f"{roots[-1]}/yes"]
 
 
 def test_watch_subtree_default_events_leave_out_delete_self(tmpfs):

@@ -1,4 +1,5 @@
-"""fanbpf.watch() and the watchdog observer on the test kernel: kernel mode."""
+"""fanbpf.watch() and the watchdog observer on the test kernel: kernel mode
+(subtree-marks mode, the default here: tests/vm/test_watch_subtree_marks.py)."""
 import os
 import threading
 from pathlib import Path
@@ -11,17 +12,26 @@ from fanbpf.watching import WatchError, open_source
 TOP = Path(__file__).resolve().parents[2]
 
 
-def test_kernel_mode_drops_excluded_dirs_in_the_kernel(tmpfs):
-    top = Path(tmpfs)
+@pytest.mark.parametrize("mode", ["kernel", "subtree-marks"])
+def test_excluded_dirs_are_dropped_in_the_kernel(tmpfs, mode):
+    """The .git writes never reach user space: the handler skips their CREATE
+    and MODIFY (watch() asks for no CLOSE_WRITE), and delivers the three
+    CREATEs and the MODIFY of what is reported.  The writes outside the
+    root: with a filesystem mark the handler skips them too; with subtree
+    marks they never reach it."""
+    top = Path(tmpfs, "root")
     os.makedirs(top / "src" / ".git")
-    w = watch(top, debounce=1000, step=200, rust_timeout=20_000, exclude_dirs=[".git"])
+    os.mkdir(Path(tmpfs, "out"))
+    w = watch(top, debounce=1000, step=200, rust_timeout=20_000, exclude_dirs=[".git"], mode=mode)
     try:
-        assert w.mode == "kernel"
+        assert w.mode == mode
+        assert "fastpath handler fanbpf_rules" in w.source.description
         attachment = w.source.group.attachment
 
         def work():
             for i in range(20):
                 (top / "src" / ".git" / f"o{i}").write_text("x")
+                Path(tmpfs, "out", f"o{i}").write_text("x")
             os.makedirs(top / "src" / "new" / "deeper")
             (top / "src" / "new" / "deeper" / "f.py").write_text("x")
 
@@ -30,11 +40,9 @@ def test_kernel_mode_drops_excluded_dirs_in_the_kernel(tmpfs):
         assert changes == {(Change.added, str(top / "src" / "new")),
                            (Change.added, str(top / "src" / "new" / "deeper")),
                            (Change.added, str(top / "src" / "new" / "deeper" / "f.py"))}
-        # The .git writes never reached user space: the handler skipped their
-        # CREATE and MODIFY (watch() asks for no CLOSE_WRITE), and delivered the
-        # three CREATEs and the MODIFY of what is reported.
         stats = attachment.stats
-        assert (stats.skipped, stats.delivered) == (20 * 2, 4)
+        outside = 20 * 2 if mode == "kernel" else 0
+        assert (stats.skipped, stats.delivered) == (20 * 2 + outside, 4)
     finally:
         w.close()
 
@@ -45,7 +53,7 @@ def test_a_9p_filesystem_is_named(tmp_path):
         open_source([str(TOP / "tests")])
 
 
-def test_watchdog_observer_in_kernel_mode(tmpfs):
+def test_watchdog_observer_in_subtree_marks_mode(tmpfs):
     from watchdog.events import FileCreatedEvent, FileSystemEventHandler
     from fanbpf.watchdog import FanotifyObserver
 
@@ -64,7 +72,7 @@ def test_watchdog_observer_in_kernel_mode(tmpfs):
         for emitter in observer.emitters:
             while emitter.mode is None:
                 seen.wait(0.05)
-            assert emitter.mode == "kernel"
+            assert emitter.mode == "subtree-marks"  # the best mode, picked unasked
         os.mkdir(os.path.dirname(target))
         open(target, "w").close()
         assert seen.wait(30)
