@@ -28,6 +28,7 @@ LABELS = {
     "fanbpf-bpf": "fanbpf, BPF subtree handler",
     "fanbpf-kmod": "fanbpf, kernel-module handler",
     "fanbpf-py": "fanbpf reader (no handler)",
+    "fanbpf-marks": "fanbpf, subtree mark (no handler)",
 }
 
 

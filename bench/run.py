@@ -18,6 +18,7 @@ workload, and prints one line per event it reports ("<kind> <path>"):
   pyfanotify    pyfanotify, a filesystem mark, its path_pattern rule
   fanbpf-bpf    fanbpf, a filesystem mark, the BPF rules handler (subtree)
   fanbpf-kmod   fanbpf, a filesystem mark, the reference kernel module
+  fanbpf-marks  fanbpf, a subtree mark (FAN_MARK_SUBTREE) on the subtree, no handler
 
 The workload (bench/workload.c) runs a plan of file operations that this
 script writes; the events each watcher should report are derived from the
@@ -56,9 +57,9 @@ LIBC = ctypes.CDLL(None, use_errno=True)
 MNT_DETACH = 2
 INOTIFY_EVENTS = "create,modify,close_write,moved_from,moved_to,delete"
 WATCHERS = ("none", "inotifywait", "watchdog", "watchdog-fanbpf", "watchfiles", "fanbpf-watch",
-            "fsnotifywait", "fanwatch", "pyfanotify", "fanbpf-bpf", "fanbpf-kmod")
+            "fsnotifywait", "fanwatch", "pyfanotify", "fanbpf-bpf", "fanbpf-kmod", "fanbpf-marks")
 #: Watchers that filter in the kernel (the test kernel has the hook): exact, or the bench fails.
-EXACT = ("fanbpf-bpf", "fanbpf-kmod", "watchdog-fanbpf", "fanbpf-watch")
+EXACT = ("fanbpf-bpf", "fanbpf-kmod", "watchdog-fanbpf", "fanbpf-watch", "fanbpf-marks")
 PARTS = ("churn", "read", "burst", "readers", "setup", "handler")
 FANOUT = 10  # children per directory in the generated trees
 

@@ -32,6 +32,7 @@ KINDS = {
     "fanbpf-bpf": INOTIFY_KINDS,
     "fanbpf-kmod": INOTIFY_KINDS,
     "fanbpf-py": INOTIFY_KINDS,
+    "fanbpf-marks": INOTIFY_KINDS,
 }
 
 
@@ -152,8 +153,9 @@ def pyfanotify_(mount: str, subtree: str) -> None:
 
 
 def fanbpf_(mount: str, subtree: str, how: str) -> None:
-    """how: "bpf" (the rules handler), "kmod" (the reference module) or "py"
-    (no handler, an unlimited queue, the path filtered here: fanbpf's reader)."""
+    """how: "bpf" (the rules handler), "kmod" (the reference module), "py"
+    (no handler, an unlimited queue, the path filtered here: fanbpf's reader),
+    or "marks" (a subtree mark on SUBTREE and no handler: nothing to filter)."""
     top = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     sys.path[:0] = [top, os.path.join(top, "tests", "vm")]
     import fanbpf
@@ -170,10 +172,15 @@ def fanbpf_(mount: str, subtree: str, how: str) -> None:
     flags = fanbpf.InitFlag.REPORT_FID | fanbpf.InitFlag.REPORT_DFID_NAME
     if how == "py":
         flags |= fanbpf.InitFlag.UNLIMITED_QUEUE
+    if how == "marks":
+        flags |= fanbpf.InitFlag.UNLIMITED_MARKS  # one mark per cached directory
     prefix = subtree + os.sep
     handler = None
     with fanbpf.Group(flags) as group:
-        group.mark(mount, mask, MarkFlag.FILESYSTEM)
+        if how == "marks":
+            group.mark(subtree, mask, MarkFlag.SUBTREE)
+        else:
+            group.mark(mount, mask, MarkFlag.FILESYSTEM)
         if how == "kmod":
             group.attach(KMOD, subtree_args(subtree))
         elif how == "bpf":
@@ -212,7 +219,7 @@ def main() -> int:
         fanbpf_watch(mount, subtree)
     elif name == "pyfanotify":
         pyfanotify_(mount, subtree)
-    elif name in ("fanbpf-bpf", "fanbpf-kmod", "fanbpf-py"):
+    elif name in ("fanbpf-bpf", "fanbpf-kmod", "fanbpf-py", "fanbpf-marks"):
         fanbpf_(mount, subtree, name.split("-")[1])
     else:
         print(f"watchers.py: unknown watcher {name!r}; one of {', '.join(KINDS)}", file=sys.stderr)
