@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import subprocess
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -452,6 +453,51 @@ def profile_table(res) -> list[str]:
     return lines + [""]
 
 
+def inlined_callees(res) -> dict[int, str]:
+    """address -> the function the compiler inlined into fsnotify,
+    fanotify_handle_event or __fsnotify_parent that holds it (its direct
+    inlined callee: "(own code)" if none), from addr2line -i on the guest
+    kernel's vmlinux; empty without it."""
+    kdir = res["meta"].get("kernel_dir")
+    vmlinux = Path(kdir) / "vmlinux" if kdir else None
+    ips = sorted({ip for r in res["profile"] for _, ip, _ in r.get("inlined_ips", [])})
+    if not ips or not vmlinux or not vmlinux.exists():
+        return {}
+    out = subprocess.run(["addr2line", "-a", "-f", "-i", "-e", str(vmlinux)],
+                         input="".join(f"{ip:#x}\n" for ip in ips), capture_output=True,
+                         text=True, check=True).stdout
+    callee: dict[int, str] = {}
+    for block in out.split("0x")[1:]:
+        lines = block.strip().splitlines()
+        funcs = lines[1::2]  # function, file:line, innermost first, the host last
+        callee[int(lines[0], 16)] = funcs[-2] if len(funcs) > 1 else "(own code)"
+    return callee
+
+
+def inlined_table(res) -> list[str]:
+    callee = inlined_callees(res)
+    prof = res["profile"]
+    if not callee:
+        return []
+    cells: dict[tuple[str, str], dict[str, float]] = defaultdict(dict)
+    for r in prof:
+        for host, ip, n in r.get("inlined_ips", []):
+            key = (host, callee.get(ip, "?"))
+            cells[key][r["watcher"]] = cells[key].get(r["watcher"], 0) + 100 * n / r["samples"]
+    lines = ["The samples filed under `fsnotify`, `fanotify_handle_event` and "
+             "`__fsnotify_parent` above, by the function the compiler inlined into them that "
+             "holds the sampled address (or the call a sample was in): `addr2line -i` on the "
+             "guest kernel's vmlinux. % of the workload's samples:", "",
+             f"| function | inlined callee | {' | '.join(LABELS[r['watcher']] for r in prof)} |",
+             "| --- | --- |" + " --- |" * len(prof)]
+    for (host, fn), by_w in sorted(cells.items(), key=lambda kv: -sum(kv[1].values())):
+        if sum(by_w.values()) < 0.3:
+            continue
+        row = " | ".join(f"{by_w.get(r['watcher'], 0):.1f}" for r in prof)
+        lines.append(f"| `{host}` | `{fn}` | {row} |")
+    return lines + ["", "(Rows under 0.3 % in all configurations left out.)", ""]
+
+
 def cost_markdown(res, plots: list[str]) -> str:
     meta = res["meta"]
     a = meta["args"]
@@ -471,6 +517,7 @@ def cost_markdown(res, plots: list[str]) -> str:
     if res["split"]:
         lines += cost_table(res)
     lines += profile_table(res)
+    lines += inlined_table(res)
     lines += [f"![{p}]({p})" for p in plots]
     return "\n".join(lines) + "\n"
 

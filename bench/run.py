@@ -720,7 +720,10 @@ def cost_split(tree: Tree, scratch: str, args, started: float) -> list[dict]:
     for rnd in range(args.reps):
         for name in rotated(args.split_watchers, rnd):
             rows += session(name, tree, workloads, scratch, rnd, args)
-            progress(f"split round {rnd + 1}/{args.reps}: {name} done", started)
+            took = ", ".join(f"{k} {rows[-1][k]:.1f}s" for k in ("setup_s", "drain_s")
+                             if rows[-1].get(k) is not None)
+            progress(f"split round {rnd + 1}/{args.reps}: {name} done ({took or 'no watcher'})",
+                     started)
     return rows
 
 
@@ -776,33 +779,40 @@ PARENT_HELPERS = ("dget_parent", "take_dentry_name_snapshot", "release_dentry_na
                   "dput")
 
 
-def classify(stack: list[str]) -> str:
-    """The category of one sample (``stack``: symbols, leaf first)."""
+def classify(stack: list[str]) -> tuple[str, int]:
+    """The category of one sample (``stack``: symbols, leaf first), and the
+    index of the frame that decided it (-1: none)."""
     if "fsnotify" not in stack and "__fsnotify_parent" not in stack:
-        return "outside fsnotify"
+        return "outside fsnotify", -1
     for i, sym in enumerate(stack):
         if sym.startswith("bpf_prog_"):
-            return "handler: BPF program"
+            return "handler: BPF program", i
         if sym.startswith(("bpf_trampoline_", "__bpf_prog_enter", "__bpf_prog_exit")) or (
                 sym == "[unknown]" and "__fanotify_fastpath_run" in stack[i:]):
-            return "struct_ops trampoline"
+            return "struct_ops trampoline", i
         if sym in PARENT_HELPERS:
             above = next((s for s in stack[i + 1:] if s in PROFILE_FRAMES), None)
             if above == "__fsnotify_parent":
-                return PROFILE_FRAMES[above]
+                return PROFILE_FRAMES[above], i
             continue
         if sym in PROFILE_FRAMES:
-            return PROFILE_FRAMES[sym]
-    return "fsnotify: other"
+            return PROFILE_FRAMES[sym], i
+    return "fsnotify: other", -1
 
 
-def perf_samples(perf: str, data: str) -> list[list[str]]:
-    """The kernel stacks (symbols, leaf first) of the samples in ``data``."""
+#: Functions whose static callees the compiler inlined (send_to_group, the
+#: mark iterator, fanotify_group_event_mask, the event allocation): for the
+#: samples they decide, the address is kept, for addr2line -i on the host.
+INLINE_HOSTS = ("fsnotify", "fanotify_handle_event", "__fsnotify_parent")
+
+
+def perf_samples(perf: str, data: str) -> list[list[tuple[int, str]]]:
+    """The kernel stacks ((address, symbol), leaf first) of the samples in ``data``."""
     out = subprocess.run([perf, "script", "-i", data, "-F", "comm,ip,sym"], capture_output=True,
                          text=True)
     if out.returncode:
         raise BenchError(f"perf script: {out.stderr.strip()[-500:]}")
-    samples: list[list[str]] = []
+    samples: list[list[tuple[int, str]]] = []
     for line in out.stdout.splitlines():
         if not line.strip():
             continue
@@ -810,7 +820,8 @@ def perf_samples(perf: str, data: str) -> list[list[str]]:
             samples.append([])
         elif samples:
             parts = line.split(None, 1)
-            samples[-1].append(parts[1].strip() if len(parts) > 1 else "[unknown]")
+            samples[-1].append((int(parts[0], 16),
+                                parts[1].strip() if len(parts) > 1 else "[unknown]"))
     return samples
 
 
@@ -831,13 +842,20 @@ def profile(tree: Tree, scratch: str, args, started: float) -> list[dict]:
         os.unlink(data)
         cats: dict[str, int] = {}
         leaves: dict[str, int] = {}
-        for stack in samples:
-            cat = classify(stack)
+        inlined: dict[tuple[str, int], int] = {}
+        for frames in samples:
+            stack = [sym for _, sym in frames]
+            cat, at = classify(stack)
             cats[cat] = cats.get(cat, 0) + 1
             if cat != "outside fsnotify" and stack:
                 leaves[stack[0]] = leaves.get(stack[0], 0) + 1
+            if at >= 0 and stack[at] in INLINE_HOSTS:
+                # a return address points after its call: the call is one byte before
+                key = (stack[at], frames[at][0] - (1 if at else 0))
+                inlined[key] = inlined.get(key, 0) + 1
         top = sorted(leaves.items(), key=lambda kv: -kv[1])[:args.profile_top]
         rows.append({**run, "samples": len(samples), "categories": cats, "fsnotify_leaves": top,
+                     "inlined_ips": [[sym, ip, n] for (sym, ip), n in inlined.items()],
                      "perf": subprocess.run([perf, "--version"], capture_output=True,
                                             text=True).stdout.strip()})
         progress(f"profile: {name}: {len(samples)} samples", started)
@@ -936,6 +954,7 @@ def main(argv=None) -> int:
             # /proc/lockdep exists with CONFIG_LOCKDEP: the debug test kernel,
             # not the nodebug variant (make bench VARIANT=nodebug).
             "lockdep": os.path.exists("/proc/lockdep"),
+            "kernel_dir": os.environ.get("FANBPF_KERNEL_DIR"),  # its vmlinux, for addr2line
             "loadavg_start": os.getloadavg(), "args": vars(args), "versions": versions()}
     res: dict = {"meta": meta, "sweep": [], "readers": [], "setup": [], "handler": [],
                  "split": [], "profile": []}
