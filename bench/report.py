@@ -437,7 +437,9 @@ def profile_table(res) -> list[str]:
              "(bench/run.py `classify`): *outside fsnotify* is the file operations "
              "themselves; dput/dget_parent/name snapshots count as the parent reference only "
              "under `__fsnotify_parent`; static functions the compiler inlined count as their "
-             "caller. % of the workload's samples:", "",
+             "caller. cpu-clock samples from a timer interrupt, not an NMI: time with "
+             "interrupts off is counted where they are turned back on (`__wake_up`'s unlock "
+             "holds the waking of the reader). % of the workload's samples:", "",
              f"| where | {head} |", "| --- |" + " --- |" * len(prof)]
     for c in cats:
         cells = " | ".join(f"{100 * r['categories'].get(c, 0) / r['samples']:.1f}" for r in prof)

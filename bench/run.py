@@ -859,6 +859,8 @@ def profile(tree: Tree, scratch: str, args, started: float) -> list[dict]:
                      "perf": subprocess.run([perf, "--version"], capture_output=True,
                                             text=True).stdout.strip()})
         progress(f"profile: {name}: {len(samples)} samples", started)
+        # slow under TCG: what is done survives an interrupted run
+        Path(args.out).with_suffix(".partial.json").write_text(json.dumps(rows) + "\n")
     return rows
 
 
