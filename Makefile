@@ -9,7 +9,9 @@
 #   make typecheck  mypy --strict on fanbpf (part of make test)
 #   make run     the demo: a subtree watcher on the test kernel in a VM
 #   make bench   side-by-side benchmarks in the VM (BENCH_ARGS='--dirs 1000,10000'
-#                to size them; make bench-smoke: the short run make test does)
+#                to size them; make bench-smoke: the short run make test does;
+#                make bench-cost VARIANT=nodebug: the cost of watching split by
+#                configuration, and a perf profile)
 #
 # Every target pulls in what it needs, so each works on a fresh machine.
 
@@ -32,7 +34,8 @@ export FANBPF_CACHE ?= $(HOME)/.cache/fanbpf
 APT_PACKAGES := clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev pkg-config \
 	qemu-system-x86 linux-source-6.12 build-essential flex bison bc \
 	libssl-dev dwarves udev busybox-static cpio kmod rsync xz-utils \
-	python3-venv e2fsprogs btrfs-progs xfsprogs inotify-tools liburing-dev strace
+	python3-venv e2fsprogs btrfs-progs xfsprogs inotify-tools liburing-dev strace \
+	linux-perf
 
 LIBBPF_SRC := $(BUILD)/linux-tools/tools/lib/bpf
 LIBBPF_OUT := $(BUILD)/libbpf
@@ -43,7 +46,7 @@ TEST_BPF_OBJS := $(patsubst tests/host/bpf/%.bpf.c,$(BUILD)/test-bpf/%.bpf.o,$(w
 VM_TEST_BPF_OBJS := $(patsubst tests/vm/bpf/%.bpf.c,$(BUILD)/test-bpf-vm/%.bpf.o,$(wildcard tests/vm/bpf/*.bpf.c))
 URING_READ := $(BUILD)/tests/uring_read
 
-.PHONY: deps build dist kernel test test-host test-vm test-kasan typecheck run bench bench-smoke bench-tools vm clean
+.PHONY: deps build dist kernel test test-host test-vm test-kasan typecheck run bench bench-smoke bench-cost bench-tools vm clean
 
 # --- dependencies --------------------------------------------------------
 
@@ -209,6 +212,25 @@ bench-smoke: build kernel bench-tools
 	kernel/vm.sh $(PY) bench/run.py --smoke
 	MPLCONFIGDIR=$(BUILD)/mpl $(PY) bench/report.py $(BUILD)/bench/smoke.json $(BUILD)/bench \
 		--stem smoke
+
+# The cost of watching at f = 1 %, split by configuration (issue 18), and a
+# perf profile of the workload under some of them (perf: linux-perf, the
+# host's, which the guest sees).  Its handlers that skip everything: a test
+# BPF object (make build), and a module built against the kernel's object
+# tree, which kernel/build.sh keeps in the cache (rebuilt every time: seconds).
+KOBJ = $(FANBPF_CACHE)/$(if $(VARIANT),$(VARIANT)-)obj
+BENCH_SKIP_KMOD := $(BUILD)/bench/kmod/fanbpf_bench_skip.ko
+BENCH_COST_STEM ?= $(shell date -u +%F)-cost$(if $(VARIANT),-$(VARIANT))
+
+$(BENCH_SKIP_KMOD): bench/kmod/fanbpf_bench_skip.c bench/kmod/Kbuild kernel
+	@test -f $(KOBJ)/Makefile || { echo "no kernel object tree at $(KOBJ): make kernel$(if $(VARIANT), VARIANT=$(VARIANT)) builds it"; exit 1; }
+	rm -rf $(dir $@) && mkdir -p $(dir $@) && cp bench/kmod/* $(dir $@)
+	$(MAKE) -s -C $(KOBJ) M=$(dir $@) modules
+
+bench-cost: build kernel bench-tools $(BENCH_SKIP_KMOD)
+	kernel/vm.sh $(PY) bench/run.py --parts split,profile --out $(BUILD)/bench/cost.json $(BENCH_ARGS)
+	MPLCONFIGDIR=$(BUILD)/mpl $(PY) bench/report.py $(BUILD)/bench/cost.json bench/results \
+		--stem $(BENCH_COST_STEM) --conditions "$(BENCH_CONDITIONS)"
 
 clean:
 	rm -rf $(BUILD) fanbpf/bpf/*.o fanbpf/include fanbpf/_fanbpf*.so fanbpf/_fanbpf.c \

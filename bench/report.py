@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import subprocess
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -28,7 +29,25 @@ LABELS = {
     "fanbpf-bpf": "fanbpf, BPF subtree handler",
     "fanbpf-kmod": "fanbpf, kernel-module handler",
     "fanbpf-py": "fanbpf reader (no handler)",
-    "fanbpf-marks": "fanbpf, subtree mark (no handler)",
+    "mark-nomatch": "filesystem mark, mask matches nothing (FAN_ACCESS), no handler",
+    "skip-kmod": "DFID_NAME group, module handler that skips everything",
+    "skip-bpf": "DFID_NAME group, BPF handler that skips everything",
+    "fid-bpf": "FID-only group, BPF subtree handler",
+    "inode-marks": "inode marks on the subtree's directories (as inotify), no handler",
+    "fanbpf-marks": "a subtree mark (FAN_MARK_SUBTREE), no handler",
+}
+#: What each configuration of the cost part adds to the one above it.
+COST_NOTES = {
+    "none": "the limit",
+    "mark-nomatch": "an sb mark exists: fsnotify's mask tests, nothing more",
+    "skip-kmod": "every churn event: SRCU, marks, parent ref + name, fanotify, an empty C handler",
+    "skip-bpf": "the same with an empty BPF handler: + the struct_ops trampoline",
+    "fid-bpf": "the subtree handler without names: no parent ref or name snapshot",
+    "fanbpf-bpf": "as `fanbpf watch`: DFID_NAME group, the subtree handler",
+    "fanbpf-kmod": "the same with the reference module",
+    "inode-marks": "events outside the subtree never reach fanotify",
+    "fanbpf-marks": "the same, with the kernel marking the subtree's directories (no race)",
+    "inotifywait": "recursive inotify, for comparison",
 }
 
 
@@ -276,28 +295,41 @@ def markdown(res, plots: list[str]) -> str:
     if res["setup"]:
         lines += setup_table(res["setup"], watchers)
     lines += handler_table(res["handler"])
+    if res.get("split"):
+        lines += cost_table(res)
+    if res.get("profile"):
+        lines += profile_table(res)
     lines += [f"![{p}]({p})" for p in plots]
     return "\n".join(lines) + "\n"
 
 
-def plot(res, outdir: Path, stem: str) -> list[str]:
+def pyplot():
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    return plt
 
-    names = []
+
+def saver(outdir: Path, stem: str, names: list[str]):
+    """save(fig, name): <stem>-<name>.png in outdir, its name appended to names."""
+    def save(fig, name):
+        fig.text(0.99, 0.01, "TCG VM: only ratios mean anything", ha="right", fontsize=7)
+        fig.tight_layout()
+        fig.savefig(outdir / f"{stem}-{name}.png", dpi=110)
+        pyplot().close(fig)
+        names.append(f"{stem}-{name}.png")
+    return save
+
+
+def plot(res, outdir: Path, stem: str) -> list[str]:
+    plt = pyplot()
+    names: list[str] = []
+    save = saver(outdir, stem, names)
     churn = part(res, "churn")
     rat = ratios(churn)
     fs = sorted({r["f"] for r in churn})
     watchers = [w for w in LABELS if any(r["watcher"] == w for r in churn)]
     groups = by(churn, "f", "watcher")
-
-    def save(fig, name):
-        fig.text(0.99, 0.01, "TCG VM: only ratios mean anything", ha="right", fontsize=7)
-        fig.tight_layout()
-        fig.savefig(outdir / f"{stem}-{name}.png", dpi=110)
-        plt.close(fig)
-        names.append(f"{stem}-{name}.png")
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for w in watchers:
@@ -349,13 +381,209 @@ def plot(res, outdir: Path, stem: str) -> list[str]:
     return names
 
 
+# --- the cost part (make bench-cost) -------------------------------------------
+
+def cost_ratios(rows) -> dict:
+    """Per watcher: throughput / no-watcher throughput of the same round and run."""
+    base = {(r["rep"], r["run"]): r["wall_s"] for r in rows if r["watcher"] == "none"}
+    out = defaultdict(list)
+    for r in rows:
+        out[r["watcher"]].append(base[(r["rep"], r["run"])] / r["wall_s"])
+    return out
+
+
+def cost_order(res) -> list[str]:
+    return list(dict.fromkeys(r["watcher"] for r in sorted(
+        res["split"], key=lambda r: res["meta"]["args"]["split_watchers"].index(r["watcher"]))))
+
+
+def cost_table(res) -> list[str]:
+    rows = res["split"]
+    a = res["meta"]["args"]
+    rat = cost_ratios(rows)
+    sys_base = {(r["rep"], r["run"]): r["wl_sys_s"] for r in rows if r["watcher"] == "none"}
+    groups = by(rows, "watcher")
+    lines = [f"### The cost of watching at f = {a['split_f'] * 100:g} %, by configuration", "",
+             TCG_NOTE, "",
+             f"{a['reps']} interleaved rounds × {a['split_runs']} runs of {a['split_ops']} churn "
+             f"operations in each configuration's session; ratios against the no-watcher run of "
+             f"the same round and run index; median [min–max] over the "
+             f"{a['reps'] * a['split_runs']} pairs.", "",
+             "| configuration | what it adds | throughput vs none | workload system time vs none "
+             "| watcher CPU s / 1000 ops | missed / extra / overflows (of expected) |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    for w in cost_order(res):
+        rs = groups[(w,)]
+        sys_rat = [r["wl_sys_s"] / sys_base[(r["rep"], r["run"])] for r in rs
+                   if sys_base[(r["rep"], r["run"])]]
+        lines.append(f"| {LABELS[w]} | {COST_NOTES.get(w, '')} | {spread(rat[w])} | "
+                     f"{spread(sys_rat)} | {spread([cpu_per_kop(r) for r in rs], '{:.3f}')} | "
+                     f"{correctness(rs) if w != 'none' else '–'} |")
+    return lines + [""]
+
+
+def profile_table(res) -> list[str]:
+    prof = res["profile"]
+    if not prof:
+        return []
+    a = res["meta"]["args"]
+    cats = ["outside fsnotify"] + list(dict.fromkeys(
+        c for r in prof for c in sorted(r["categories"], key=lambda c: -r["categories"][c])
+        if c != "outside fsnotify"))
+    head = " | ".join(LABELS[r["watcher"]] for r in prof)
+    lines = ["### Where the time goes: perf profile of the workload", "", TCG_NOTE, "",
+             f"`perf record -g -e cpu-clock` ({prof[0]['perf']}; a software event: works under "
+             f"TCG) on the workload process alone, {a['profile_ops']} churn operations at "
+             f"f = {a['split_f'] * 100:g} %, one run per configuration, the watcher running. "
+             "Each sample goes to the innermost frame of the watching path on its stack "
+             "(bench/run.py `classify`): *outside fsnotify* is the file operations "
+             "themselves; dput/dget_parent/name snapshots count as the parent reference only "
+             "under `__fsnotify_parent`; static functions the compiler inlined count as their "
+             "caller. cpu-clock samples from a timer interrupt, not an NMI: time with "
+             "interrupts off is counted where they are turned back on (`__wake_up`'s unlock "
+             "holds the waking of the reader). % of the workload's samples:", "",
+             f"| where | {head} |", "| --- |" + " --- |" * len(prof)]
+    for c in cats:
+        cells = " | ".join(f"{100 * r['categories'].get(c, 0) / r['samples']:.1f}" for r in prof)
+        lines.append(f"| {c} | {cells} |")
+    inside = " | ".join(f"**{100 - 100 * r['categories'].get('outside fsnotify', 0) / r['samples']:.1f}**"
+                        for r in prof)
+    lines.append(f"| **all of fsnotify** | {inside} |")
+    lines.append(f"| samples | {' | '.join(str(r['samples']) for r in prof)} |")
+    lines += ["", "Leaf functions of the samples under fsnotify (% of the workload's samples):", ""]
+    for r in prof:
+        top = ", ".join(f"`{sym}` {100 * n / r['samples']:.1f}" for sym, n in r["fsnotify_leaves"][:12])
+        lines.append(f"- {LABELS[r['watcher']]}: {top or '–'}")
+    return lines + [""]
+
+
+def inlined_callees(res) -> dict[int, str]:
+    """address -> the function the compiler inlined into fsnotify,
+    fanotify_handle_event or __fsnotify_parent that holds it (its direct
+    inlined callee: "(own code)" if none), from addr2line -i on the guest
+    kernel's vmlinux; empty without it."""
+    kdir = res["meta"].get("kernel_dir")
+    vmlinux = Path(kdir) / "vmlinux" if kdir else None
+    ips = sorted({ip for r in res["profile"] for _, ip, _ in r.get("inlined_ips", [])})
+    if not ips or not vmlinux or not vmlinux.exists():
+        return {}
+    out = subprocess.run(["addr2line", "-a", "-f", "-i", "-e", str(vmlinux)],
+                         input="".join(f"{ip:#x}\n" for ip in ips), capture_output=True,
+                         text=True, check=True).stdout
+    callee: dict[int, str] = {}
+    for block in out.split("0x")[1:]:
+        lines = block.strip().splitlines()
+        funcs = lines[1::2]  # function, file:line, innermost first, the host last
+        callee[int(lines[0], 16)] = funcs[-2] if len(funcs) > 1 else "(own code)"
+    return callee
+
+
+def inlined_table(res) -> list[str]:
+    callee = inlined_callees(res)
+    prof = res["profile"]
+    if not callee:
+        return []
+    cells: dict[tuple[str, str], dict[str, float]] = defaultdict(dict)
+    for r in prof:
+        for host, ip, n in r.get("inlined_ips", []):
+            key = (host, callee.get(ip, "?"))
+            cells[key][r["watcher"]] = cells[key].get(r["watcher"], 0) + 100 * n / r["samples"]
+    lines = ["The samples filed under `fsnotify`, `fanotify_handle_event` and "
+             "`__fsnotify_parent` above, by the function the compiler inlined into them that "
+             "holds the sampled address (or the call a sample was in): `addr2line -i` on the "
+             "guest kernel's vmlinux. % of the workload's samples:", "",
+             f"| function | inlined callee | {' | '.join(LABELS[r['watcher']] for r in prof)} |",
+             "| --- | --- |" + " --- |" * len(prof)]
+    for (host, fn), by_w in sorted(cells.items(), key=lambda kv: -sum(kv[1].values())):
+        if sum(by_w.values()) < 0.3:
+            continue
+        row = " | ".join(f"{by_w.get(r['watcher'], 0):.1f}" for r in prof)
+        lines.append(f"| `{host}` | `{fn}` | {row} |")
+    return lines + ["", "(Rows under 0.3 % in all configurations left out.)", ""]
+
+
+def cost_markdown(res, plots: list[str]) -> str:
+    meta = res["meta"]
+    a = meta["args"]
+    lines = [f"# The cost of watching, split (issue 18), {meta['date']}", "",
+             f"Kernel {meta['kernel']} ({_kernel_kind(meta)}), {meta['cpus']} vCPU, TCG. Guest "
+             f"load average at start {meta['loadavg_start'][0]:.2f}, at end "
+             f"{meta['loadavg_end'][0]:.2f}; the run took {meta['seconds'] / 60:.1f} min in the "
+             f"guest. {meta.get('conditions', '')}", "",
+             f"Workload: bench/run.py's churn (create+write 100 B+close, rename, unlink; every "
+             f"10th a new directory with a file in it) on a tmpfs with `w/` (watched) and `o/`, "
+             f"D = {a['tree']} directories each, a fraction f of the operations under `w/`. It "
+             "never reads, so a FAN_ACCESS mask matches none of its events. Expected events "
+             "are derived from the plan: configurations that must print nothing count any "
+             "printed event as extra; the FID-only group, whose directory-entry events name the "
+             "directory, is scored on (event, directory) pairs; inode marks, like inotify, miss "
+             "what is made in a new directory before its mark exists.", ""]
+    if res["split"]:
+        lines += cost_table(res)
+    lines += profile_table(res)
+    lines += inlined_table(res)
+    lines += [f"![{p}]({p})" for p in plots]
+    return "\n".join(lines) + "\n"
+
+
+def cost_plot(res, outdir: Path, stem: str) -> list[str]:
+    plt = pyplot()
+    names: list[str] = []
+    save = saver(outdir, stem, names)
+    if res["split"]:
+        rat = cost_ratios(res["split"])
+        order = cost_order(res)
+        meds = [med(rat[w]) for w in order]
+        lo = [m - min(rat[w]) for m, w in zip(meds, order)]
+        hi = [max(rat[w]) - m for m, w in zip(meds, order)]
+        fig, ax = plt.subplots(figsize=(8, 4.8))
+        y = range(len(order))[::-1]
+        ax.barh(list(y), meds, xerr=[lo, hi], color="tab:blue", alpha=0.8, capsize=3)
+        ax.set_yticks(list(y), [LABELS[w] for w in order], fontsize=7)
+        ax.axvline(1.0, color="k", lw=0.8)
+        ax.axvline(0.95, color="tab:green", lw=0.8, ls="--", label="target 0.95")
+        ax.set(xlim=(min(0.5, min(meds) - 0.05), 1.1), xlabel="workload throughput / no watcher "
+               f"(median, min–max), f = {res['meta']['args']['split_f'] * 100:g} %",
+               title="The cost of watching, by configuration")
+        ax.legend(fontsize=7, loc="lower right")
+        save(fig, "cost")
+    if res["profile"]:
+        prof = res["profile"]
+        cats = list(dict.fromkeys(c for r in prof for c in r["categories"]
+                                  if c != "outside fsnotify"))
+        fig, ax = plt.subplots(figsize=(8, 4.8))
+        left = [0.0] * len(prof)
+        y = list(range(len(prof)))[::-1]
+        cmap = plt.get_cmap("tab20")
+        for i, c in enumerate(cats):
+            vals = [100 * r["categories"].get(c, 0) / r["samples"] for r in prof]
+            ax.barh(y, vals, left=left, label=c, color=cmap(i % 20))
+            left = [a + b for a, b in zip(left, vals)]
+        ax.set_yticks(y, [LABELS[r["watcher"]] for r in prof], fontsize=7)
+        ax.set(xlabel="% of the workload's perf samples (cpu-clock) under fsnotify",
+               title="Where the watching time goes")
+        ax.legend(fontsize=6, loc="upper right")
+        save(fig, "profile")
+    return names
+
+
 def write_results(res: dict, outdir: Path, stem: str) -> Path:
-    """<stem>.json, <stem>.md and <stem>-*.png in outdir."""
+    """<stem>.json, <stem>.md and <stem>-*.png in outdir (a cost-part result:
+    its own report)."""
     outdir.mkdir(parents=True, exist_ok=True)
     (outdir / f"{stem}.json").write_text(json.dumps(res, indent=1) + "\n")
-    plots = plot(res, outdir, stem)
+    cost_only = (res.get("split") or res.get("profile")) and not any(
+        res[k] for k in ("sweep", "readers", "setup", "handler"))
+    if cost_only:
+        plots = cost_plot(res, outdir, stem)
+        text = cost_markdown(res, plots)
+    else:
+        res.setdefault("split", [])
+        res.setdefault("profile", [])
+        plots = plot(res, outdir, stem) + cost_plot(res, outdir, stem)
+        text = markdown(res, plots)
     md = outdir / f"{stem}.md"
-    md.write_text(markdown(res, plots))
+    md.write_text(text)
     return md
 
 

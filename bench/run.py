@@ -20,6 +20,11 @@ workload, and prints one line per event it reports ("<kind> <path>"):
   fanbpf-kmod   fanbpf, a filesystem mark, the reference kernel module
   fanbpf-marks  fanbpf, a subtree mark (FAN_MARK_SUBTREE) on the subtree, no handler
 
+and, for the split part (``--parts split,profile``, ``make bench-cost``), the
+configurations that split fanbpf's cost (bench/watchers.py FANBPF_CONFIGS):
+a mark whose mask matches nothing, handlers that skip everything (module,
+BPF), a FID-only group, inode marks on the subtree's directories.
+
 The workload (bench/workload.c) runs a plan of file operations that this
 script writes; the events each watcher should report are derived from the
 same plan (``expected``), so missed and extra events are counted, not
@@ -32,6 +37,7 @@ import argparse
 import concurrent.futures
 import ctypes
 import datetime
+import glob
 import json
 import os
 import re
@@ -51,7 +57,7 @@ FANWATCH = BUILD / "fanwatch"
 PY = sys.executable
 sys.path[:0] = [str(TOP), str(TOP / "bench"), str(TOP / "tests" / "vm")]
 
-from watchers import INOTIFY_KINDS, KINDS  # noqa: E402
+from watchers import FID_ONLY, INOTIFY_KINDS, KINDS, SILENT  # noqa: E402
 
 LIBC = ctypes.CDLL(None, use_errno=True)
 MNT_DETACH = 2
@@ -59,8 +65,18 @@ INOTIFY_EVENTS = "create,modify,close_write,moved_from,moved_to,delete"
 WATCHERS = ("none", "inotifywait", "watchdog", "watchdog-fanbpf", "watchfiles", "fanbpf-watch",
             "fsnotifywait", "fanwatch", "pyfanotify", "fanbpf-bpf", "fanbpf-kmod", "fanbpf-marks")
 #: Watchers that filter in the kernel (the test kernel has the hook): exact, or the bench fails.
-EXACT = ("fanbpf-bpf", "fanbpf-kmod", "watchdog-fanbpf", "fanbpf-watch", "fanbpf-marks")
-PARTS = ("churn", "read", "burst", "readers", "setup", "handler")
+EXACT = ("fanbpf-bpf", "fanbpf-kmod", "watchdog-fanbpf", "fanbpf-watch", "fid-bpf", "skip-bpf",
+         "skip-kmod", "mark-nomatch", "fanbpf-marks")
+#: The split part (make bench-cost, issue 18): what watching costs at f = 1 %,
+#: split by configuration, each a row (watchers.py's FANBPF_CONFIGS).
+SPLIT_WATCHERS = ("none", "mark-nomatch", "skip-kmod", "skip-bpf", "fid-bpf", "fanbpf-bpf",
+                 "fanbpf-kmod", "inode-marks", "fanbpf-marks", "inotifywait")
+#: Configurations profiled in the profile part (perf record in the workload).
+PROFILED = ("none", "mark-nomatch", "fanbpf-bpf", "fid-bpf")
+#: What make bench runs; split and profile are make bench-cost's (they need perf
+#: and bench/kmod/'s module).
+DEFAULT_PARTS = ("churn", "read", "burst", "readers", "setup", "handler")
+PARTS = DEFAULT_PARTS + ("split", "profile")
 FANOUT = 10  # children per directory in the generated trees
 
 
@@ -183,11 +199,12 @@ def plan_dirs(plan: list[str]) -> set[str]:
     return {line.split(" ")[1] for line in plan if line[0] in "MD"}
 
 
-def run_plan(plan: list[str], scratch: str, name: str) -> dict:
+def run_plan(plan: list[str], scratch: str, name: str, wrap: list[str] = []) -> dict:
+    """Run the workload on ``plan`` (under ``wrap``, e.g. perf record, if given)."""
     fd, path = tempfile.mkstemp(dir=scratch, prefix=name, suffix=".plan")
     with os.fdopen(fd, "w") as f:
         f.write("\n".join(plan) + "\n")
-    proc = subprocess.run([str(WORKLOAD), path], capture_output=True, text=True)
+    proc = subprocess.run([*wrap, str(WORKLOAD), path], capture_output=True, text=True)
     os.unlink(path)
     if proc.returncode:
         raise BenchError(f"workload {name} failed: {proc.stderr.strip()}")
@@ -360,37 +377,74 @@ class Watcher:
 
 def score(name: str, plan: list[str], tree: Tree, tag: str, events, span) -> dict:
     """Missed, extra and overflow counts of one workload: its events are those
-    whose path carries its tag, its overflow reports those printed while it ran."""
-    want = expected(plan, tree.sub, watcher_kinds(name))
+    whose path carries its tag, its overflow reports those printed while it ran.
+    A silent watcher must print none; a FID-only one is scored by score_fid."""
+    overflows = sum(1 for at, k, _ in events if k == "overflow" and span[0] <= at < span[1])
+    if name in FID_ONLY:
+        return {**score_fid(plan, tree, events, span), "overflows": overflows}
+    want = set() if name in SILENT else expected(plan, tree.sub, watcher_kinds(name))
     mine = re.compile(f"/{re.escape(tag)}\\.")
     dirs = plan_dirs(plan)
     got = {(k, p) for _, k, p in events if k != "overflow" and mine.search(p) and p not in dirs}
-    overflows = sum(1 for at, k, _ in events if k == "overflow" and span[0] <= at < span[1])
     return {"expected": len(want), "missed": len(want - got), "extra": len(got - want),
             "overflows": overflows}
 
 
+DIRENT_KINDS = ("create", "moved_from", "moved_to", "delete")
+
+
+def score_fid(plan: list[str], tree: Tree, events, span) -> dict:
+    """A FID-only group reports a directory-entry event with its directory's
+    handle and no name, so (kind, directory) pairs are what it must print;
+    its events are those printed while the workload ran (the sentinel ends
+    each).  Modify and close_write name the file itself, most of them gone
+    before they are read: they are not required, and extra if outside."""
+    prefix = tree.sub + os.sep
+    want = set()
+    for line in plan:
+        op, *paths = line.split(" ")
+        if not paths[0].startswith(prefix):
+            continue
+        if op == "C":
+            want.add(("create", os.path.dirname(paths[0])))
+        elif op == "R":
+            want |= {("moved_from", os.path.dirname(paths[0])),
+                     ("moved_to", os.path.dirname(paths[1]))}
+        elif op == "U":
+            want.add(("delete", os.path.dirname(paths[0])))
+    mine = [(k, p) for at, k, p in events if span[0] <= at < span[1] and k != "overflow"]
+    got = {(k, p) for k, p in mine if k in DIRENT_KINDS}
+    outside = {(k, p) for k, p in mine if k not in DIRENT_KINDS and not p.startswith(prefix)}
+    return {"expected": len(want), "missed": len(want - got),
+            "extra": len(got - want) + len(outside)}
+
+
 def session(name: str, tree: Tree, workloads: list[tuple[str, float, int]], scratch: str,
-            rnd: int, args) -> list[dict]:
+            rnd: int, args, wrap=None) -> list[dict]:
     """One watcher started once, then the workloads one after the other (each
-    ends with a sentinel file the watcher must report before the next starts)."""
+    ends with a sentinel file the watcher must report before the next starts).
+    ``wrap(tag)``: a command the workload runs under (perf record)."""
     w, info = None, {}
     if name != "none":
         w = Watcher(name, tree, scratch, f"r{rnd}")
         info = w.start(args.setup_timeout)
     rows, runs = [], []
     try:
-        for kind, f, ops in workloads:
-            tag = f"{kind}{f:g}r{rnd}".replace(".", "_")
+        for run, (kind, f, ops) in enumerate(workloads):
+            # a workload repeated in one session: each run its own files
+            tag = f"{kind}{f:g}r{rnd}".replace(".", "_") + (f"x{run}" if run else "")
             plan = read_plan(tree, ops, f, tag) if kind == "read" else churn_plan(tree, ops, f, tag)
-            row = {"watcher": name, "workload": kind, "f": f, "rep": rnd, "ops": ops,
+            row = {"watcher": name, "workload": kind, "f": f, "rep": rnd, "run": run, "ops": ops,
                    "dirs": len(tree.inside)}
             span0 = w.size() if w else 0
             cpu0 = tree_cpu(w.proc.pid) if w else 0.0
-            wl = run_plan(plan, scratch, tag)
-            row.update(wall_s=wl["t1"] - wl["t0"], wl_sys_s=wl["sys"])
-            if w:
+            wl = run_plan(plan, scratch, tag, wrap(tag) if wrap else [])
+            row.update(tag=tag, wall_s=wl["t1"] - wl["t0"], wl_sys_s=wl["sys"])
+            # A silent watcher prints nothing to wait for: what it should not
+            # have let through it prints when stopped (its last read).
+            if w and name not in SILENT:
                 row["drain_s"] = w.wait_for(sentinel(tree, tag), args.drain_timeout, args.quiet)
+            if w:
                 row["cpu_s"] = tree_cpu(w.proc.pid) - cpu0
                 if w.proc.poll() is not None:  # it died: its CPU is gone with it
                     row.update(cpu_s=None, exited=w.proc.returncode,
@@ -639,6 +693,178 @@ def reader_throughput(tree: Tree, scratch: str, args, started: float) -> list[di
     return rows
 
 
+# --- the cost of watching (issue 18) -------------------------------------------
+
+SKIP_KMOD = BUILD / "kmod" / "fanbpf_bench_skip.ko"
+
+
+def load_skip_kmod() -> None:
+    """bench/kmod/'s skip-everything module (built by make bench-cost against
+    the kernel's object tree), unless it is loaded."""
+    if os.path.isdir("/sys/module/fanbpf_bench_skip"):
+        return
+    if not SKIP_KMOD.exists():
+        raise BenchError(f"{SKIP_KMOD} is missing: make bench-cost builds it")
+    proc = subprocess.run(["insmod", str(SKIP_KMOD)], capture_output=True, text=True)
+    if proc.returncode:
+        raise BenchError(f"insmod {SKIP_KMOD}: {proc.stderr.strip()} (built for another "
+                         "kernel? make bench-cost VARIANT=... rebuilds it)")
+
+
+def cost_split(tree: Tree, scratch: str, args, started: float) -> list[dict]:
+    """The churn workload at f = ``split_f`` under each configuration, side by
+    side: every round starts each configuration once (the order rotates
+    every round) and runs the workload ``split_runs`` times in it; a ratio
+    compares a run with the no-watcher run of the same round and index."""
+    workloads = [("churn", args.split_f, args.split_ops)] * args.split_runs
+    rows = []
+    for rnd in range(args.reps):
+        for name in rotated(args.split_watchers, rnd):
+            rows += session(name, tree, workloads, scratch, rnd, args)
+            took = ", ".join(f"{k} {rows[-1][k]:.1f}s" for k in ("setup_s", "drain_s")
+                             if rows[-1].get(k) is not None)
+            progress(f"split round {rnd + 1}/{args.reps}: {name} done ({took or 'no watcher'})",
+                     started)
+    return rows
+
+
+def perf_binary() -> str:
+    """perf on the host's root (which the guest sees): the versioned binary
+    where Debian installs one (its /usr/bin/perf wrapper refuses kernels it
+    has no perf for), else perf itself."""
+    found = sorted(glob.glob("/usr/bin/perf_[0-9]*"))
+    if found:
+        return found[-1]
+    if shutil.which("perf"):
+        return "perf"
+    raise BenchError("perf is missing: make bench-cost installs Debian's linux-perf")
+
+
+#: Where a workload sample spends its time, by the innermost frame on its
+#: stack (from the leaf up) that belongs to the watching path.  Helpers that
+#: other code calls too (dput, ...) count only under __fsnotify_parent.
+PROFILE_CATEGORIES = (
+    "handler: BPF program",
+    "handler: module",
+    "struct_ops trampoline",
+    "fastpath call (__fanotify_fastpath_run)",
+    "fanotify: event alloc, merge, queue",
+    "fanotify_group_event_mask",
+    "fanotify_handle_event (rest)",
+    "send_to_group",
+    "SRCU lock/unlock",
+    "fsnotify: mark iteration (rest)",
+    "parent ref + name snapshot (__fsnotify_parent)",
+)
+PROFILE_FRAMES = {
+    "subtree_handler": "handler: module", "skip_handler": "handler: module",
+    "__fanotify_fastpath_run": "fastpath call (__fanotify_fastpath_run)",
+    "fanotify_alloc_event": "fanotify: event alloc, merge, queue",
+    "fanotify_alloc_name_event": "fanotify: event alloc, merge, queue",
+    "fanotify_alloc_fid_event": "fanotify: event alloc, merge, queue",
+    "fanotify_encode_fh": "fanotify: event alloc, merge, queue",
+    "fanotify_merge": "fanotify: event alloc, merge, queue",
+    "fanotify_insert_event": "fanotify: event alloc, merge, queue",
+    "fsnotify_insert_event": "fanotify: event alloc, merge, queue",
+    "fanotify_group_event_mask": "fanotify_group_event_mask",
+    "fanotify_handle_event": "fanotify_handle_event (rest)",
+    "send_to_group": "send_to_group", "fsnotify_handle_event": "send_to_group",
+    "__srcu_read_lock": "SRCU lock/unlock", "__srcu_read_unlock": "SRCU lock/unlock",
+    "fsnotify": "fsnotify: mark iteration (rest)",
+    "fsnotify_first_mark": "fsnotify: mark iteration (rest)",
+    "fsnotify_iter_next": "fsnotify: mark iteration (rest)",
+    "fsnotify_iter_select_report_types": "fsnotify: mark iteration (rest)",
+    "__fsnotify_parent": "parent ref + name snapshot (__fsnotify_parent)",
+}
+PARENT_HELPERS = ("dget_parent", "take_dentry_name_snapshot", "release_dentry_name_snapshot",
+                  "dput")
+
+
+def classify(stack: list[str]) -> tuple[str, int]:
+    """The category of one sample (``stack``: symbols, leaf first), and the
+    index of the frame that decided it (-1: none)."""
+    if "fsnotify" not in stack and "__fsnotify_parent" not in stack:
+        return "outside fsnotify", -1
+    for i, sym in enumerate(stack):
+        if sym.startswith("bpf_prog_"):
+            return "handler: BPF program", i
+        if sym.startswith(("bpf_trampoline_", "__bpf_prog_enter", "__bpf_prog_exit")) or (
+                sym == "[unknown]" and "__fanotify_fastpath_run" in stack[i:]):
+            return "struct_ops trampoline", i
+        if sym in PARENT_HELPERS:
+            above = next((s for s in stack[i + 1:] if s in PROFILE_FRAMES), None)
+            if above == "__fsnotify_parent":
+                return PROFILE_FRAMES[above], i
+            continue
+        if sym in PROFILE_FRAMES:
+            return PROFILE_FRAMES[sym], i
+    return "fsnotify: other", -1
+
+
+#: Functions whose static callees the compiler inlined (send_to_group, the
+#: mark iterator, fanotify_group_event_mask, the event allocation): for the
+#: samples they decide, the address is kept, for addr2line -i on the host.
+INLINE_HOSTS = ("fsnotify", "fanotify_handle_event", "__fsnotify_parent")
+
+
+def perf_samples(perf: str, data: str) -> list[list[tuple[int, str]]]:
+    """The kernel stacks ((address, symbol), leaf first) of the samples in ``data``."""
+    out = subprocess.run([perf, "script", "-i", data, "-F", "comm,ip,sym"], capture_output=True,
+                         text=True)
+    if out.returncode:
+        raise BenchError(f"perf script: {out.stderr.strip()[-500:]}")
+    samples: list[list[tuple[int, str]]] = []
+    for line in out.stdout.splitlines():
+        if not line.strip():
+            continue
+        if not line[0].isspace():  # "comm": a new sample
+            samples.append([])
+        elif samples:
+            parts = line.split(None, 1)
+            samples[-1].append((int(parts[0], 16),
+                                parts[1].strip() if len(parts) > 1 else "[unknown]"))
+    return samples
+
+
+def profile(tree: Tree, scratch: str, args, started: float) -> list[dict]:
+    """perf record -g -e cpu-clock (software: works under TCG) on the workload
+    alone, the watcher running as in the split part; samples sorted into
+    PROFILE_CATEGORIES, and the leaf symbols of those under fsnotify."""
+    perf = perf_binary()
+    rows = []
+    for name in args.profiled:
+        def wrap(tag: str) -> list[str]:
+            return [perf, "record", "-q", "-N", "-g", "-e", "cpu-clock", "-o",
+                    os.path.join(scratch, f"{tag}.perf"), "--"]
+        run, = session(name, tree, [("churn", args.split_f, args.profile_ops)], scratch, 0, args,
+                       wrap=wrap)
+        data = os.path.join(scratch, f"{run['tag']}.perf")
+        samples = perf_samples(perf, data)
+        os.unlink(data)
+        cats: dict[str, int] = {}
+        leaves: dict[str, int] = {}
+        inlined: dict[tuple[str, int], int] = {}
+        for frames in samples:
+            stack = [sym for _, sym in frames]
+            cat, at = classify(stack)
+            cats[cat] = cats.get(cat, 0) + 1
+            if cat != "outside fsnotify" and stack:
+                leaves[stack[0]] = leaves.get(stack[0], 0) + 1
+            if at >= 0 and stack[at] in INLINE_HOSTS:
+                # a return address points after its call: the call is one byte before
+                key = (stack[at], frames[at][0] - (1 if at else 0))
+                inlined[key] = inlined.get(key, 0) + 1
+        top = sorted(leaves.items(), key=lambda kv: -kv[1])[:args.profile_top]
+        rows.append({**run, "samples": len(samples), "categories": cats, "fsnotify_leaves": top,
+                     "inlined_ips": [[sym, ip, n] for (sym, ip), n in inlined.items()],
+                     "perf": subprocess.run([perf, "--version"], capture_output=True,
+                                            text=True).stdout.strip()})
+        progress(f"profile: {name}: {len(samples)} samples", started)
+        # slow under TCG: what is done survives an interrupted run
+        Path(args.out).with_suffix(".partial.json").write_text(json.dumps(rows) + "\n")
+    return rows
+
+
 # --- main -------------------------------------------------------------------
 
 def parse_args(argv=None):
@@ -666,9 +892,21 @@ def parse_args(argv=None):
     p.add_argument("--cost-ops", type=int, default=2000, help="files per handler-cost batch")
     p.add_argument("--cost-batches", type=int, default=3)
     p.add_argument("--watchers", type=lambda s: s.split(","), default=list(WATCHERS))
+    p.add_argument("--split-watchers", type=lambda s: s.split(","), default=list(SPLIT_WATCHERS),
+                   help="configurations of the split part (none: the baseline)")
+    p.add_argument("--split-f", type=float, default=0.01, help="f of the split and profile parts' churn")
+    p.add_argument("--split-ops", type=int, default=10000,
+                   help="operations per churn run of the split part")
+    p.add_argument("--split-runs", type=int, default=3,
+                   help="churn runs per configuration and round in the split part")
+    p.add_argument("--profiled", type=lambda s: s.split(","), default=list(PROFILED),
+                   help="configurations the profile part runs under perf")
+    p.add_argument("--profile-ops", type=int, default=20000, help="operations per profiled run")
+    p.add_argument("--profile-top", type=int, default=25,
+                   help="leaf symbols kept per profile (samples under fsnotify)")
     p.add_argument("--parts", type=lambda s: s.split(","),
-                   help=f"which experiments (default all: {','.join(PARTS)}; "
-                   "with --smoke: churn,read,handler)")
+                   help=f"which experiments, of {','.join(PARTS)} "
+                   f"(default {','.join(DEFAULT_PARTS)}; with --smoke: churn,read,handler)")
     p.add_argument("--setup-timeout", type=float, default=600,
                    help="seconds a watcher may take to start watching")
     p.add_argument("--drain-timeout", type=float, default=300)
@@ -683,14 +921,17 @@ def parse_args(argv=None):
         args.reader_ops, args.reps, args.depths, args.roots = 50, 1, [4], [1]
         args.dirs_depths = [4]
         args.cost_ops, args.cost_batches, args.quiet = 100, 1, 5
-    args.parts = args.parts or list(PARTS)
+    args.parts = args.parts or list(DEFAULT_PARTS)
     args.out = args.out or str(TOP / "build" / "bench" / ("smoke.json" if args.smoke
                                                           else "results.json"))
-    for what, given, known in (("watchers", args.watchers, WATCHERS), ("parts", args.parts, PARTS)):
+    configs = WATCHERS + tuple(c for c in KINDS if c not in WATCHERS)
+    for what, given, known in (("watchers", args.watchers, WATCHERS), ("parts", args.parts, PARTS),
+                               ("split watchers", args.split_watchers, configs),
+                               ("profiled", args.profiled, configs)):
         if set(given) - set(known):
             p.error(f"unknown {what} {sorted(set(given) - set(known))}; choose from {','.join(known)}")
-    if "none" not in args.watchers:
-        p.error("--watchers needs none, the baseline of the ratios")
+    if "none" not in args.watchers or "none" not in args.split_watchers:
+        p.error("--watchers and --split-watchers need none, the baseline of the ratios")
     return args
 
 
@@ -716,10 +957,12 @@ def main(argv=None) -> int:
             # /proc/lockdep exists with CONFIG_LOCKDEP: the debug test kernel,
             # not the nodebug variant (make bench VARIANT=nodebug).
             "lockdep": os.path.exists("/proc/lockdep"),
+            "kernel_dir": os.environ.get("FANBPF_KERNEL_DIR"),  # its vmlinux, for addr2line
             "loadavg_start": os.getloadavg(), "args": vars(args), "versions": versions()}
-    res: dict = {"meta": meta, "sweep": [], "readers": [], "setup": [], "handler": []}
+    res: dict = {"meta": meta, "sweep": [], "readers": [], "setup": [], "handler": [],
+                 "split": [], "profile": []}
     with Tmpfs("fanbpf-bench-scratch-") as scratch:  # plans and watcher output
-        if {"churn", "read", "burst", "readers"} & set(args.parts):
+        if {"churn", "read", "burst", "readers", "split", "profile"} & set(args.parts):
             with Tmpfs("fanbpf-bench-") as mount:
                 tree = Tree(mount, args.tree, min(args.tree, 1000), scratch)
                 progress(f"tree of {args.tree} directories built", started)
@@ -727,6 +970,13 @@ def main(argv=None) -> int:
                     res["sweep"] = sweep(tree, scratch, args, started)
                 if "readers" in args.parts:
                     res["readers"] = reader_throughput(tree, scratch, args, started)
+                if {"split", "profile"} & set(args.parts) and \
+                        "skip-kmod" in args.split_watchers + args.profiled:
+                    load_skip_kmod()
+                if "split" in args.parts:
+                    res["split"] = cost_split(tree, scratch, args, started)
+                if "profile" in args.parts:
+                    res["profile"] = profile(tree, scratch, args, started)
         if "setup" in args.parts:
             res["setup"] = setup_scaling(args, scratch, started)
         if "handler" in args.parts:
@@ -769,7 +1019,11 @@ def check(res: dict, args) -> None:
         for r in rows:
             if r["watcher"] != "none" and not all(k in r for k in ("missed", "extra", "overflows")):
                 raise BenchError(f"{kind}: no correctness counts for {r['watcher']}")
-    for r in res["sweep"] + res["setup"]:
+    if "split" in args.parts and {r["watcher"] for r in res["split"]} != set(args.split_watchers):
+        raise BenchError("split: not every configuration ran")
+    if "profile" in args.parts and not all(r["samples"] for r in res["profile"]):
+        raise BenchError("profile: a configuration has no samples")
+    for r in res["sweep"] + res["setup"] + res["split"] + res["profile"]:
         if r["watcher"] in EXACT and (r.get("missed") or r.get("extra")
                                                               or "error" in r):
             raise BenchError(f"{r['watcher']}, {r['workload']}: {r.get('error') or ''} "

@@ -32,6 +32,11 @@ KINDS = {
     "fanbpf-bpf": INOTIFY_KINDS,
     "fanbpf-kmod": INOTIFY_KINDS,
     "fanbpf-py": INOTIFY_KINDS,
+    "mark-nomatch": INOTIFY_KINDS,
+    "skip-bpf": INOTIFY_KINDS,
+    "skip-kmod": INOTIFY_KINDS,
+    "fid-bpf": INOTIFY_KINDS,
+    "inode-marks": INOTIFY_KINDS,
     "fanbpf-marks": INOTIFY_KINDS,
 }
 
@@ -152,49 +157,103 @@ def pyfanotify_(mount: str, subtree: str) -> None:
     notifier.stop()
 
 
-def fanbpf_(mount: str, subtree: str, how: str) -> None:
-    """how: "bpf" (the rules handler), "kmod" (the reference module), "py"
-    (no handler, an unlimited queue, the path filtered here: fanbpf's reader),
-    or "marks" (a subtree mark on SUBTREE and no handler: nothing to filter)."""
+#: The fanbpf configurations (bench/run.py's churn and cost parts): group
+#: flags, what is marked with which mask, which handler, all in one place so
+#: that a configuration is one more row.  Group: "dfid_name" (FID +
+#: DFID_NAME, as fanbpf watch), "fid" (FID only: no name, hence no parent
+#: reference per event), "py" (DFID_NAME, unlimited queue, no handler, the
+#: path filtered here).  Marks: "fs" (one filesystem mark) or "dirs" (an
+#: inode mark on every directory of the subtree, new ones added as they are
+#: reported, as recursive inotify does) or "subtree" (one FAN_MARK_SUBTREE
+#: mark on the subtree: the kernel marks its directories).  Mask: "churn" (the events the
+#: workload makes that are reported) or "nomatch" (FAN_ACCESS: the churn
+#: workload never reads).  Handler: "rules" (the BPF rules handler, subtree),
+#: "kmod" (the reference module), "skip-bpf" / "skip-kmod" (handlers that
+#: skip every event at once: tests/vm/bpf/no_init.bpf.c, bench/kmod/), or None.
+FANBPF_CONFIGS: dict[str, tuple[str, str, str, str | None]] = {
+    "fanbpf-bpf": ("dfid_name", "fs", "churn", "rules"),
+    "fanbpf-kmod": ("dfid_name", "fs", "churn", "kmod"),
+    "fanbpf-py": ("py", "fs", "churn", None),
+    "mark-nomatch": ("dfid_name", "fs", "nomatch", None),
+    "skip-bpf": ("dfid_name", "fs", "churn", "skip-bpf"),
+    "skip-kmod": ("dfid_name", "fs", "churn", "skip-kmod"),
+    "fid-bpf": ("fid", "fs", "churn", "rules"),
+    "inode-marks": ("dfid_name", "dirs", "churn", None),
+    "fanbpf-marks": ("dfid_name", "subtree", "churn", None),
+}
+#: Configurations that must report nothing (their mask or handler drops all).
+SILENT = ("mark-nomatch", "skip-bpf", "skip-kmod")
+#: FID-only groups: a directory-entry event names its directory, not the entry.
+FID_ONLY = ("fid-bpf",)
+SKIP_KMOD = "fanbpf_bench_skip"  # bench/kmod/fanbpf_bench_skip.c
+SKIP_BPF = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                        "build", "test-bpf-vm", "no_init.bpf.o")  # make build
+
+
+def fanbpf_(mount: str, subtree: str, config: str) -> None:
     top = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     sys.path[:0] = [top, os.path.join(top, "tests", "vm")]
     import fanbpf
     from kabi import KMOD, subtree_args  # the reference module's init args
-    from fanbpf import EventMask, MarkFlag
+    from fanbpf import EventMask, InitFlag, MarkFlag
 
+    kind, marks, mask_kind, how = FANBPF_CONFIGS[config]
     bits = {EventMask.CREATE: "create", EventMask.MODIFY: "modify",
             EventMask.CLOSE_WRITE: "close_write", EventMask.MOVED_FROM: "moved_from",
             EventMask.MOVED_TO: "moved_to", EventMask.DELETE: "delete"}
     mask = 0
     for bit in bits:
         mask |= bit
+    if mask_kind == "nomatch":
+        mask = EventMask.ACCESS
     stop = stop_on_sigterm()
-    flags = fanbpf.InitFlag.REPORT_FID | fanbpf.InitFlag.REPORT_DFID_NAME
-    if how == "py":
-        flags |= fanbpf.InitFlag.UNLIMITED_QUEUE
-    if how == "marks":
-        flags |= fanbpf.InitFlag.UNLIMITED_MARKS  # one mark per cached directory
+    flags = InitFlag.REPORT_FID
+    if kind != "fid":
+        flags |= InitFlag.REPORT_DFID_NAME
+    if kind == "py":
+        flags |= InitFlag.UNLIMITED_QUEUE
+    if marks == "subtree":
+        flags |= InitFlag.UNLIMITED_MARKS  # one mark per cached directory
     prefix = subtree + os.sep
+    dir_mask = mask | EventMask.ONDIR | EventMask.EVENT_ON_CHILD
     handler = None
     with fanbpf.Group(flags) as group:
-        if how == "marks":
+        if marks == "dirs":
+            for d, _, _ in os.walk(subtree):
+                group.mark(d, dir_mask, MarkFlag.INODE)
+        elif marks == "subtree":
             group.mark(subtree, mask, MarkFlag.SUBTREE)
         else:
             group.mark(mount, mask, MarkFlag.FILESYSTEM)
         if how == "kmod":
             group.attach(KMOD, subtree_args(subtree))
-        elif how == "bpf":
-            handler = fanbpf.Handler.load("rules", private=True)
-            group.attach(handler, fanbpf.rules(subtree=[subtree]))
+        elif how == "skip-kmod":
+            group.attach(SKIP_KMOD)
+        elif how in ("rules", "skip-bpf"):
+            source = "rules" if how == "rules" else SKIP_BPF
+            handler = fanbpf.Handler.load(source, private=True)
+            group.attach(handler, fanbpf.rules(subtree=[subtree]) if how == "rules" else None)
         ready()
-        while not stop.is_set():
+        last = False
+        while not last:
+            last = stop.is_set()  # one more read after SIGTERM: what was queued is printed
             lines = []
-            for event in group.read_events(timeout=0.2):
+            for event in group.read_events(timeout=0 if last else 0.2):
                 if event.is_overflow:
                     lines.append("overflow -\n")
                     continue
                 path = event.path or ""
-                if how == "py" and not path.startswith(prefix):
+                if event.mask & EventMask.ONDIR:
+                    # a new directory: marked (with what it holds already) as inotify -r does
+                    if marks == "dirs" and event.mask & (EventMask.CREATE | EventMask.MOVED_TO) \
+                            and path.startswith(prefix):
+                        for d, _, _ in os.walk(path):
+                            try:
+                                group.mark(d, dir_mask, MarkFlag.INODE)
+                            except FileNotFoundError:
+                                pass
+                    continue
+                if kind == "py" and not path.startswith(prefix):
                     continue
                 lines.extend(f"{name} {path}\n" for bit, name in bits.items()
                              if event.mask & bit)
@@ -219,8 +278,8 @@ def main() -> int:
         fanbpf_watch(mount, subtree)
     elif name == "pyfanotify":
         pyfanotify_(mount, subtree)
-    elif name in ("fanbpf-bpf", "fanbpf-kmod", "fanbpf-py", "fanbpf-marks"):
-        fanbpf_(mount, subtree, name.split("-")[1])
+    elif name in FANBPF_CONFIGS:
+        fanbpf_(mount, subtree, name)
     else:
         print(f"watchers.py: unknown watcher {name!r}; one of {', '.join(KINDS)}", file=sys.stderr)
         return 2
