@@ -1,7 +1,7 @@
 """Series v4: the ancestor walk and the fastpath's locking.
 
 Each test here shows a defect the review of series v3 found
-(/work/shared/research/kernel-review-v3.md, issue "Kernel series v4"):
+(the review of series v3, issue "Kernel series v4"):
 
 1. the parents iterator handed out dentries the verifier took for trusted,
    so a verified handler oopsed the kernel when one turned negative;
