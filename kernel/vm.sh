@@ -74,12 +74,15 @@ exit \$rc
 EOF
 
 echo "kernel/vm.sh: booting $(basename "$kdir") ($mode)" >&2
+# Through a pipe: virtme-ng hands QEMU /proc/self/fd/1 and 2 as file
+# chardevs, and QEMU opens those with O_TRUNC; a caller's log file behind
+# them would lose everything written before the guest started.
 set +e
 "$vng" --run "$kdir/bzImage" --force-9p "${vng_accel[@]}" --cpus 2 --memory 2G \
 	--rwdir "$top" --rwdir "$logdir" --cwd "$top" \
 	--append "panic_on_warn=0 softlockup_panic=0" \
-	--exec "bash $guest_script"
-rc=$?
+	--exec "bash $guest_script" 2>&1 | cat
+rc=${PIPESTATUS[0]}
 set -e
 
 if [ ! -f "$status_file" ]; then
