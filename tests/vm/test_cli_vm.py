@@ -98,20 +98,20 @@ def test_watch_a_root_below_an_excluded_name(tmpfs):
 
 def test_watch_20000_overlay_roots_at_1024_fds(mounts, tmp_path):
     """Issue 17, defect 3: overlayfs roots held an O_PATH fd each; subtree
-    marks hold them in the kernel."""
+    marks hold them in the kernel.  No exclusion: with nothing else to
+    filter no handler is loaded (its load is most of a VM test's time)."""
     merged, _, _ = mounts.overlay()
     roots = [f"{merged}/d{i}" for i in range(20_000)]
     for root in roots:
         os.mkdir(root)
-    os.mkdir(f"{roots[-1]}/.git")
     listing = tmp_path / "roots"
     listing.write_text("\n".join(roots) + "\n")
     hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
-    proc, notes = watch("--json", "-e", "create", "--roots-from", str(listing), "--exclude-dir",
-                        ".git", "--count", "1", "--timeout", "300",
+    proc, notes = watch("--json", "-e", "create", "--roots-from", str(listing),
+                        "--count", "1", "--timeout", "300",
                         preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (1024, hard)))
     assert notes[0].startswith("fanbpf watch: watching 20000 subtree(s) with subtree marks")
-    Path(roots[-1], ".git", "no").write_text("x")
+    Path(merged, "outside").write_text("x")
     Path(roots[-1], "yes").write_text("x")
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err

@@ -1,16 +1,16 @@
-"""A few of watchdog's and watchfiles' own tests in ``kernel`` mode, on the test kernel.
+"""A few of watchdog's and watchfiles' own tests with subtree marks, on the test kernel.
 
 tests/host/test_upstream_suites.py runs their suites on the host, where
 the mechanism is ``userspace`` or ``inode-marks``.  Here they run with
-``FANBPF_WATCH_MODE=kernel``: the subtree rules in the kernel.  Only a
-few: each test loads the rules handler, and under TCG (lockdep kernel)
-the verifier alone took 49 s of a 74 s load on the loaded 2-core host
-(2026-12-07); these two took 3.5-6 min there.  Chosen for what only the
-kernel decides here: a rename's two ends are judged by their directories
-(the end outside the watched directory is skipped in the kernel, the
-other delivered), and a directory moved in is inside the subtree from
-that moment, with no watch to add.  watchfiles' test_move_in passed here
-too (2026-12-07), left out for time.
+``FANBPF_WATCH_MODE=subtree-marks``, the mechanism fanbpf.watch() picks on
+this kernel (no exclusions: no handler).  In ``kernel`` mode (the rules
+handler) each test loads the handler, and under TCG the verifier alone
+took 49 s of a 74 s load on the loaded 2-core host (2026-12-07): these two
+took 3.5-6 min there, and passed (with watchfiles' test_move_in).  Chosen
+for what only the kernel decides here: a rename's two ends are judged by
+their directories (the end outside the watched directory is not marked),
+and a directory moved in is inside the subtree from that moment, with no
+watch to add.
 """
 import sys
 from pathlib import Path
@@ -31,7 +31,7 @@ SELECTED = {
 
 
 @pytest.mark.parametrize("suite", sorted(SELECTED))
-def test_their_tests_pass_in_kernel_mode(suite, tmpfs, monkeypatch):
+def test_their_tests_pass_with_subtree_marks(suite, tmpfs, monkeypatch):
     sdist = upstream.sdist_path(suite)
     if not Path(sdist).exists():
         pytest.fail(f"{sdist} is missing: make upstream-sdists fetches it")
@@ -40,5 +40,5 @@ def test_their_tests_pass_in_kernel_mode(suite, tmpfs, monkeypatch):
     monkeypatch.setenv("TMPDIR", tmpfs)
     monkeypatch.setattr("tempfile.tempdir", None)
     # pytest-timeout's, per test: the handler loads in a minute or more here.
-    report = upstream.run(suite, sdist, None, "kernel", only=SELECTED[suite], timeout=600)
+    report = upstream.run(suite, sdist, None, "subtree-marks", only=SELECTED[suite], timeout=600)
     assert report["results"] == dict.fromkeys(SELECTED[suite], "passed"), report["details"]
