@@ -125,19 +125,23 @@ def test_watch_subtree_default_events_leave_out_delete_self(tmpfs):
     the deletions in the subtree."""
     for d in ("in", "out"):
         os.mkdir(f"{tmpfs}/{d}")
-    proc, _ = watch("--json", "--subtree", f"{tmpfs}/in", "--timeout", "20")
+    proc, notes = watch("--json", "--subtree", f"{tmpfs}/in", "--timeout", "20")
+    marks = any("with subtree marks" in note for note in notes)
     for name in ("in/x", "out/y"):
         Path(tmpfs, name).write_text("x")
         os.unlink(Path(tmpfs, name))
     out, err = proc.communicate(timeout=90)
     assert proc.returncode == 0, err
     events = [json.loads(line) for line in out.splitlines()]
-    # the unlink's link-count ATTRIB names only the inode, gone when read
     assert {e["path"] for e in events if e["events"] != ["ATTRIB"]} == {f"{tmpfs}/in/x"}, events
-    assert sum(e["events"] == ["ATTRIB"] for e in events) == 1, events
+    # The unlink's link-count ATTRIB is an event on the file's inode alone:
+    # a filesystem mark sees it (with no path: the inode is gone when read),
+    # a subtree mark, on the directories, does not (nor does inotify).
+    assert sum(e["events"] == ["ATTRIB"] for e in events) == (0 if marks else 1), (notes, events)
     assert any("DELETE" in e["events"] for e in events), events
     assert not any("DELETE_SELF" in e["events"] for e in events), events
-    assert err.splitlines()[-1].endswith("undecided 0"), err
+    if not marks:  # with subtree marks and no other rule no handler counts anything
+        assert err.splitlines()[-1].endswith("undecided 0"), err
 
 
 def test_handlers_lists_the_module():
