@@ -348,3 +348,23 @@ class Run:
     def close(self):
         self.sut.close()
         self.ref.close()
+
+
+def reuse_inode_numbers(top, numbers, want=3, tries=200):
+    """Make directories in ``top`` until ``want`` of them have an inode number
+    in ``numbers`` (ext4 reuses freed ones), each with a file in it and in a
+    subdirectory; return those directories (fails the test if none)."""
+    reused = []
+    for i in range(tries):
+        new = f"{top}/new{i}"
+        os.mkdir(new)
+        if os.stat(new).st_ino in numbers:
+            reused.append(new)
+            os.makedirs(f"{new}/sub")
+            for f in (f"{new}/sub/f", f"{new}/f"):
+                with open(f, "w") as out:
+                    out.write("x")
+        if len(reused) >= want:
+            break
+    assert reused, f"no inode number of the {len(numbers)} removed directories was reused"
+    return reused
