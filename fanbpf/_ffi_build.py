@@ -63,6 +63,7 @@ struct btf_var { uint32_t linkage; };
 struct btf_var_secinfo { uint32_t type; uint32_t offset; uint32_t size; };
 
 struct btf *btf__parse(const char *path, struct btf_ext **btf_ext);
+struct btf *btf__parse_split(const char *path, struct btf *base_btf);
 void btf__free(struct btf *btf);
 uint32_t btf__type_cnt(const struct btf *btf);
 int32_t btf__find_by_name_kind(const struct btf *btf, const char *type_name,

@@ -37,6 +37,7 @@ __all__ = ["Btf", "CType", "IntType", "EnumType", "FloatType", "ArrayType",
            "StructType", "UnsupportedType", "encode_args"]
 
 _BYTEORDER = sys.byteorder  # BTF of a BPF object is in the host's byte order
+_BTF_FUNC_EXTERN = 2  # enum btf_func_linkage, include/uapi/linux/btf.h
 
 
 def _join(path: str, name: str) -> str:
@@ -321,6 +322,16 @@ class Btf:
         # freed when garbage too; ffi.release() in close() frees it at once
         return cls(ffi.gc(ptr, lib.btf__free), owned=True)
 
+    @classmethod
+    def from_split_file(cls, path: str | os.PathLike[str], base: Btf) -> Btf:
+        """Parse split BTF (a kernel module's, /sys/kernel/btf/<module>) on
+        top of ``base`` (vmlinux's), which must outlive it."""
+        ptr = lib.btf__parse_split(os.fsencode(path), base._btf())
+        if ptr == ffi.NULL:
+            err = ffi.errno or errno.EINVAL
+            raise os_error(err, f"cannot read BTF: {os.strerror(err)}", path)
+        return cls(ffi.gc(ptr, lib.btf__free), owned=True)
+
     def close(self) -> None:
         """Let go of the BTF (freeing it if owned); idempotent."""
         ptr, self._ptr = self._ptr, None
@@ -364,6 +375,24 @@ class Btf:
                 assert isinstance(ctype, StructType)  # _build makes one of a STRUCT or UNION id
                 return ctype
         return None
+
+    def has(self, name: str, kind: str = "func") -> bool:
+        """Whether the BTF has a ``"func"`` or a ``"struct"`` of this name."""
+        lib = self._lib
+        code = {"func": lib.BTF_KIND_FUNC, "struct": lib.BTF_KIND_STRUCT}[kind]
+        return bool(lib.btf__find_by_name_kind(self._btf(), name.encode(), code) > 0)
+
+    def extern_funcs(self) -> list[str]:
+        """Functions the object declares but does not define: for a BPF
+        object, the kfuncs it calls (``__ksym``), which the kernel must have."""
+        lib, btf = self._lib, self._btf()
+        names = []
+        for type_id in range(1, lib.btf__type_cnt(btf)):
+            t = lib.btf__type_by_id(btf, type_id)
+            # a FUNC's vlen is its linkage (enum btf_func_linkage)
+            if lib.btf_kind(t) == lib.BTF_KIND_FUNC and lib.btf_vlen(t) == _BTF_FUNC_EXTERN:
+                names.append(self._name(t))
+        return names
 
     def globals(self) -> dict[str, int]:
         """Variables (globals, and the struct_ops maps' values): name -> BTF type id."""

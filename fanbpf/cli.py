@@ -443,6 +443,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
         "fastpath_btf": support.fastpath_btf,
         "struct_ops_maps": support.struct_ops_maps,
         "fastpath_ioctl": support.fastpath_ioctl,
+        "series": support.series,
         "fanotify_error": os.strerror(support.fanotify_errno) if support.fanotify_errno else None,
         "missing": list(support.missing),
     }
@@ -453,6 +454,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
               f"{'supported' if support.fastpath else 'NOT supported'}")
         for key in ("vmlinux_btf", "fastpath_btf", "struct_ops_maps", "fastpath_ioctl"):
             print(f"  {key:16} {'yes' if report[key] else 'no'}")
+        print(f"  {'series':16} {f'v{support.series}' if support.series else 'none'}")
         for what in support.missing:
             print(f"  missing: {what}")
     return 0 if support.fastpath else 1

@@ -31,7 +31,7 @@ import os
 from typing import Any
 
 __all__ = ["FanbpfError", "ArgsError", "VerifierError", "KernelSupportError",
-           "os_error", "check", "ARGS_MAX"]
+           "os_error", "check", "ARGS_MAX", "SERIES"]
 
 #: The kernel's limit on an init-args blob (FAN_FP_ARGS_MAX).
 ARGS_MAX = 1024
@@ -78,6 +78,10 @@ class VerifierError(FanbpfError):
         super().__init__(errno, message)
 
 
+#: The revision of the kernel's fastpath series (kernel/patches) this fanbpf is built for.
+SERIES = 4
+
+
 class KernelSupportError(FanbpfError):
     """The running kernel cannot run fastpath handlers (it lacks the hook).
 
@@ -85,12 +89,18 @@ class KernelSupportError(FanbpfError):
     message is one line: what is missing, and how to get it or do without.
     """
 
-    def __init__(self, missing: list[str], errno: int = _errno.ENOTSUP, context: str = ""):
+    def __init__(self, missing: list[str], errno: int = _errno.ENOTSUP, context: str = "",
+                 series: int = 0):
         self.missing = list(missing)
+        #: The revision of the fastpath series the kernel has (0: none, or not known).
+        self.series = series
         what = "; ".join(self.missing) or "fanotify fastpath support"
+        lacks = ("lacks the fanotify fastpath hook" if not series else
+                 f"has v{series} of the fanotify fastpath series, fanbpf needs v{SERIES}"
+                 if series < SERIES else "lacks what the handler calls")
         message = (
-            f"{context + ': ' if context else ''}this kernel ({os.uname().release}) lacks the "
-            f"fanotify fastpath hook (missing: {what}); boot a kernel built with the fastpath "
+            f"{context + ': ' if context else ''}this kernel ({os.uname().release}) {lacks} "
+            f"(missing: {what}); boot a kernel built with the fastpath "
             "patch series (kernel/patches in fanbpf's source), or filter in user space "
             "(fanbpf.fallback.RulesGroup, `fanbpf watch --fallback auto`)"
         )
@@ -217,5 +227,6 @@ def kernel_support_error(context: str, err: int = _errno.ENOTSUP) -> KernelSuppo
     """:class:`KernelSupportError` naming what the feature probe finds missing."""
     from fanbpf.support import kernel_support
 
-    missing = list(kernel_support().missing) or ["the FAN_IOC_ADD_FP/FAN_IOC_DEL_FP ioctls"]
-    return KernelSupportError(missing, err, context=context)
+    support = kernel_support()
+    missing = list(support.missing) or ["the FAN_IOC_ADD_FP/FAN_IOC_DEL_FP ioctls"]
+    return KernelSupportError(missing, err, context=context, series=support.series)

@@ -37,8 +37,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, Union
 from fanbpf import _log
 from fanbpf._binding import ffi, lib
 from fanbpf.btfargs import Btf, CType, encode_args
-from fanbpf.errors import (ARGS_MAX, ArgsError, VerifierError, check, kernel_support_error,
-                           os_error)
+from fanbpf.errors import (ARGS_MAX, ArgsError, KernelSupportError, VerifierError, check,
+                           kernel_support_error, os_error)
 from fanbpf.maps import Globals, Maps
 
 if TYPE_CHECKING:
@@ -247,11 +247,16 @@ class BpfObject:
         without the hook, or the OSError of the errno.
         """
         obj = self._obj()
-        if self.fastpath_handler:
-            from fanbpf.support import kernel_support
+        if self.fastpath_handler:  # say what is missing, not what libbpf trips over
+            from fanbpf.support import kernel_support, missing_kfuncs
 
-            if not kernel_support().fastpath_btf:  # say so, not what libbpf trips over
+            if not kernel_support().fastpath_btf:
                 raise kernel_support_error(f"cannot load {self.path}")
+            # An older series (or a module not loaded) lacks kfuncs the object calls.
+            absent, series = missing_kfuncs(self.btf.extern_funcs())
+            if absent:
+                raise KernelSupportError([f"kfunc {name}" for name in absent],
+                                         context=f"cannot load {self.path}", series=series)
         with _log.capture_warnings() as printed:
             ret = lib.fanbpf_obj_load(obj, log_level)
         if ret >= 0:

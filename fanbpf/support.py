@@ -7,14 +7,26 @@ import errno
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from fanbpf.errors import KernelSupportError
+from fanbpf.errors import SERIES, KernelSupportError
+
+if TYPE_CHECKING:  # btfargs loads the extension, which `import fanbpf` must not
+    from fanbpf.btfargs import Btf
 
 __all__ = ["HandlerInfo", "KernelSupport", "available_handlers", "kernel_support", "subtree_marks",
-           "SYSFS_DIR"]
+           "fastpath_series", "missing_kfuncs", "SERIES", "SYSFS_DIR"]
 
 #: Where the kernel lists registered (non-private) handlers.
 SYSFS_DIR = Path("/sys/fs/fanotify/fastpath")
+#: Where the kernel publishes its BTF: vmlinux's, and a file per module.
+KERNEL_BTF = Path("/sys/kernel/btf")
+#: What each revision of the series added to the kernel's BTF, newest first
+#: (kernel/ABI.md, "v1 -> v2" and on).
+_SERIES_MARKS = ((4, "fanotify_fastpath_step", "struct"),
+                 (3, "bpf_iter_fanotify_parents_new", "func"),
+                 (2, "bpf_fanotify_inode_dentry", "func"),
+                 (1, "fanotify_fastpath_ops", "struct"))
 
 
 @dataclass(frozen=True)
@@ -75,6 +87,9 @@ class KernelSupport:
     fastpath_ioctl: bool
     #: errno of fanotify_init if it failed (then fastpath_ioctl is unknown).
     fanotify_errno: int
+    #: The revision of the fastpath series the kernel carries (0: none;
+    #: :data:`SERIES` is the one fanbpf is built for).
+    series: int
     #: Everything BPF fastpath handlers need is there.
     fastpath: bool
     #: What is not there, in words; empty when ``fastpath``.
@@ -84,6 +99,36 @@ class KernelSupport:
         """Raise :class:`KernelSupportError` naming what is missing, if anything."""
         if self.missing:
             raise KernelSupportError(list(self.missing), errno.ENOTSUP)
+
+
+def fastpath_series(vmlinux: Btf | None = None) -> int:
+    """Which revision of the fastpath series the running kernel carries, told
+    by its BTF (or ``vmlinux``'s): 0 for none, else 1 to :data:`SERIES`."""
+    if vmlinux is None:
+        from fanbpf.btfargs import Btf
+
+        with Btf.from_file(KERNEL_BTF / "vmlinux") as btf:
+            return fastpath_series(btf)
+    return next((rev for rev, name, kind in _SERIES_MARKS if vmlinux.has(name, kind)), 0)
+
+
+def missing_kfuncs(names: list[str]) -> tuple[list[str], int]:
+    """Which of the kfuncs ``names`` neither vmlinux nor a loaded module has,
+    and the kernel's series revision (:func:`fastpath_series`)."""
+    from fanbpf.btfargs import Btf
+
+    with Btf.from_file(KERNEL_BTF / "vmlinux") as vmlinux:
+        missing = [name for name in names if not vmlinux.has(name)]
+        if missing:  # rare, so only then the modules' BTF (one file each)
+            for path in sorted(KERNEL_BTF.iterdir()):
+                if path.name == "vmlinux" or not missing:
+                    continue
+                try:
+                    with Btf.from_split_file(path, vmlinux) as module:
+                        missing = [name for name in missing if not module.has(name)]
+                except OSError:  # unloaded while we looked
+                    continue
+        return missing, fastpath_series(vmlinux)
 
 
 def kernel_support() -> KernelSupport:
@@ -97,10 +142,16 @@ def kernel_support() -> KernelSupport:
         raise OSError(-ret, f"feature probe failed: {os.strerror(-ret)}")
 
     missing = []
+    series = 0
     if not probe.vmlinux_btf:
         missing.append("kernel BTF (/sys/kernel/btf/vmlinux, CONFIG_DEBUG_INFO_BTF)")
     elif not probe.fastpath_btf:
         missing.append("the BTF type fanotify_fastpath_ops (CONFIG_FANOTIFY_FASTPATH_BPF)")
+    else:
+        series = fastpath_series()
+        if series < SERIES:
+            missing.append(f"series v{SERIES} of the fastpath patches (this kernel has v{series}: "
+                           "its walk hands dentries to BPF)")
     if not probe.struct_ops_maps:
         missing.append("BPF struct_ops maps (BPF_MAP_TYPE_STRUCT_OPS; also needs CAP_BPF)")
     if probe.fanotify_errno:
@@ -115,6 +166,7 @@ def kernel_support() -> KernelSupport:
         struct_ops_maps=bool(probe.struct_ops_maps),
         fastpath_ioctl=bool(probe.fastpath_ioctl),
         fanotify_errno=probe.fanotify_errno,
+        series=series,
         fastpath=not missing,
         missing=tuple(missing),
     )

@@ -241,6 +241,7 @@ def test_probe_json():
     assert report["kernel"] == os.uname().release
     assert result.returncode == (0 if report["fastpath"] else 1)
     assert report["fastpath"] == (report["missing"] == [])
+    assert report["fastpath"] == (report["series"] == 4)
 
 
 def test_probe_text():

@@ -327,3 +327,21 @@ def test_unclosed_object_warns(bpf_objs):  # noqa: F811
     with BpfObject(bpf_objs["args"]) as obj:
         assert not obj.closed
     assert obj.closed
+
+
+def test_extern_funcs_are_the_kfuncs_an_object_calls():
+    from fanbpf.btfargs import Btf
+    from fanbpf.handler import builtin_path
+
+    with Btf.from_file(builtin_path("rules")) as btf:
+        called = btf.extern_funcs()
+        assert {"bpf_iter_fanotify_parents_new", "bpf_iter_fanotify_parents_end"} <= set(called)
+        assert not any(name.startswith("fanbpf_rules") for name in called)  # its own, defined
+        assert btf.has("fanotify_fastpath_ops", "struct")
+
+
+def test_the_host_kernel_has_no_fastpath_series():
+    from fanbpf.support import fastpath_series, kernel_support
+
+    assert fastpath_series() == 0
+    assert kernel_support().series == 0

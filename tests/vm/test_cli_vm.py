@@ -151,5 +151,6 @@ def test_handlers_lists_the_module():
 
 
 def test_probe_reports_full_support():
-    subprocess.run([sys.executable, "-m", "fanbpf", "probe"], cwd=ROOT, check=True,
-                   capture_output=True)
+    out = subprocess.run([sys.executable, "-m", "fanbpf", "probe"], cwd=ROOT, check=True,
+                         capture_output=True, text=True).stdout
+    assert "  series           v4\n" in out, out
