@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import errno
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from fanbpf.errors import KernelSupportError
+from fanbpf.flags import EventMask, InitFlag, MarkFlag
+from fanbpf.group import Group
 
 __all__ = ["HandlerInfo", "KernelSupport", "available_handlers", "kernel_support", "subtree_marks",
            "SYSFS_DIR"]
@@ -130,11 +133,6 @@ def subtree_marks() -> bool:
     The group reports no FIDs, so that the probe works on filesystems
     without file handles too.
     """
-    import sys
-
-    from fanbpf.flags import EventMask, InitFlag, MarkFlag
-    from fanbpf.group import Group
-
     try:
         group = Group(InitFlag.CLASS_NOTIF, resolve_paths=False)
     except OSError:
