@@ -29,9 +29,11 @@ from .group import Group
 from .rules import Rules
 from .support import available_handlers, kernel_support
 from . import rules as _rules_module, trace as _trace_module, watch as _watch_module
+# Light: it reaches the C extension only through fanbpf.handler, imported
+# in the methods that need it (an attachment exists only once one is loaded).
+from .attachment import Attachment
 
 if TYPE_CHECKING:  # what __getattr__ below imports when first used
-    from .attachment import Attachment
     from .handler import BpfObject, Handler
 
 # fanbpf.rules(...) builds a rule set and fanbpf.rules.exact(...) is the
@@ -57,8 +59,4 @@ def __getattr__(name: str) -> Any:
         from . import handler
 
         return getattr(handler, name)
-    if name == "Attachment":
-        from .attachment import Attachment
-
-        return Attachment
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

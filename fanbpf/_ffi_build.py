@@ -17,6 +17,7 @@ import shutil
 import subprocess
 
 from cffi import FFI
+from cffi.pkgconfig import flags_from_pkgconfig
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SRC = os.path.join(ROOT, "src", "c")
@@ -206,7 +207,6 @@ def find_libbpf(work_dir: str, tarballs: str = TARBALLS) -> Libbpf:
         return Libbpf.static(f"FANBPF_LIBBPF_SRC={tree}", build_libbpf(tree, work_dir))
     version = _pkgconfig_version()
     if version and _version_tuple(version) >= MIN_LIBBPF:
-        from cffi.pkgconfig import flags_from_pkgconfig
         includedir = subprocess.run(["pkg-config", "--variable=includedir", "libbpf"],
                                     capture_output=True, text=True, check=True).stdout.strip()
         return Libbpf(f"pkg-config libbpf {version}", includedir,

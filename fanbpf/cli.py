@@ -30,16 +30,19 @@ import sys
 import time
 from collections.abc import Iterable, Sequence
 from contextlib import ExitStack
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from . import handler
+from .attachment import Attachment
+from .demo import run as run_demo
+from .errors import KernelSupportError
 from .events import Event
+from .fallback import RulesFilter, RulesGroup
 from .flags import EventMask, InitFlag, MarkFlag
 from .group import DEFAULT_FLAGS, Group
-
-if TYPE_CHECKING:
-    from .attachment import Attachment
-    from .fallback import RulesFilter, RulesGroup
-    from .rules import Rules
+from .rules import Rules, mount_points_below, mounts, rules
+from .support import available_handlers, kernel_support, subtree_marks as has_subtree_marks
+from .trace import Tracer, main_text
 
 __all__ = ["main", "build_parser", "event_to_dict", "format_event", "mask_names", "parse_event_names",
            "read_roots"]
@@ -250,9 +253,7 @@ def _use_subtree_marks(args: argparse.Namespace) -> bool:
     if args.paths or not (args.subtree or args.roots_from) or args.fallback == "always" \
             or args.handler or args.handler_object:
         return False
-    from .support import subtree_marks
-
-    return subtree_marks()
+    return has_subtree_marks()
 
 
 def _attach_filter(group: Group, args: argparse.Namespace, stack: ExitStack, *,
@@ -266,8 +267,6 @@ def _attach_filter(group: Group, args: argparse.Namespace, stack: ExitStack, *,
     in user space, and say on stderr which; their counters are printed
     there on exit.
     """
-    from . import handler
-
     roots = [*args.subtree, *(r for f in args.roots_from for r in read_roots(f))]
     has_roots = bool(args.subtree or args.roots_from)
     rule_options = (has_roots or args.name or args.exclude_name or args.exclude_self
@@ -282,9 +281,6 @@ def _attach_filter(group: Group, args: argparse.Namespace, stack: ExitStack, *,
         if args.handler or args.handler_object:
             raise _UsageError("the rules options use the built-in rules handler; they cannot "
                               "be combined with --handler")
-        from .fallback import RulesGroup
-        from .rules import rules
-
         if subtree_marks:
             return _watch_subtrees(group, args, roots, stack), None
         rule_set = rules(  # checked here, before anything is loaded
@@ -309,8 +305,6 @@ def _attach_filter(group: Group, args: argparse.Namespace, stack: ExitStack, *,
         loaded = stack.enter_context(handler.Handler.load(os.path.abspath(args.handler_object), private=True))
         group.attach(loaded, _nest(args.arg))
     elif args.handler:
-        from .support import available_handlers
-
         if any(h.name == args.handler for h in available_handlers()):
             if args.arg:
                 raise _UsageError(f"--arg needs the handler's BTF, which a registered handler "
@@ -326,9 +320,6 @@ def _watch_subtrees(group: Group, args: argparse.Namespace, roots: list[str], st
                     ) -> Group | RulesGroup:
     """Roots as subtree marks: events outside them never reach the group, so
     the handler keeps only the other rules (and is not attached without any)."""
-    from .fallback import RulesGroup
-    from .rules import mount_points_below, mounts, rules
-
     options: dict[str, Any] = dict(
         exclude_dirs=args.exclude_dir or None, exclude_subtrees=args.exclude_subtree or None,
         names=args.name or None, exclude_names=args.exclude_name or None,
@@ -407,8 +398,6 @@ def _report_undecided(rules_filter: RulesFilter | None) -> None:
 
 
 def _why(reason: OSError | None) -> str:
-    from .errors import KernelSupportError
-
     if reason is None:
         return "--fallback always"
     if isinstance(reason, KernelSupportError):
@@ -417,8 +406,6 @@ def _why(reason: OSError | None) -> str:
 
 
 def cmd_handlers(args: argparse.Namespace) -> int:
-    from .support import available_handlers
-
     handlers = available_handlers()
     for info in handlers:
         if args.json:
@@ -433,8 +420,6 @@ def cmd_handlers(args: argparse.Namespace) -> int:
 
 
 def cmd_probe(args: argparse.Namespace) -> int:
-    from .support import kernel_support
-
     support = kernel_support()
     report = {
         "kernel": os.uname().release,
@@ -557,8 +542,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_trace(args: argparse.Namespace) -> int:
-    from .trace import Tracer, main_text
-
     cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
     if not cmd:
         raise _UsageError("trace: give the command after --")
@@ -573,9 +556,7 @@ def cmd_trace(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from .demo import run
-
-    return run(args.ops, args.seed, args.quiet)
+    return run_demo(args.ops, args.seed, args.quiet)
 
 
 def _positive_int(text: str) -> int:

@@ -75,10 +75,12 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Optional, Union
 
 from fanbpf import model
+from fanbpf.errors import KernelSupportError
 from fanbpf.events import Event
 from fanbpf.flags import EventMask, InitFlag
 from fanbpf.model import Chain, Facts, NoDentry, RulesArgs, Section
 from fanbpf.rules import Rules, cgroup2_mount, kernel_dev
+from fanbpf.support import kernel_support
 
 if TYPE_CHECKING:
     from fanbpf.group import Group
@@ -441,7 +443,6 @@ class RulesGroup:
     def _attach(self, args: Rules | RulesArgs | dict[str, Any],
                 handler: Optional[Handler]) -> None:
         from fanbpf.handler import Handler
-        from fanbpf.support import kernel_support
 
         if handler is None:
             kernel_support().require()
@@ -566,7 +567,5 @@ def _no_hook(err: OSError) -> bool:
     No fastpath hook (KernelSupportError, ENOTTY from the ioctl), or no
     privilege to load BPF: user space can still filter.
     """
-    from fanbpf.errors import KernelSupportError
-
     return isinstance(err, (KernelSupportError, PermissionError)) or \
         err.errno in (_errno.ENOTTY, _errno.ENOTSUP, _errno.EPERM, _errno.EACCES)

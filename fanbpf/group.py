@@ -47,6 +47,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import TYPE_CHECKING, NoReturn, Union
 
+from .errors import os_error
 from .events import DirFidNameInfo, Event, FidInfo, _OwnedFds, parse_events
 from .flags import EventMask, InfoType, InitFlag, MarkFlag, Response
 
@@ -717,7 +718,5 @@ _MARK_HINTS = {
 
 def _raise(err: int, what: str, filename: str | None = None, hints: dict[int, str] | None = None) -> NoReturn:
     """Raise the OSError for ``err`` (FileNotFoundError, PermissionError, ...) via errors.os_error."""
-    from .errors import os_error
-
     hint = (hints or {}).get(err)
     raise os_error(err, f"{os.strerror(err)} ({what}{'; ' + hint if hint else ''})", filename)

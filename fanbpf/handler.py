@@ -36,17 +36,18 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, Union
 
 from fanbpf import _log
 from fanbpf._binding import ffi, lib
+from fanbpf.attachment import Attachment, pin_overlay
 from fanbpf.btfargs import Btf, CType, encode_args
 from fanbpf.errors import (ARGS_MAX, ArgsError, KernelSupportError, VerifierError, check,
                            kernel_support_error, os_error)
 from fanbpf.maps import Globals, Maps
+from fanbpf.model import RulesArgs
+from fanbpf.rules import Rules, close_pins
+from fanbpf.rulesmaps import RulesMaps
+from fanbpf.support import kernel_support, missing_kfuncs
 
 if TYPE_CHECKING:
-    from fanbpf.attachment import Attachment
     from fanbpf.group import Group
-    from fanbpf.model import RulesArgs
-    from fanbpf.rules import Rules
-    from fanbpf.rulesmaps import RulesMaps
 
 
 class _HasFileno(Protocol):
@@ -248,8 +249,6 @@ class BpfObject:
         """
         obj = self._obj()
         if self.fastpath_handler:  # say what is missing, not what libbpf trips over
-            from fanbpf.support import kernel_support, missing_kfuncs
-
             if not kernel_support().fastpath_btf:
                 raise kernel_support_error(f"cannot load {self.path}")
             # An older series (or a module not loaded) lacks kfuncs the object calls.
@@ -470,8 +469,6 @@ class Handler:
         A :class:`fanbpf.rules.Rules` gives its init args (one without map
         entries: see :meth:`~fanbpf.rules.Rules.init_args`).
         """
-        from fanbpf.rules import Rules
-
         if isinstance(args, Rules):
             args = args.init_args()
         if self.args_type is None:
@@ -485,9 +482,7 @@ class Handler:
         """The ``fanbpf_rules`` maps of this object (:class:`fanbpf.rulesmaps.RulesMaps`),
         or None if it has none."""
         if self._rules_maps is None and not self.closed:
-            from fanbpf import rulesmaps
-
-            self._rules_maps = rulesmaps.RulesMaps.of(self.obj)
+            self._rules_maps = RulesMaps.of(self.obj)
         return self._rules_maps
 
     @property
@@ -547,10 +542,6 @@ def attach(fan_fd: FanFd, target: Handler | str, args: InitArgs = None, *,
     Returns the :class:`~fanbpf.Attachment` (``group``: the
     :class:`~fanbpf.Group` that owns the hook, if any).
     """
-    from fanbpf.attachment import Attachment
-    from fanbpf.model import RulesArgs
-    from fanbpf.rules import Rules
-
     fd = _fileno(fan_fd)
     if isinstance(args, RulesArgs):
         args = Rules(args)
@@ -566,9 +557,6 @@ def attach(fan_fd: FanFd, target: Handler | str, args: InitArgs = None, *,
 def _attach_rule_set(fd: int, handler: Handler, maps: RulesMaps, rules: Rules,
                      group: Group | None) -> Attachment:
     """A rule set in the handler's maps under a new set id, then the hook."""
-    from fanbpf.attachment import Attachment, pin_overlay
-    from fanbpf.rules import close_pins
-
     rules, pins = pin_overlay(rules)
     set_id = maps.new_set_id()
     try:

@@ -218,8 +218,9 @@ class Maps(Mapping[str, Map]):
 
 class Globals(Mapping[str, Any]):
     """The object's global variables (``.bss``, ``.data``, ``.rodata``), decoded;
-    after load the live values.  Read-only: write with
-    :meth:`~fanbpf.handler.BpfObject.set_global`."""
+    after load the live values.  ``globals[name] = value`` is
+    :meth:`~fanbpf.handler.BpfObject.set_global`: any global before load,
+    after it only writable ones (not ``.rodata``)."""
 
     _SECTIONS = (".bss", ".data", ".rodata")
 
@@ -233,6 +234,11 @@ class Globals(Mapping[str, Any]):
         if name not in self._names():
             raise KeyError(f"{self._obj.path} has no global {name!r}")
         return self._obj.get_global(name)
+
+    def __setitem__(self, name: str, value: Any) -> None:
+        if name not in self._names():
+            raise KeyError(f"{self._obj.path} has no global {name!r}")
+        self._obj.set_global(name, value)
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._names())

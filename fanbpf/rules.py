@@ -34,8 +34,10 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal, Union, overload
 
 from fanbpf.errors import ArgsError, os_error
-from fanbpf.model import (COMM_LEN, MAX_GLOBS, MAX_ROOTS, NAME_MAX, NamesMode, Node, Pattern,
-                          PatternKind, ProcessFlag, RulesArgs, Section)
+from fanbpf.flags import EventMask
+from fanbpf.model import (COMM_LEN, MAX_GLOBS, MAX_ROOTS, NAME_MAX, NameList, NamesMode, Node,
+                          Pattern, PatternKind, ProcessFlag, RulesArgs, Section, name_listed)
+from fanbpf.support import kernel_support
 
 __all__ = ["rules", "Rules", "exact", "prefix", "suffix", "glob", "NamePattern", "RulesError",
            "kernel_dev", "root_of", "resolve_dirs", "name_dirs", "nested_mounts", "mounts",
@@ -285,8 +287,6 @@ def resolve_dirs(paths: Iterable[PathArg], *, what: str = "subtree", pin: bool =
 def _btrfs_subvolumes() -> bool:
     """Does the handler name btrfs nodes by subvolume?  (It can when the
     kernel's BTF has struct btrfs_inode; fanbpf_rules.bpf.c, btrfs.)"""
-    from fanbpf.support import kernel_support
-
     return kernel_support().btrfs_subvolumes
 
 
@@ -438,8 +438,6 @@ def _event_mask(events: int | Iterable[str | int]) -> int:
     if isinstance(events, int):
         mask = events
     else:
-        from fanbpf.flags import EventMask
-
         mask = 0
         for item in events:
             if isinstance(item, str):
@@ -571,13 +569,11 @@ class Rules:
     def dir_listed(self) -> Callable[[str], bool]:
         """Whether a directory name is on this rule set's ``exclude_dirs`` list
         (a function, which remembers the names it was asked about)."""
-        from fanbpf import model
-
         args = self.model_args
 
         @functools.cache
         def listed(name: str) -> bool:
-            return model.name_listed(args, model.NameList.DIRS, os.fsencode(name))
+            return name_listed(args, NameList.DIRS, os.fsencode(name))
         return listed
 
     def walk_excludes(self, paths: Iterable[str], table: list[Mount] | None = None) -> list[str]:

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import errno
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fanbpf.errors import SERIES, KernelSupportError
+from fanbpf.flags import EventMask, InitFlag, MarkFlag
+from fanbpf.group import Group
 
 if TYPE_CHECKING:  # btfargs loads the extension, which `import fanbpf` must not
     from fanbpf.btfargs import Btf
@@ -182,11 +185,6 @@ def subtree_marks() -> bool:
     The group reports no FIDs, so that the probe works on filesystems
     without file handles too.
     """
-    import sys
-
-    from fanbpf.flags import EventMask, InitFlag, MarkFlag
-    from fanbpf.group import Group
-
     try:
         group = Group(InitFlag.CLASS_NOTIF, resolve_paths=False)
     except OSError:

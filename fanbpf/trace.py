@@ -54,11 +54,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Optional, TextIO
 
 from fanbpf.flags import EventMask, InitFlag, MarkFlag
+from fanbpf.group import Group, PathArg
 from fanbpf.rules import cgroup2_mount, rules
 
 if TYPE_CHECKING:
     from fanbpf.events import Event
-    from fanbpf.group import Group, PathArg
 
 __all__ = ["trace", "Tracer", "TraceResult", "FileRecord", "TraceEvent", "reachable_filesystems"]
 
@@ -377,7 +377,6 @@ class Tracer:
                     self.on_event(e)
 
     def run(self) -> TraceResult:
-        from fanbpf.group import Group
         from fanbpf.handler import Handler
 
         result = self.result

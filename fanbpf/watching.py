@@ -62,6 +62,7 @@ from .events import DirFidNameInfo, Event, FidInfo
 from .group import DEFAULT_FLAGS, Group, PathArg, record_paths
 from .model import Section
 from .rules import Mount, kernel_dev, mount_points_below, mounts, rules
+from .support import kernel_support, subtree_marks
 
 __all__ = ["FsEvent", "Source", "open_source", "MODES", "KINDS", "WatchError"]
 
@@ -527,8 +528,6 @@ class _SubtreeMarkSource(Source):
     def _attach_exclusions(self, roots: _Roots) -> str:
         """Drop what is below ``exclude_dirs`` in the kernel where it can be;
         says where it is done."""
-        from .support import kernel_support
-
         if not kernel_support().fastpath:
             return "applied in user space (this kernel has no fastpath hook)"
         assert self.group is not None
@@ -654,8 +653,6 @@ def open_source(paths: Sequence[PathArg], *, recursive: bool = True, kinds: Iter
     why = ""
     source: Source
     if mode == "subtree-marks" or (mode is None and recursive and roots.dirs):
-        from .support import subtree_marks
-
         if subtree_marks():  # the kernel has them, and this process may add them
             source = _SubtreeMarkSource(*args)
             log.info("fanbpf: watching %s with %s", _names(roots), source.description)

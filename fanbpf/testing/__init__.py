@@ -6,7 +6,7 @@ or per run with ``pytest -p fanbpf.testing``.  It is not registered
 automatically, and importing it (or :mod:`fanbpf.testing.logic`, ...)
 loads neither pytest, the C extension nor hypothesis: the fixtures are in
 :mod:`fanbpf.testing.fixtures`, which the plugin loads through
-``pytest_plugins``, and import what they need when a test asks for them.
+``pytest_plugins``; they load the C extension only when a test uses them.
 
 The idea, for a handler of your own: keep its decision in pure
 ``static __always_inline`` functions over plain data (no kernel pointers),

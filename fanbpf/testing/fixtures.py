@@ -13,10 +13,12 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-if TYPE_CHECKING:  # imported by each fixture when a test asks for it
+from fanbpf.errors import KernelSupportError
+from fanbpf.testing.fs import Workers, tmpfs_mount
+from fanbpf.testing.logic import RULES_TEST_OBJECT, RulesLogic
+
+if TYPE_CHECKING:  # the C extension: imported by the fixture when a test asks for it
     from fanbpf.handler import Handler
-    from fanbpf.testing.fs import Workers
-    from fanbpf.testing.logic import RulesLogic
 
 __all__ = ["fanbpf_rules_logic", "fanbpf_rules_handler", "fanbpf_workers", "fanbpf_tmpfs"]
 
@@ -25,8 +27,6 @@ __all__ = ["fanbpf_rules_logic", "fanbpf_rules_handler", "fanbpf_workers", "fanb
 def fanbpf_rules_logic() -> Iterator[RulesLogic]:
     """The compiled fanbpf_rules logic (:class:`~fanbpf.testing.logic.RulesLogic`);
     skips without root or without the object."""
-    from fanbpf.testing.logic import RULES_TEST_OBJECT, RulesLogic
-
     if not RULES_TEST_OBJECT.exists():
         pytest.skip(f"{RULES_TEST_OBJECT} is not part of this installation of fanbpf")
     if os.geteuid() != 0:
@@ -38,7 +38,6 @@ def fanbpf_rules_logic() -> Iterator[RulesLogic]:
 @pytest.fixture(scope="session")
 def fanbpf_rules_handler() -> Iterator[Handler]:
     """The built-in rules handler, loaded (private); skips without the fastpath kernel."""
-    from fanbpf.errors import KernelSupportError
     from fanbpf.handler import Handler
 
     if os.geteuid() != 0:
@@ -54,8 +53,6 @@ def fanbpf_rules_handler() -> Iterator[Handler]:
 @pytest.fixture(scope="module")
 def fanbpf_workers() -> Iterator[Workers]:
     """Two :class:`~fanbpf.testing.fs.Workers`, shared by a module's tests (pass to OpsRun)."""
-    from fanbpf.testing.fs import Workers
-
     with Workers(2) as workers:
         yield workers
 
@@ -63,8 +60,6 @@ def fanbpf_workers() -> Iterator[Workers]:
 @pytest.fixture
 def fanbpf_tmpfs() -> Iterator[str]:
     """A fresh tmpfs (root needed), so events come from the test alone."""
-    from fanbpf.testing.fs import tmpfs_mount
-
     if os.geteuid() != 0:
         pytest.skip("mounting a tmpfs needs root")
     with tmpfs_mount() as path:

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Optional, Protocol, Self
 
+from fanbpf.errors import os_error
+
 __all__ = ["FsOp", "apply_op", "Workers", "file_handle", "tmpfs_mount", "OPS_DIRS", "OPS_MASK"]
 
 #: The directories :class:`~fanbpf.testing.oracle.OpsRun` creates (and
@@ -169,8 +171,6 @@ class Workers:
 
 def _check(ret: int, what: str, path: str | bytes) -> None:
     if ret < 0:
-        from fanbpf.errors import os_error
-
         raise os_error(-ret, f"{what}: {os.strerror(-ret)}", path)
 
 

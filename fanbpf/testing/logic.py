@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
+from fanbpf.errors import os_error
 from fanbpf.model import (MAX_ANCESTRY, MAX_DEPTH, NAME_MAX, NO_DENTRY, Chain, Facts, NoDentry,
                           RulesArgs)
 
@@ -53,8 +54,6 @@ class LogicProgram:
     def run(self, ctx: Mapping[str, Any]) -> dict[str, Any]:
         retval, out = self.run_raw(self.ctx_type.encode(ctx))
         if retval:
-            from fanbpf.errors import os_error
-
             raise os_error(errno.EIO, f"{self.prog} returned {retval}", self.obj.path)
         decoded: dict[str, Any] = self.ctx_type.decode(out)
         return decoded

@@ -12,20 +12,25 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import stat
+import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Optional, Tuple, overload
 
 from fanbpf import model
-from fanbpf.fallback import FLAG_BITS
+from fanbpf.events import DirFidNameInfo, FidInfo
+from fanbpf.fallback import FLAG_BITS, kernel_pieces, proc_ancestors, rule_set, walk_path
+from fanbpf.flags import EventMask, MarkFlag
+from fanbpf.group import Group, with_record_paths
 from fanbpf.model import Facts, RulesArgs
+from fanbpf.rules import kernel_dev, rules
 from fanbpf.testing.fs import (OPS_DIRS, FsOp, PrettyPrinter, Workers, file_handle,
                                tmpfs_mount)
 
 if TYPE_CHECKING:
-    from fanbpf.events import DirFidNameInfo, Event, FidInfo
-    from fanbpf.group import Group
+    from fanbpf.events import Event
     from fanbpf.rules import PatternArg, Rules
 
 __all__ = ["FsTree", "OpsRun", "RulesSpec", "EventKey", "describe_keys", "event_keys",
@@ -58,8 +63,6 @@ class FsTree:
     """
 
     def __init__(self, base: str) -> None:
-        from fanbpf.fallback import walk_path
-
         self.base = os.path.abspath(base)
         self.nodes: dict[str, _Node] = {}  # relative path -> live objects
         self.by_handle: dict[bytes, _Node] = {}  # handle -> object, removed ones too
@@ -79,8 +82,6 @@ class FsTree:
     def _add(self, rel: str) -> None:
         path = self._abs(rel)
         st = os.lstat(path)
-        from fanbpf.rules import kernel_dev
-
         node = _Node(kernel_dev(st.st_dev), st.st_ino, stat.S_ISDIR(st.st_mode), rel, rel)
         self.nodes[rel] = node
         self.by_handle[file_handle(path)] = node
@@ -120,9 +121,6 @@ class FsTree:
         """``event`` with ``path``, ``old_path`` and ``new_path`` set from the tree,
         the way :class:`~fanbpf.group.Group` sets them from the file system.
         ``last``: a removed object's FID resolves to the path it had last."""
-        from fanbpf.events import DirFidNameInfo
-        from fanbpf.group import with_record_paths
-
         return with_record_paths(event, lambda record: self._record_path(
             record, last and not isinstance(record, DirFidNameInfo)))
 
@@ -164,8 +162,6 @@ class FsTree:
         ATTRIB on an unlinked file was sent while its dentry was still in
         place, so its FID resolves to the last path.
         """
-        from fanbpf.fallback import kernel_pieces
-
         link_count = bit == 0x4 and not event.mask & 0x40000000 and event.dfid is None
         pieces = kernel_pieces(self.resolve(event, last=link_count), bit, dir_fid)
         mask = bit | (event.mask & FLAG_BITS)
@@ -180,8 +176,6 @@ class FsTree:
         ancestors: tuple[int, ...] = ()
         if args.process_flags & model.ProcessFlag.ANCESTOR:
             # the test's processes are all alive: /proc still knows their parents
-            from fanbpf.fallback import proc_ancestors
-
             found = proc_ancestors(event.pid)
             if found is None:
                 raise RuntimeError(f"pid {event.pid} is gone from /proc: the oracle needs the "
@@ -192,8 +186,6 @@ class FsTree:
 
 def describe_keys(tree: FsTree, keys: Iterable[EventKey]) -> list[str]:
     """Keys of :func:`event_keys`, readable: ``"MOVED_TO|ONDIR out/a (pid 42)"``."""
-    from fanbpf.flags import EventMask
-
     out = []
     for bit, flags, pid, records in sorted(keys, key=repr):
         where = []
@@ -212,8 +204,6 @@ def _event_bits(mask: int) -> list[int]:
 
 
 def _key(event: Event, bit: int) -> EventKey:
-    from fanbpf.events import DirFidNameInfo, FidInfo
-
     records = tuple((int(r.info_type), r.handle, getattr(r, "name", None))
                     for r in event.info if isinstance(r, (FidInfo, DirFidNameInfo)))
     return bit, int(event.mask) & FLAG_BITS, event.pid, records
@@ -235,8 +225,6 @@ def expected_keys(tree: FsTree, events: Iterable[Event],
     """The keys of the ``events`` (read from a group without a handler) that
     the rules handler, attached with ``args`` (what :func:`fanbpf.rules`
     returns, a RulesArgs, or an init-args dict), delivers according to the model."""
-    from fanbpf.fallback import rule_set
-
     rule_args = rule_set(args)
     keep = set()
     for event in events:
@@ -273,9 +261,6 @@ class OpsRun:
     def _fresh_dir(self) -> str:
         """A new directory on ``fs`` (mounting a file system per run would
         be slow), removed after the run."""
-        import shutil
-        import tempfile
-
         path = tempfile.mkdtemp(prefix="run-", dir=self._fs)
         self._stack.callback(shutil.rmtree, path, ignore_errors=True)
         return path
@@ -296,9 +281,6 @@ class OpsRun:
         return self
 
     def start(self, mask: int) -> None:
-        from fanbpf.flags import MarkFlag
-        from fanbpf.group import Group
-
         self.ref = ref = self._stack.enter_context(Group(resolve_paths=False))
         ref.mark(self.base, mask, MarkFlag.FILESYSTEM)
 
@@ -332,8 +314,6 @@ class RulesSpec:
     descendants_of: Optional[int] = None
 
     def build(self, base: str, pids: Sequence[int] = ()) -> Rules:
-        from fanbpf.rules import rules
-
         pid = [os.getpid(), *pids]
         kwargs: dict[str, Any] = {}  # rules()' keyword arguments
         if self.subtree:

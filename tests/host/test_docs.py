@@ -1,9 +1,14 @@
-"""The documentation's code: every Python block compiles, every dotted
-``fanbpf.…`` name it mentions exists as spelled (``fanbpf.rules.exact``),
-and the blocks that need no fastpath hook run (the README's own example
-runs in the VM: tests/vm/test_readme.py)."""
+"""The documentation's code: every Python block compiles and its imports
+work, every dotted ``fanbpf.…`` name it mentions exists as spelled
+(``fanbpf.rules.exact``), and so does every ``Class.attribute`` of fanbpf's
+(``Handler.load``); the CLI commands it shows parse, and the blocks that
+need no fastpath hook run (the README's own example runs in the VM:
+tests/vm/test_readme.py)."""
+import argparse
+import ast
 import importlib
 import re
+import shlex
 import subprocess
 import threading
 from pathlib import Path
@@ -12,6 +17,7 @@ import pytest
 
 import fanbpf
 from fanbpf import EventMask, Group, MarkFlag
+from fanbpf.cli import build_parser
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ["README.md", "docs/rules.md", "examples/README.md"]
@@ -27,6 +33,15 @@ def test_python_blocks_compile(doc):
     assert blocks
     for code in blocks:
         compile(code, doc, "exec")
+
+
+@pytest.mark.parametrize("doc", DOCS)
+def test_python_blocks_imports_work(doc):
+    """The imports each block starts from (``from fanbpf.watchdog import Observer``)."""
+    for code in python_blocks(doc):
+        imports = [node for node in ast.parse(code).body
+                   if isinstance(node, (ast.Import, ast.ImportFrom))]
+        exec(compile(ast.Module(body=imports, type_ignores=[]), doc, "exec"), {})
 
 
 def documented_names() -> set[str]:
@@ -62,6 +77,69 @@ def test_every_documented_name_exists():
         except AttributeError as err:
             missing.append(f"{name}: {err}")
     assert not missing
+
+
+def test_every_documented_class_attribute_exists():
+    """``Handler.load``, ``MarkFlag.SUBTREE``, ``BpfObject.maps``: the public
+    classes' attributes the prose and the code name."""
+    spelled = set()
+    for doc in DOCS:
+        for cls, attrs in re.findall(r"(?<![\w.])([A-Z]\w*)((?:\.[A-Za-z_]\w*)+)",
+                                     (ROOT / doc).read_text()):
+            if cls in fanbpf.__all__:
+                spelled.add(cls + attrs)
+    assert {"Handler.load", "MarkFlag.SUBTREE", "BpfObject.maps"} <= spelled
+    missing = []
+    for name in sorted(spelled):
+        try:
+            resolve(f"fanbpf.{name}")
+        except AttributeError as err:
+            missing.append(f"{name}: {err}")
+    assert not missing
+
+
+def cli_subcommands() -> dict[str, set[str]]:
+    """``fanbpf`` subcommand -> its options."""
+    parser = build_parser()
+    (sub,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return {name: {o for a in p._actions for o in a.option_strings}
+            for name, p in sub.choices.items()}
+
+
+def shown_commands() -> list[str]:
+    """The ``python -m fanbpf ...`` lines of the docs' shell blocks, joined
+    across backslash continuations."""
+    commands = []
+    for doc in DOCS:
+        for block in re.findall(r"```sh\n(.*?)```", (ROOT / doc).read_text(), re.S):
+            for line in block.replace("\\\n", " ").splitlines():
+                if line.startswith("python -m fanbpf "):
+                    commands.append(line)
+    return commands
+
+
+def test_the_shown_cli_commands_parse():
+    commands = shown_commands()
+    assert any(c.startswith("python -m fanbpf watch --subtree ~/src") for c in commands)
+    parser = build_parser()
+    for command in commands:
+        argv = shlex.split(command, comments=True)[3:]
+        try:
+            parser.parse_args(argv)
+        except SystemExit:
+            pytest.fail(f"the documented command does not parse: {command}")
+
+
+def test_the_options_the_prose_gives_a_subcommand_exist():
+    """``fanbpf watch --subtree`` in running text: watch has --subtree."""
+    commands = cli_subcommands()
+    spans = [span for doc in DOCS for span in re.findall(r"`(fanbpf [a-z][^`\n]*)`",
+                                                         (ROOT / doc).read_text())]
+    assert "fanbpf watch --subtree" in spans
+    for span in spans:
+        words = span.split()
+        assert words[1] in commands, span
+        assert {w for w in words[2:] if w.startswith("-")} <= commands[words[1]], span
 
 
 def test_rules_spellings():

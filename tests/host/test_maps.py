@@ -93,6 +93,18 @@ def test_errors_name_what_is_wrong(obj):
         obj.maps["flows"][{"pid": 1}]
     with pytest.raises(KeyError, match="no global 'flows'"):
         obj.globals["flows"]
+    with pytest.raises(KeyError, match="no global 'flows'"):
+        obj.globals["flows"] = 1
+
+
+def test_globals_are_written_live(obj):
+    run(obj, 1, 1)
+    obj.globals["runs"] = 40  # .bss, after load: the program sees it
+    run(obj, 1, 1)
+    assert obj.globals["runs"] == 41
+    with pytest.raises(PermissionError, match="read-only"):
+        obj.globals["step"] = 2  # .rodata, after load
+    assert obj.globals["step"] == 1
 
 
 def test_maps_of_a_closed_object_raise(bpf_objs):  # noqa: F811

@@ -211,6 +211,34 @@ def test_example_sdist_carries_its_handler_and_local_headers(tmp_path):
     assert ".BTF" in sections and ".debug_info" not in sections
 
 
+def test_undeclared_handlers_go_into_the_sdist_too(tmp_path):
+    """Without [tool.fanbpf] handlers, every *.bpf.c of the packages is a
+    handler: build_py lists it for the sdist all the same."""
+    src = copy_example(tmp_path)
+    config = (src / "pyproject.toml").read_text()
+    table = config.index("[tool.fanbpf]")
+    (src / "pyproject.toml").write_text(config[:table])
+    proc = python_m_build(src, tmp_path / "dist")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (sdist,) = (tmp_path / "dist").glob("suffixwatch-*.tar.gz")
+    with tarfile.open(sdist) as tf:
+        names = {n.split("/", 1)[1] for n in tf.getnames() if "/" in n}
+    assert "suffixwatch/suffix_filter.bpf.c" in names
+    assert "[tool.fanbpf]" not in tf_text(sdist, "pyproject.toml")
+    (wheel,) = (tmp_path / "dist").glob("suffixwatch-*.whl")
+    with zipfile.ZipFile(wheel) as zf:
+        assert zf.read("suffixwatch/suffix_filter.bpf.o")[:4] == b"\x7fELF"
+
+
+def tf_text(sdist: Path, name: str) -> str:
+    """A file of the sdist's top directory, as text."""
+    with tarfile.open(sdist) as tf:
+        (member,) = [m for m in tf.getmembers() if m.name.split("/", 1)[-1] == name]
+        data = tf.extractfile(member)
+        assert data is not None
+        return data.read().decode()
+
+
 def test_example_missing_its_declared_handler_fails_the_build(tmp_path):
     src = copy_example(tmp_path)
     (src / "suffixwatch/suffix_filter.bpf.c").unlink()
