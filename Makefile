@@ -174,15 +174,17 @@ test: typecheck dist kernel bench-tools upstream-sdists
 	@$(MAKE) --no-print-directory bench-smoke; smoke=$$?; \
 	TEST_PYTHON=$(TEST_PYTHON) ABI3_PYTHON=$(ABI3_PYTHON) tests/run-all.sh && exit $$smoke
 
-# The VM tests that exercise the kernel, and the series' selftest, on the
-# KASAN kernel (slow: not part of make test).
+# The VM tests that exercise the kernel, and the series' selftests (the
+# kselftests and the BPF test_progs), on the KASAN kernel (slow: not part
+# of make test).
 KASAN_TESTS := tests/vm/test_kernel_module.py tests/vm/test_kernel_bpf.py tests/vm/test_subtree_marks.py \
 	tests/vm/test_kernel_safety.py
 test-kasan: export FANBPF_KERNEL_VARIANT := kasan
 test-kasan: build
 	kernel/build.sh
 	kernel/vm.sh $(PY) -m pytest -q -p no:cacheprovider $(KASAN_TESTS)
-	kdir=$$(kernel/build.sh --dir) && kernel/vm.sh sh -c '"$$1/fastpath_test" && "$$1/subtree_test"' sh "$$kdir"
+	kdir=$$(kernel/build.sh --dir) && kernel/vm.sh sh -c '"$$1/fastpath_test" && "$$1/subtree_test" && \
+		"$$1/test_progs" -t fanotify_fastpath' sh "$$kdir"
 
 run: build kernel
 	kernel/vm.sh $(PY) -m fanbpf demo

@@ -34,7 +34,8 @@ if [ -n "${FANBPF_KERNEL_VARIANT:-}" ]; then
 	variant=$FANBPF_KERNEL_VARIANT-
 fi
 key=$( { echo "$version"; cat "$here"/patches/*.patch "${fragments[@]}" \
-	"$here"/module/* "$top/src/bpf/fanbpf_rules.h" "$here/build.sh"; } |
+	"$here"/module/* "$top/src/bpf/fanbpf_rules.h" "$here/build.sh" \
+	"$here/bpf-selftests.sh"; } |
 	sha256sum | cut -c1-16)
 out=$cache/kernel-$variant$key
 
@@ -126,13 +127,17 @@ rm -rf "$selftest"
 mkdir -p "$selftest"
 make -s -C "$src/tools/testing/selftests/filesystems/fanotify" OUTPUT="$selftest" \
 	KHDR_INCLUDES="-isystem $obj/usr/include" "$selftest/fastpath_test" "$selftest/subtree_test"
+# The series' BPF selftests: a test_progs with only its fanotify tests,
+# their programs compiled against this kernel's BTF.
+JOBS=$jobs "$here/bpf-selftests.sh" "$src" "$obj/vmlinux" "$selftest"
 log "built in $(( $(date +%s) - start )) s"
 
 tmp=$out.tmp
 rm -rf "$tmp"
 mkdir -p "$tmp"
 cp "$obj/arch/x86/boot/bzImage" "$obj/vmlinux" "$obj/.config" "$tmp/"
-cp "$module/fanbpf_subtree_kmod.ko" "$selftest/fastpath_test" "$selftest/subtree_test" "$tmp/"
+cp "$module/fanbpf_subtree_kmod.ko" "$selftest/fastpath_test" "$selftest/subtree_test" \
+	"$selftest/test_progs" "$tmp/"
 echo "$version" >"$tmp/source-version"
 touch "$tmp/.done"
 rm -rf "$out"

@@ -74,14 +74,19 @@ kdir=$(kernel/build.sh --dir)
 kernel/vm.sh sh -c '"$1/fastpath_test" && "$1/subtree_test"' sh "$kdir"
 selftest_rc=$?
 
-exec $py - "$host_rc" "$vm_rc" "$selftest_rc" "$abi3_rc" "${ABI3_PYTHON:-}" <<'PY'
+echo "== BPF selftests (tools/testing/selftests/bpf, in the series: test_progs -t fanotify_fastpath)"
+kernel/vm.sh "$kdir/test_progs" -t fanotify_fastpath
+bpf_selftest_rc=$?
+
+exec $py - "$host_rc" "$vm_rc" "$selftest_rc" "$bpf_selftest_rc" "$abi3_rc" "${ABI3_PYTHON:-}" <<'PY'
 import sys, xml.etree.ElementTree as ET
-host_rc, vm_rc, selftest_rc, abi3_rc = map(int, sys.argv[1:5])
-abi3 = bool(sys.argv[5])
+host_rc, vm_rc, selftest_rc, bpf_selftest_rc, abi3_rc = map(int, sys.argv[1:6])
+abi3 = bool(sys.argv[6])
 total = {"passed": 0, "failed": 0, "skipped": 0}
 ok = host_rc == 0 and vm_rc == 0 and abi3_rc == 0
 print(f"selftest: {'passed' if selftest_rc == 0 else 'FAILED'}")
-ok = ok and selftest_rc == 0
+print(f"bpf selftest: {'passed' if bpf_selftest_rc == 0 else 'FAILED'}")
+ok = ok and selftest_rc == 0 and bpf_selftest_rc == 0
 if not abi3:
     print("abi3: not checked (no second CPython)")
 for name in ("host", "abi3", "vm") if abi3 else ("host", "vm"):
