@@ -112,6 +112,7 @@ class BpfObject:
             check(-(ffi.errno or errno.EINVAL), "open", filename=self.path,
                   detail=_detail(printed))
         self._ptr = ptr
+        self._source = None if isinstance(data, str) else data  # the ELF, for _called_kfuncs
         self.btf = Btf(lib.fanbpf_obj_btf(ptr))  # borrowed: close() invalidates it
         self.loaded = False
         self._maps: Maps | None = None
@@ -248,14 +249,9 @@ class BpfObject:
         without the hook, or the OSError of the errno.
         """
         obj = self._obj()
-        if self.fastpath_handler:  # say what is missing, not what libbpf trips over
-            if not kernel_support().fastpath_btf:
-                raise kernel_support_error(f"cannot load {self.path}")
-            # An older series (or a module not loaded) lacks kfuncs the object calls.
-            absent, series = missing_kfuncs(self.btf.extern_funcs())
-            if absent:
-                raise KernelSupportError([f"kfunc {name}" for name in absent],
-                                         context=f"cannot load {self.path}", series=series)
+        fastpath = self.fastpath_handler
+        if fastpath and not kernel_support().fastpath_btf:  # say so, not what libbpf trips over
+            raise kernel_support_error(f"cannot load {self.path}")
         with _log.capture_warnings() as printed:
             ret = lib.fanbpf_obj_load(obj, log_level)
         if ret >= 0:
@@ -265,7 +261,26 @@ class BpfObject:
         if log:
             raise VerifierError(-ret, f"the kernel refused to load {self.path}"
                                 f"{_detail(printed)}", log)
+        if fastpath:  # an older series (or a module not loaded) lacks a kfunc it calls?
+            absent, series = missing_kfuncs(self._called_kfuncs())
+            if absent:
+                raise KernelSupportError([f"kfunc {name}" for name in absent], -ret,
+                                         context=f"cannot load {self.path}", series=series)
         check(ret, "load", filename=self.path, detail=_detail(printed))
+
+    def _called_kfuncs(self) -> list[str]:
+        """The kfuncs the object calls, from its ELF file's BTF: libbpf's
+        open rewrites them in :attr:`btf`.  Asked only after a failed load,
+        when an absent one is the likely cause (a ``__weak`` one that is
+        absent would not have failed it)."""
+        if self._source is None:
+            with Btf.from_file(self.path) as btf:
+                return btf.extern_funcs()
+        with os.fdopen(os.memfd_create("fanbpf-object", os.MFD_CLOEXEC), "w+b") as elf:
+            elf.write(self._source)
+            elf.flush()
+            with Btf.from_file(f"/proc/self/fd/{elf.fileno()}") as btf:
+                return btf.extern_funcs()
 
     @property
     def fastpath_handler(self) -> bool:

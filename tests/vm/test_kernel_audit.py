@@ -56,9 +56,11 @@ class AuditDaemon:
 
     def _recv(self, timeout=30.0):
         self.sock.settimeout(timeout)
-        data = self.sock.recv(65536)
-        length, msg_type, _, _, _ = _NLMSGHDR.unpack_from(data)
-        return msg_type, data[_NLMSGHDR.size:length]
+        data = self.sock.recv(65536)  # one message: the kernel unicasts each record alone
+        _, msg_type, _, _, _ = _NLMSGHDR.unpack_from(data)
+        # Not data[:nlmsg_len]: audit records set nlmsg_len to the payload's
+        # length alone, not counting the header (auditd copes the same way).
+        return msg_type, data[_NLMSGHDR.size:]
 
     def __enter__(self):
         self._set(AUDIT_STATUS_ENABLED | AUDIT_STATUS_PID, 1, os.getpid())

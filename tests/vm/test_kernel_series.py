@@ -25,7 +25,7 @@ def test_the_built_in_handler_calls_only_kfuncs_the_kernel_has():
     assert missing_kfuncs(called) == ([], SERIES)
 
 
-def test_a_kfunc_the_kernel_lacks_is_named_before_libbpf_trips():
+def test_a_kfunc_the_kernel_lacks_is_named_not_libbpfs_message():
     with pytest.raises(KernelSupportError) as info:
         Handler.load(vm_object("unknown_kfunc"))
     assert info.value.missing == ["kfunc bpf_fanotify_from_a_later_series"]
