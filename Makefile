@@ -171,7 +171,8 @@ test-vm: build kernel upstream-sdists
 
 # watchdog's and watchfiles' whole selection on the test kernel, in the mode
 # fanbpf picks there (subtree-marks), watchdog's also in kernel mode; reports
-# in build/upstream-vm.  Not part of make test: long under TCG.
+# in build/upstream-vm.  Not part of make test: 30-40 min under TCG, 18 of them
+# kernel mode's handler loads (PYTEST_ARGS='-k subtree-marks' skips those).
 test-upstream-vm: build kernel upstream-sdists
 	kernel/vm.sh $(PY) -m pytest -q -p no:cacheprovider -s tests/upstream $(PYTEST_ARGS)
 
