@@ -32,6 +32,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import time
 import xml.etree.ElementTree as ET
 
 SUITES = {
@@ -179,24 +180,61 @@ def sdist_path(suite: str) -> str:
     return os.path.join(TOP, "build", "upstream", f"{suite}-{version}.tar.gz")
 
 
-def judge(suite: str, sdist: str, mode: str | None) -> tuple[dict, list[str], list[str]]:
-    """The suite's report, the tests that should pass and did not (each run
-    a second time first: a few of them give the watcher 0.1 s to start),
-    and the recorded failures that passed."""
+def recorded(entries: dict, mode: str | None) -> dict[str, str]:
+    """The entries of an expected.json section ("failed", "skipped") that
+    hold in ``mode``: test id -> why. An entry is a reason (every mode) or
+    ``{"modes": {MODE: reason, ...}}`` (only those modes)."""
+    out = {}
+    for test, why in entries.items():
+        if isinstance(why, str):
+            out[test] = why
+        elif not isinstance(why, dict) or set(why) != {"modes"} or not isinstance(why["modes"], dict):
+            raise ValueError(f"{EXPECTED}: {test}: a reason, or {{\"modes\": {{MODE: reason}}}}, not {why!r}")
+        elif mode in why["modes"]:
+            out[test] = why["modes"][mode]
+    return out
+
+
+def judge(suite: str, sdist: str, mode: str | None, timeout: int = 15) -> tuple[dict, list[str], list[str]]:
+    """The suite's report, the tests that should pass in ``mode`` and did not
+    (each run a second time first: a few of them give the watcher 0.1 s to
+    start), and the failures recorded for ``mode`` that passed. ``timeout``:
+    per test, as for :func:`run`."""
     with open(EXPECTED) as f:
         expected = json.load(f)[suite]
-    known = {**expected["failed"], **expected["skipped"]}
-    report = run(suite, sdist, None, mode)
+    failed, skipped = recorded(expected["failed"], mode), recorded(expected["skipped"], mode)
+    known = {**failed, **skipped}
+    report = run(suite, sdist, None, mode, timeout=timeout)
     results = report["results"]
     bad = [t for t, outcome in results.items() if outcome != "passed" and t not in known]
     if bad:
-        again = run(suite, sdist, None, mode, only=bad)["results"]
+        again = run(suite, sdist, None, mode, only=bad, timeout=timeout)["results"]
         report["rerun"] = again
         bad = [t for t in bad if again.get(t) != "passed"]
     problems = [f"{t}: {results[t]}: {report['details'].get(t, '')}" for t in bad]
-    problems += [f"{t}: not run" for t in expected["skipped"] if t not in results]
-    fixed = [t for t in expected["failed"] if results.get(t) == "passed"]
+    problems += [f"{t}: not run" for t in skipped if t not in results]
+    fixed = [t for t in failed if results.get(t) == "passed"]
     return report, problems, fixed
+
+
+def check(suite: str, mode: str, timeout: int = 15, out: str | None = None) -> dict:
+    """Judge the suite in ``mode`` (pytest's assertions: the tests' own
+    check): fails on any test that should have passed; the report is
+    written to ``out`` if given, and returned."""
+    sdist = sdist_path(suite)
+    if not os.path.exists(sdist):
+        raise AssertionError(f"{sdist} is missing: make upstream-sdists fetches it")
+    start = time.monotonic()
+    report, problems, fixed = judge(suite, sdist, mode, timeout)
+    report["recorded_failures_passed"], report["seconds"] = fixed, round(time.monotonic() - start)
+    if out:
+        with open(out, "w") as f:
+            json.dump(report, f, indent=1, sort_keys=True)
+    print(f"{suite} in {mode} mode: {report['summary']} in {report['seconds']} s"
+          + (f"; recorded failures that passed: {fixed}" if fixed else ""))
+    assert not problems, "\n".join(problems)
+    assert report["summary"]["passed"] >= len(report["results"]) // 2  # the suite really ran
+    return report
 
 
 def fetch(url: str, sha256: str, out: str) -> None:
