@@ -187,6 +187,7 @@ test: typecheck dist kernel bench-tools upstream-sdists
 # kselftests and the BPF test_progs), on the KASAN kernel (slow: not part
 # of make test).
 KASAN_TESTS := tests/vm/test_kernel_module.py tests/vm/test_kernel_bpf.py tests/vm/test_subtree_marks.py \
+	tests/vm/test_kernel_audit.py \
 	tests/vm/test_kernel_safety.py
 test-kasan: export FANBPF_KERNEL_VARIANT := kasan
 test-kasan: build
