@@ -186,6 +186,21 @@ def touch(path):
         f.write("x")
 
 
+def open_errno(path):
+    """Open and close path for reading: 0, or the errno it failed with."""
+    try:
+        open(path).close()
+    except OSError as e:
+        return e.errno
+    return 0
+
+
+def open_in_child(path, conn):
+    """multiprocessing target: open_errno(path), sent through conn (a child,
+    so that the parent can answer the permission event the open waits on)."""
+    conn.send(open_errno(path))
+
+
 def raises_errno(code, fn, *args, **kw):
     try:
         fn(*args, **kw)

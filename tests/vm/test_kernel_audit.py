@@ -19,7 +19,7 @@ import pytest
 
 from fanbpf import EventMask, Group, Handler, InitFlag, MarkFlag
 
-from kabi import touch, vm_object
+from kabi import open_errno, open_in_child, touch, vm_object
 
 NETLINK_AUDIT = 9
 AUDIT_SET = 1001
@@ -81,31 +81,15 @@ class AuditDaemon:
                 return re.sub(r"^audit\([0-9.:]+\): ", "", text)
 
 
-def _open_in_child(path, conn):
-    try:
-        open(path).close()
-        conn.send(0)
-    except OSError as e:
-        conn.send(e.errno)
-
-
 def denied_by_user_space(group, path):
     """Open path in a child and deny it from here with FAN_AUDIT."""
     parent, child = multiprocessing.Pipe()
-    p = multiprocessing.Process(target=_open_in_child, args=(path, child))
+    p = multiprocessing.Process(target=open_in_child, args=(path, child))
     p.start()
     (event,) = group.read_events(timeout=60)
     group.deny(event, audit=True)
     assert parent.recv() == errno.EPERM
     p.join()
-
-
-def open_errno(path):
-    try:
-        open(path).close()
-    except OSError as e:
-        return e.errno
-    return 0
 
 
 def perm_group(tree, audit=True):

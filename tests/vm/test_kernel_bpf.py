@@ -10,7 +10,8 @@ import fanbpf
 from fanbpf import EventMask, Group, Handler, InitFlag, MarkFlag
 
 from kabi import (FAN_FP_ADD_BPF_FD, SYSFS, WALK_LIMIT, WALK_ROOT, WALK_RUNNING, add_fp, churn,
-                  create, deep_dirs, parents_args, raises_errno, touch, vm_object, walk)
+                  create, deep_dirs, open_in_child, parents_args, raises_errno, touch, vm_object,
+                  walk)
 
 
 
@@ -66,14 +67,6 @@ def test_permission_denied_in_kernel_without_user_space(tree):
         assert g.read_events(timeout=0) == []  # nothing asked user space
 
 
-def _open_in_child(path, conn):
-    try:
-        open(path).close()
-        conn.send(0)
-    except OSError as e:
-        conn.send(e.errno)
-
-
 def test_permission_sent_to_user_space_for_matches_only(tree):
     for p in ("in/ask", "out/free"):
         touch(f"{tree}/{p}")
@@ -82,7 +75,7 @@ def test_permission_sent_to_user_space_for_matches_only(tree):
         # Outside the subtree: allowed without a response (we never read).
         open(f"{tree}/out/free").close()
         parent, child = multiprocessing.Pipe()
-        p = multiprocessing.Process(target=_open_in_child, args=(f"{tree}/in/ask", child))
+        p = multiprocessing.Process(target=open_in_child, args=(f"{tree}/in/ask", child))
         p.start()
         (event,) = g.read_events(timeout=30)
         assert event.is_permission and event.path == f"{tree}/in/ask"
