@@ -235,7 +235,7 @@ extern int bpf_fanotify_dentry_name(struct dentry *dentry, char *dst,
  */
 #ifndef FANBPF_VMLINUX_HAS_FASTPATH
 struct bpf_iter_fanotify_parents {
-	__u64 __opaque[6];
+	__u64 __opaque[7];
 } __attribute__((aligned(8)));
 
 struct fanotify_fastpath_step {
@@ -261,6 +261,22 @@ bpf_iter_fanotify_parents_next(struct bpf_iter_fanotify_parents *it) __ksym;
 extern int bpf_iter_fanotify_parents_name(struct bpf_iter_fanotify_parents *it,
 					  char *dst, __u32 dst__sz) __ksym;
 extern int bpf_iter_fanotify_parents_end(struct bpf_iter_fanotify_parents *it) __ksym;
+
+/*
+ * The steps a program would take only to rule dentries out, taken in C:
+ * steps up, without returning the dentries, to just before the first whose
+ * inode number has its bit set in @ino_filter (an array map of __u64 words,
+ * a power of two of them, read as one bitmap: bit ino % (64 * entries)) or
+ * whose name's length has its bit (len % 64) set in @len_bits; next()
+ * returns that one.  A negative dentry is looked at by its name only.  The
+ * current step stays current.  Returns the number of dentries passed (they
+ * count in the depth), or -EINVAL (no step taken) if the map is not such an
+ * array.  For a walk that looks for a few ancestors among many: a kfunc
+ * call and the program's tests per ancestor cost a BPF handler several
+ * times what the same walk costs C.
+ */
+extern int bpf_iter_fanotify_parents_skip(struct bpf_iter_fanotify_parents *it,
+					  void *ino_filter__map, __u64 len_bits) __ksym;
 extern void bpf_iter_fanotify_parents_destroy(struct bpf_iter_fanotify_parents *it) __ksym;
 
 /* --- helpers ----------------------------------------------------------- */
