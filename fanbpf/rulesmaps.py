@@ -15,8 +15,9 @@ reads and writes them for one loaded :class:`~fanbpf.handler.BpfObject`::
     print(maps.read_stats(set_id))
     maps.delete_set(set_id)               # after detaching
 
-In front of the nodes map the handler keeps a filter, a bit per hash of
-``(dev, ino)`` (``fanbpf_rules_node_filter``): :class:`RulesMaps` sets a
+In front of the nodes map the handler keeps a filter, a bit per inode
+number (``fanbpf_rules_node_filter``; the kernel steps past the ancestors
+whose bit is clear): :class:`RulesMaps` sets a
 node's bit before it inserts the node and rebuilds the filter from the
 nodes map once enough nodes have gone, so that every node has its bit
 (the handler would not see a node without one) and few bits are stale.
@@ -97,7 +98,6 @@ _MAPS = {
 _MAX_SETS = 4096  # FANBPF_MAX_SETS
 _FILTER_BITS_LOG = 21
 _FILTER_WORDS = 1 << (_FILTER_BITS_LOG - 6)
-_MASK64 = (1 << 64) - 1
 # arrays this module indexes itself: map name -> the entries it counts on
 _ENTRIES = {FILTER: _FILTER_WORDS, DIR_LENGTHS: _MAX_SETS}
 #: rebuild the filter once this many nodes went since the last rebuild (or
@@ -110,10 +110,10 @@ def _lengths_slot(set_id: int) -> int:
     return set_id % _MAX_SETS
 
 
-def node_filter_bit(dev: int, ino: int) -> int:
-    """The filter bit of node ``(dev, ino)`` (as the handler computes it)."""
-    h = ((ino * 0x9E3779B97F4A7C15) ^ (dev * 0xC2B2AE3D27D4EB4F)) & _MASK64
-    return h >> (64 - _FILTER_BITS_LOG)
+def node_filter_bit(ino: int) -> int:
+    """The filter bit of a node with inode number ``ino``: its low bits, the
+    rule of the handler and of the kernel's ``bpf_iter_fanotify_parents_skip()``."""
+    return ino & ((1 << _FILTER_BITS_LOG) - 1)
 
 
 @dataclass(frozen=True)
@@ -303,9 +303,9 @@ class RulesMaps:
             self._update_batch(FILTER, b"".join(_U32.pack(w) for w in words),
                                b"".join(_U64.pack(self._filter[w]) for w in words), len(words))
 
-    def _set_bit(self, dev: int, ino: int) -> int | None:
+    def _set_bit(self, ino: int) -> int | None:
         """Set the node's bit in the filter copy: the word's index if it changed."""
-        bit = node_filter_bit(dev, ino)
+        bit = node_filter_bit(ino)
         word, mask = bit >> 6, 1 << (bit & 63)
         if self._filter[word] & mask:
             return None
@@ -318,7 +318,7 @@ class RulesMaps:
         self._filter = array("Q", bytes(8 * _FILTER_WORDS))
         keys = self.keys(NODES)
         for key in keys:
-            self._set_bit(*_NODE_KEY.unpack(key)[1:])
+            self._set_bit(_NODE_KEY.unpack(key)[2])
         self._write_filter(w for w in range(_FILTER_WORDS) if self._filter[w] != old[w])
         self._stale, self._rebuilt_with = 0, len(keys)
 
@@ -344,7 +344,7 @@ class RulesMaps:
                 keys += _NODE_KEY.pack(set_id, dev, ino)
                 values += value
                 count += 1
-                word = self._set_bit(dev, ino)
+                word = self._set_bit(ino)
                 if word is not None:
                     changed.add(word)
             # the bits first: the handler must not meet a node without its bit

@@ -236,6 +236,19 @@ static __always_inline int walk(const struct fanbpf_rules_args *a, union fanbpf_
 		if (w != FANBPF_WALK_NEXT)
 			break;
 		state |= WALK_DIR | WALK_ABOVE;
+		/*
+		 * The kernel steps past the ancestors no rule can name: no
+		 * node bit (fanbpf_node_maybe()), no listed name length.  Not
+		 * before the parent, whose inode number the walk keeps, nor
+		 * with roots in the args, which have no bits in the filter:
+		 * all length bits stop it at once.  Verifier: called on every
+		 * step, the choice in its argument; a call behind a branch
+		 * took the handler's verification past a million insns.
+		 */
+		bpf_iter_fanotify_parents_skip(&it, &fanbpf_rules_node_filter,
+					       !(state & WALK_PARENT) || fanbpf_args_have_roots(a) ?
+					       ~0ULL : fanbpf_dirs_apply(a) ?
+					       fanbpf_dir_len_bits(a->set_id) : 0);
 	}
 	end = bpf_iter_fanotify_parents_end(&it);
 	bpf_iter_fanotify_parents_destroy(&it);

@@ -551,6 +551,16 @@ static __always_inline bool fanbpf_args_root(const struct fanbpf_subtree_args *s
 }
 
 /*
+ * Roots in the init args (an attachment made by a handler's name): the
+ * walks compare each ancestor with them, as the node filter knows nothing
+ * of them.
+ */
+static __always_inline bool fanbpf_args_have_roots(const struct fanbpf_rules_args *a)
+{
+	return (a->sections & FANBPF_SEC_SUBTREE) && a->subtree.nr_roots;
+}
+
+/*
  * A node with an identity (a dentry's dev and ino): does it decide by
  * identity?  Returns FANBPF_WALK_INSIDE, _EXCLUDED or _NEXT; for _NEXT
  * the caller looks at the node's name if it is a directory and
@@ -567,10 +577,9 @@ static __always_inline int fanbpf_node_decides(const struct fanbpf_rules_args *a
 	 * Rule sets attached by a loaded handler keep every root in the map:
 	 * skip the 16-slot compare per ancestor when the args have none.
 	 */
-	if ((a->sections & FANBPF_SEC_SUBTREE) && a->subtree.nr_roots &&
-	    fanbpf_args_root(&a->subtree, dev, ino))
+	if (fanbpf_args_have_roots(a) && fanbpf_args_root(&a->subtree, dev, ino))
 		return FANBPF_WALK_INSIDE;
-	if (a->set_id && fanbpf_node_maybe(dev, ino)) {
+	if (a->set_id && fanbpf_node_maybe(ino)) {
 		k->node.set_id = a->set_id;
 		k->node.dev = dev;
 		k->node.ino = ino;

@@ -29,15 +29,20 @@ struct {
 } fanbpf_rules_nodes SEC(".maps");
 
 /*
- * In front of fanbpf_rules_nodes, a filter of one bit per hash of
- * (dev, ino), over the nodes of every set: a walk looks an ancestor up in
- * the hash map only when its bit is set.  Hashing the 24-byte key took two
- * thirds of a walk's time per ancestor; an array lookup the verifier
- * inlines and a multiply do not.  User space (fanbpf/rulesmaps.py) sets a
- * node's bit before it inserts the node, and clears bits only when it
- * rebuilds the filter from the nodes map: a set bit may be stale (one
- * wasted lookup), a node is never missed.  fanbpf_node_filter_bit() is
- * mirrored there.
+ * In front of fanbpf_rules_nodes, a filter of one bit per inode number
+ * (modulo its size) over the nodes of every set: a walk looks an ancestor
+ * up in the hash map only when its bit is set, and the kernel steps past
+ * the ancestors whose bit is clear without returning them
+ * (bpf_iter_fanotify_parents_skip(), which reads this map as one bitmap:
+ * hence the bit is the inode number's low bits, the kernel's rule, and the
+ * entries a power of two).  Hashing the 24-byte key took two thirds of a
+ * walk's time per ancestor; an array lookup the verifier inlines does not.
+ * User space (fanbpf/rulesmaps.py) sets a node's bit before it inserts the
+ * node, and clears bits only when it rebuilds the filter from the nodes
+ * map: a set bit may be stale (one wasted lookup), a node is never missed.
+ * fanbpf_node_filter_bit() is mirrored there.  The dev is left out: inode
+ * numbers differ between the directories of one filesystem, and a clash
+ * across filesystems costs one lookup.
  */
 #define FANBPF_NODE_FILTER_BITS_LOG	21
 #define FANBPF_NODE_FILTER_WORDS	(1 << (FANBPF_NODE_FILTER_BITS_LOG - 6))
@@ -49,16 +54,15 @@ struct {
 	__type(value, __u64);
 } fanbpf_rules_node_filter SEC(".maps");
 
-static __always_inline __u32 fanbpf_node_filter_bit(__u64 dev, __u64 ino)
+static __always_inline __u32 fanbpf_node_filter_bit(__u64 ino)
 {
-	return ((ino * 0x9E3779B97F4A7C15ULL) ^ (dev * 0xC2B2AE3D27D4EB4FULL)) >>
-	       (64 - FANBPF_NODE_FILTER_BITS_LOG);
+	return ino & ((1U << FANBPF_NODE_FILTER_BITS_LOG) - 1);
 }
 
-/* May (dev, ino) be a node of some set?  false: certainly not. */
-static __always_inline bool fanbpf_node_maybe(__u64 dev, __u64 ino)
+/* May a node have inode number @ino?  false: certainly not. */
+static __always_inline bool fanbpf_node_maybe(__u64 ino)
 {
-	__u32 bit = fanbpf_node_filter_bit(dev, ino), word = bit / 64;
+	__u32 bit = fanbpf_node_filter_bit(ino), word = bit / 64;
 	const __u64 *w = bpf_map_lookup_elem(&fanbpf_rules_node_filter, &word);
 
 	return !w || (*w >> (bit % 64)) & 1;	/* no word: cannot happen; look */
@@ -109,6 +113,23 @@ static __always_inline bool fanbpf_dir_len_listed(__u64 set_id, __u32 len)
 		return false;
 	l = bpf_map_lookup_elem(&fanbpf_rules_dir_lengths, &slot);
 	return !l || l->set_id != set_id || (l->bits[len / 64] >> (len % 64)) & 1;
+}
+
+/*
+ * fanbpf_dir_len_listed() folded into one word for
+ * bpf_iter_fanotify_parents_skip(): bit len % 64 for every length that may
+ * be listed, all bits when any may be.
+ */
+static __always_inline __u64 fanbpf_dir_len_bits(__u64 set_id)
+{
+	__u32 slot = set_id % FANBPF_MAX_SETS;
+	const struct fanbpf_name_lengths *l;
+
+	l = bpf_map_lookup_elem(&fanbpf_rules_dir_lengths, &slot);
+	if (!l || l->set_id != set_id)
+		return ~0ULL;
+	_Static_assert(FANBPF_NAME_MAX / 64 == 4, "fold every word");
+	return l->bits[0] | l->bits[1] | l->bits[2] | l->bits[3];
 }
 
 /* {set_id, list, index} -> pattern */

@@ -481,7 +481,7 @@ def test_node_filter_follows_the_nodes(fanbpf_rules_logic):
     maps = fanbpf_rules_logic.maps
 
     def live_bits():
-        return {rulesmaps.node_filter_bit(*rulesmaps._NODE_KEY.unpack(k)[1:])
+        return {rulesmaps.node_filter_bit(rulesmaps._NODE_KEY.unpack(k)[2])
                 for k in maps.keys(rulesmaps.NODES)}
 
     with maps._nodes_lock:  # start from no stale bits, no stale count
@@ -493,13 +493,13 @@ def test_node_filter_follows_the_nodes(fanbpf_rules_logic):
     maps.add_nodes(91, gone + kept, ROOT)
     maps.add_nodes(92, kept[:1], EXCLUDED)
     try:
-        want = before | {rulesmaps.node_filter_bit(d, i) for d, i in gone + kept}
+        want = before | {rulesmaps.node_filter_bit(i) for _, i in gone + kept}
         assert _filter_bits(maps) == want
         assert maps.delete_nodes(91, gone[:1000]) == 1000
         assert _filter_bits(maps) == want  # stale bits stay until a rebuild
         maps.delete_nodes(91, gone[1000:])  # 5000 gone: rebuilt
         assert _filter_bits(maps) == live_bits()
-        assert {rulesmaps.node_filter_bit(d, i) for d, i in kept} <= live_bits()
+        assert {rulesmaps.node_filter_bit(i) for _, i in kept} <= live_bits()
     finally:
         maps.delete_set(91)
         maps.delete_set(92)
