@@ -331,8 +331,10 @@ class Group:
     def _open_mount_fd(self, raw: bytes, flags: int) -> tuple[int, int] | None:
         """An fd to decode handles of the filesystem ``raw`` is on, if it is a new one.
 
-        ``open_by_handle_at`` refuses ``O_PATH`` fds, so this is the marked
-        directory (or a file's parent) opened for reading. Returns
+        ``open_by_handle_at`` refuses ``O_PATH`` fds, so this is a directory
+        opened for reading: the marked directory's parent on the same mount
+        (see :func:`_open_parent_or_dir`), else the directory; a file's
+        parent. Returns
         ``(fsid, fd)``; None if the filesystem is known or it cannot be
         opened (its paths then stay None).
         """
@@ -347,7 +349,7 @@ class Group:
                 return None
             readable = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
             if stat.S_ISDIR(os.fstat(probe).st_mode):
-                return fsid, os.open(f"/proc/self/fd/{probe}", readable)
+                return fsid, _open_parent_or_dir(probe, readable)
             fd = os.open(os.path.dirname(os.path.abspath(raw)), readable)
             if os.fstatvfs(fd).f_fsid != fsid:  # a file mounted over another filesystem
                 os.close(fd)
@@ -677,6 +679,38 @@ def _open_by_handle_at(mount_fd: int, handle: bytes, flags: int) -> int:
     from ._binding import ffi, lib
 
     return int(lib.fanbpf_open_by_handle_at(mount_fd, ffi.from_buffer(handle), len(handle), flags))
+
+
+def _open_parent_or_dir(dir_fd: int, flags: int) -> int:
+    """The parent of directory ``dir_fd`` opened with ``flags`` if it is on the
+    same mount, else the directory: a directory the group holds open is not
+    gone when deleted, and its ``DELETE_SELF`` waits for the group's close."""
+    try:
+        parent = os.open("..", os.O_PATH | os.O_CLOEXEC, dir_fd=dir_fd)
+    except OSError:
+        return os.open(f"/proc/self/fd/{dir_fd}", flags)
+    try:
+        mnt_id = _mnt_id(dir_fd)
+        if mnt_id is not None and _mnt_id(parent) == mnt_id:
+            try:
+                return os.open(f"/proc/self/fd/{parent}", flags)
+            except OSError:
+                pass  # not readable: the directory, then
+        return os.open(f"/proc/self/fd/{dir_fd}", flags)
+    finally:
+        os.close(parent)
+
+
+def _mnt_id(fd: int) -> int | None:
+    """The id of the mount ``fd`` is on (its fdinfo), None if unknown."""
+    try:
+        with open(f"/proc/self/fdinfo/{fd}", "rb") as f:
+            for line in f:
+                if line.startswith(b"mnt_id:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
 
 
 def _readlink(fd: int) -> str | None:

@@ -17,7 +17,9 @@ the moved directory's contents as moved, and ``DirModifiedEvent`` of both
 parents), a move in is a created event, a move out a deleted one; creations,
 deletions and writes-on-close also report the parent's
 ``DirModifiedEvent``; ``recursive=False`` reports the directory's own
-entries only; ``unschedule`` stops the watch's emitter and its marks.
+entries only; ``unschedule`` stops the watch's emitter and its marks; the
+watched directory's own deletion is a ``DirDeletedEvent``, and its emitter
+stops.
 
 The mechanism is picked as for :func:`fanbpf.watch`
 (:func:`fanbpf.watching.open_source`): ``emitter.mode`` says which. Where
@@ -25,9 +27,7 @@ it differs from InotifyEmitter: nothing made in a new directory before
 the watch on it is missed (``subtree-marks`` mode marks a new directory
 as it is made, ``kernel`` and ``userspace`` modes have no watch per
 directory, and in ``inode-marks`` mode a new directory is scanned after
-its mark); setup does not walk the tree in the privileged modes; and a
-watched directory's own deletion is not reported (its parent is not
-watched).
+its mark); and setup does not walk the tree in the privileged modes.
 
 Needs ``watchdog`` (``pip install fanbpf[watchdog]``).
 """
@@ -120,6 +120,10 @@ class FanotifyEmitter(EventEmitter):
         if source is None:
             return
         for event in source.read(timeout):
+            if event.root:  # the watched directory was deleted: as InotifyEmitter, stop
+                self.queue_event(DirDeletedEvent(self._path(event.path)))
+                self.stop()
+                return
             self._queue(event)
 
     def _path(self, path: str) -> Union[str, bytes]:

@@ -43,6 +43,14 @@ as a warning, counted in :attr:`Source.overflows`, and the trees are
 rescanned: directories made meanwhile are marked and their contents
 reported as created. Events between the overflow and the rescan that
 did not create directories are lost, and the warning says so.
+
+A watched directory's own deletion is reported in every mode (a
+``deleted`` :class:`FsEvent` with ``root`` set, whatever ``kinds``): each
+root is marked for ``DELETE_SELF`` and known by its file handle, as the
+event names no path. Nothing below it is watched after that. (In
+``subtree-marks`` mode the root's mask is its subtree's, so every
+directory deleted below a root costs one more event, dropped here.) A
+root below another watched directory is reported as that one's entry.
 """
 
 from __future__ import annotations
@@ -57,7 +65,7 @@ from dataclasses import dataclass
 from typing import Optional, Protocol
 
 from .fallback import RulesGroup  # imported now, not by the first watch: a watch starts fast
-from .flags import EventMask, InitFlag, MarkFlag
+from .flags import EventMask, InfoType, InitFlag, MarkFlag
 from .events import DirFidNameInfo, Event, FidInfo
 from .group import DEFAULT_FLAGS, Group, PathArg, record_paths
 from .model import Section
@@ -125,7 +133,8 @@ class FsEvent:
     object went (a move in or out of the watched trees is a ``created`` or
     ``deleted``); ``is_dir``: the object is a directory; ``scanned``: found
     by scanning a new directory, not reported by the kernel (it was made
-    before the directory's mark).
+    before the directory's mark); ``root``: a ``deleted`` watched directory
+    itself (nothing more is reported for it).
     """
 
     kind: str
@@ -133,6 +142,7 @@ class FsEvent:
     is_dir: bool
     dest: Optional[str] = None
     scanned: bool = False
+    root: bool = False
 
 
 class _Roots:
@@ -183,6 +193,14 @@ class _Roots:
                 return given + path[len(real):]
         return path
 
+    def below_another(self, root: str) -> bool:
+        """Is watched directory ``root`` an entry another one reports (its
+        deletion included)?"""
+        others = [d for d in self.dirs if d != root]
+        if self.recursive:
+            return any(root.startswith(d.rstrip("/") + "/") for d in others)
+        return os.path.dirname(root) in others
+
     def root_of(self, path: str) -> Optional[str]:
         for d in self.dirs:
             if path == d or path.startswith(d.rstrip("/") + "/"):
@@ -223,6 +241,8 @@ class Source:
         self.unresolved = 0
         self.group: Optional[Group] = None
         self._reader: Optional[_Reader] = None  # what events are read from: the group or a RulesGroup
+        # DELETE_SELF names no path: a root's is known by its handle.
+        self._root_handles: dict[bytes, str] = {}  # file_handle -> root (real path)
 
     def _mask(self) -> int:
         mask = M.ONDIR
@@ -265,6 +285,12 @@ class Source:
                 self._overflowed(out)
                 continue
             is_dir = bool(event.mask & M.ONDIR)
+            if event.mask & M.DELETE_SELF:
+                # Of a root, the news; of another directory (subtree-marks
+                # mode), its parent's DELETE said it. What merged into it
+                # happened to an object that is gone.
+                self._self_deleted(event, out)
+                continue
             if event.mask & M.RENAME:
                 self._renamed(event, old, new, is_dir, out)
                 continue
@@ -281,6 +307,23 @@ class Source:
             if event.mask & M.CREATE and is_dir:
                 self._new_dir(path, out, moved_in=False)
         return out
+
+    def _self_deleted(self, event: Event, out: list[FsEvent]) -> None:
+        for record in event.info:
+            if (isinstance(record, FidInfo) and record.info_type == InfoType.FID) or \
+                    (isinstance(record, DirFidNameInfo) and record.name == "."):
+                root = self._root_handles.pop(record.file_handle, None)
+                if root is not None:
+                    out.append(FsEvent("deleted", self.roots.spell(root), True, root=True))
+                    return
+
+    def _reported_roots(self) -> list[str]:
+        """The roots whose own deletion this Source reports (from DELETE_SELF),
+        their handles noted: those no other root reports as its entry."""
+        for root in self.roots.dirs:
+            if not self.roots.below_another(root):
+                self._root_handles[_file_handle(root)] = root
+        return list(self._root_handles.values())
 
     def _event_paths(self, event: Event) -> _Paths:
         """``(path, old_path, new_path)`` of an event, as resolved when read."""
@@ -475,6 +518,9 @@ class _FilesystemSource(Source):
             # can place them (every one on the filesystem would be delivered).
             for fs in rule_set.filesystems:
                 self._mark(os.fsdecode(fs), self._mask(), MarkFlag.FILESYSTEM)
+            # ...but a root's own can be had from a mark on the root alone.
+            for root in self._reported_roots():
+                self._mark(root, M.DELETE_SELF | M.ONDIR, MarkFlag.INODE)
         except BaseException:
             (reader or group).close()
             raise
@@ -510,8 +556,13 @@ class _SubtreeMarkSource(Source):
             # as it refuses a filesystem mark.
             for path in {os.stat(p).st_dev: p for p in self.subtrees}.values():
                 _file_handle(path)
-            for path in self.subtrees:
-                self._mark(path, mask, MarkFlag.SUBTREE)
+            # A root changes only with SUBTREE (EEXIST without): its own
+            # deletion is in the mask it passes on.
+            reported = self._reported_roots()
+            self._subtree_masks = {path: mask | (M.DELETE_SELF if path in reported else 0)
+                                   for path in self.subtrees}
+            for path, subtree_mask in self._subtree_masks.items():
+                self._mark(path, subtree_mask, MarkFlag.SUBTREE)
             # A watched file is watched through its directory (_Roots keeps
             # its siblings out); a root, or below one, has its mark already.
             for parent in dict.fromkeys(os.path.dirname(f) for f in roots.files):
@@ -546,9 +597,9 @@ class _SubtreeMarkSource(Source):
         # marks every cached directory that lacks its mark.
         super()._overflowed(out)
         assert self.group is not None
-        for path in self.subtrees:
+        for path, subtree_mask in self._subtree_masks.items():
             try:
-                self.group.mark(path, self._mask(), MarkFlag.SUBTREE)
+                self.group.mark(path, subtree_mask, MarkFlag.SUBTREE)
             except (FileNotFoundError, NotADirectoryError):
                 continue  # gone: its deletion is reported by its parent
         log.warning("fanbpf: rescan done: every directory is marked again; changes made "
@@ -579,6 +630,8 @@ class _InodeMarkSource(Source):
                     self._scan_tree(path, None)
                 else:
                     self._mark_one(path, self._dir_mask)
+            for path in self._reported_roots():  # added to the root's mark
+                self._mark(path, M.DELETE_SELF | M.ONDIR, MarkFlag.INODE)
         except BaseException:
             group.close()
             raise

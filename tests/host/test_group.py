@@ -197,6 +197,35 @@ def test_fid_paths_not_resolved_when_not_asked(tmp_path):
     assert ev.path is None and ev.name == "x"
 
 
+def test_a_marked_directory_is_not_held_open(group, tmp_path):
+    """The group decodes handles through a directory it opens on the
+    filesystem: the marked directory's parent, not the directory, whose
+    deletion (DELETE_SELF, after its last close) would wait for the group."""
+    d = tmp_path / "d"
+    d.mkdir()
+    group.mark(d, M.CREATE | M.DELETE_SELF | M.ONDIR)
+    (d / "x").write_text("")
+    [created] = collect(group, bool)
+    assert created.path == str(d / "x")
+    (d / "x").unlink()
+    os.rmdir(d)
+    [deleted] = collect(group, bool)
+    assert deleted.mask == M.DELETE_SELF | M.ONDIR and deleted.path is None
+
+
+def test_a_marked_mount_root_decodes_through_itself(group):
+    """A directory whose parent is on another mount is opened itself (the
+    parent could not decode its handles)."""
+    from fanbpf.testing.fs import tmpfs_mount
+
+    with tmpfs_mount() as base:
+        group.mark(base, M.CREATE | M.ONDIR)
+        os.mkdir(os.path.join(base, "x"))
+        [created] = collect(group, bool)
+        assert created.path == os.path.join(base, "x")
+        group.close()  # its fd on the tmpfs, before the unmount
+
+
 # --- fd groups -------------------------------------------------------------
 
 

@@ -20,7 +20,7 @@ import pytest
 
 import fanbpf
 from fanbpf.watch import Change, DefaultFilter, watch, awatch
-from fanbpf.watching import WatchError, open_source
+from fanbpf.watching import FsEvent, WatchError, open_source
 
 MODES = ["userspace", "inode-marks"]
 FAST = dict(debounce=400, step=50, rust_timeout=3000)
@@ -69,6 +69,41 @@ def test_changes_in_a_new_directory_and_renames(tmp_path, mode):
         (Change.deleted, str(tmp_path / "old")),
         (Change.added, str(tmp_path / "renamed")),
     }
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_watched_directory_deleted(tmp_path, mode):
+    """Its own deletion is reported as watchfiles reports it (DELETE_SELF:
+    its parent is not watched). (What was in it is reported when read before
+    it went: userspace mode names entries by their directory's handle.)"""
+    root = tmp_path / "root"
+    root.mkdir()
+    w = watch(root, mode=mode, yield_on_timeout=True, **FAST)
+    t = later(lambda: os.rmdir(root))
+    changes = first_batch(w)
+    t.join()
+    assert changes == {(Change.deleted, str(root))}
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_root_deletion_is_one_event_whatever_the_kinds(tmp_path, mode):
+    """The Source marks a root's deletion (``root``) even when deletions are
+    not asked for: nothing more comes for it. A root below another is that
+    one's entry, reported once (by its parent's DELETE)."""
+    outer, inner = tmp_path / "outer", tmp_path / "outer" / "inner"
+    inner.mkdir(parents=True)
+    with open_source([outer, inner], mode=mode, kinds=("deleted",)) as source:
+        os.rmdir(inner)
+        events = source.read(5)  # read while outer is there to name it
+        os.rmdir(outer)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and not any(e.root for e in events):
+            events += source.read(0.1)
+    assert events == [FsEvent("deleted", str(inner), True), FsEvent("deleted", str(outer), True, root=True)]
+    (tmp_path / "gone").mkdir()
+    with open_source([tmp_path / "gone"], mode=mode, kinds=("modified",)) as source:
+        os.rmdir(tmp_path / "gone")
+        assert source.read(5) == [FsEvent("deleted", str(tmp_path / "gone"), True, root=True)]
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -229,6 +264,46 @@ def test_watchdog_observer_moves_and_unschedule(tmp_path):
     assert (FileMovedEvent, str(tmp_path / "f"), str(tmp_path / "d" / "g")) in got
     assert (DirModifiedEvent, str(tmp_path), "") in got
     assert not any(isinstance(e, (FileCreatedEvent, DirMovedEvent)) for e in seen)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_watchdog_emitter_stops_when_its_directory_is_deleted(tmp_path, mode):
+    """As InotifyEmitter: a DirDeletedEvent for the watched directory, then its
+    emitter stops (watchdog's test_delete_self, with a file in it)."""
+    pytest.importorskip("watchdog")
+    from watchdog.events import (DirDeletedEvent, DirModifiedEvent, FileDeletedEvent,
+                                 FileSystemEventHandler)
+    from fanbpf.watchdog import FanotifyObserver
+
+    seen = []
+
+    class Collect(FileSystemEventHandler):
+        def on_any_event(self, event):
+            seen.append(event)
+
+    root = tmp_path / "w"
+    root.mkdir()
+    (root / "f").write_text("x")
+    observer = FanotifyObserver(mode=mode)
+    observer.schedule(Collect(), str(root), recursive=True)
+    observer.start()
+    try:
+        [emitter] = observer.emitters
+        os.unlink(root / "f")
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and not seen:  # read while w is there to name it
+            time.sleep(0.05)
+        os.rmdir(root)
+        emitter.join(5)
+        assert not emitter.is_alive()
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and DirDeletedEvent(str(root)) not in seen:
+            time.sleep(0.05)
+    finally:
+        observer.stop()
+        observer.join()
+    assert seen == [FileDeletedEvent(str(root / "f")), DirModifiedEvent(str(root)),
+                    DirDeletedEvent(str(root))]
 
 
 def test_subtree_marks_mode_needs_the_kernel_series(tmp_path):

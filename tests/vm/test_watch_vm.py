@@ -47,6 +47,27 @@ def test_excluded_dirs_are_dropped_in_the_kernel(tmpfs, mode):
         w.close()
 
 
+@pytest.mark.parametrize("mode", ["kernel", "subtree-marks"])
+def test_a_watched_directory_deleted(tmpfs, mode):
+    """Its own deletion is reported (``root``), known by its handle: its
+    DELETE_SELF names no path, and in kernel mode the handler cannot place
+    it (delivered, undecided).  A directory deleted below it is its DELETE
+    alone (in subtree-marks mode its DELETE_SELF, which the root's mask
+    passes on, is dropped)."""
+    root = Path(tmpfs, "root")
+    os.makedirs(root / "sub")
+    with open_source([str(root)], mode=mode, kinds=("created", "deleted", "moved")) as source:
+        assert source.mode == mode
+        os.rmdir(root / "sub")
+        events = source.read(timeout=20)  # read while root is there to name sub
+        os.rmdir(root)
+        while not any(e.root for e in events) and (batch := source.read(timeout=20)):
+            events += batch
+        events += source.read(timeout=0.5)
+    assert [(e.kind, e.path, e.root) for e in events] == [("deleted", str(root / "sub"), False),
+                                                          ("deleted", str(root), True)]
+
+
 def test_a_9p_filesystem_is_named(tmp_path):
     """The checkout is shared with the guest over 9p, which has no file handles."""
     with pytest.raises(WatchError, match=r"on 9p, a filesystem without file handles.*Poll it"):
