@@ -205,11 +205,11 @@ def targets(res) -> list[str]:
                f"({(1 - r_bpf) * 100:+.1f} % slower) — {verdict(r_bpf >= 0.95)}")
     hrows = [r for r in res["handler"] if r["roots"] == 1 and not r.get("exclude_dirs")]
     if hrows and all(r.get("kmod_stats_ns") for r in hrows):
-        ratios = {r["depth"]: med(r["bpf_stats_ns"]) / med(r["kmod_stats_ns"])
-                  for r in sorted(hrows, key=lambda r: r["depth"])}
+        by_depth = {r["depth"]: med(r["bpf_stats_ns"]) / med(r["kmod_stats_ns"])
+                    for r in sorted(hrows, key=lambda r: r["depth"])}
         out.append("- BPF per-event cost at most 1.25x the module's at every depth (timed "
-                   "inside): " + ", ".join(f"depth {d} {x:.2f}x" for d, x in ratios.items()) +
-                   f" — {verdict(max(ratios.values()) <= 1.25)}")
+                   "inside): " + ", ".join(f"depth {d} {x:.2f}x" for d, x in by_depth.items()) +
+                   f" — {verdict(max(by_depth.values()) <= 1.25)}")
     elif hrows:
         b = med([med(r["bpf_added_ns"]) for r in hrows])
         k = med([med(r["kmod_added_ns"]) for r in hrows])
