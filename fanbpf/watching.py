@@ -323,13 +323,14 @@ class Source:
                     out.append(FsEvent("deleted", self.roots.spell(root), True, root=True))
                     return
 
-    def _reported_roots(self) -> list[str]:
+    def _reported_roots(self) -> frozenset[str]:
         """The roots whose own deletion this Source reports (from DELETE_SELF),
-        their handles noted: those no other root reports as its entry."""
+        their handles noted: those no other root reports as its entry.  A set:
+        subtree-marks mode asks it once per root."""
         for root in self.roots.dirs:
             if not self.roots.below_another(root):
                 self._root_handles[_file_handle(root)] = root
-        return list(self._root_handles.values())
+        return frozenset(self._root_handles.values())
 
     def _event_paths(self, event: Event) -> _Paths:
         """``(path, old_path, new_path)`` of an event, as resolved when read."""
