@@ -158,20 +158,37 @@ static __always_inline __u64 subvolume_dev(struct inode *inode, __u64 dev)
 	return root ? root->anon_dev : dev;
 }
 
+/*
+ * The name lengths the kernel's skip stops at: those a DIRS list may
+ * name; with roots in the args (no node-filter bits) all of them, so that
+ * it stops at every dentry.  Recomputed at each call: a u64 kept across
+ * the walk took the frame past 512 bytes.
+ */
+static __always_inline __u64 walk_len_bits(const struct fanbpf_rules_args *a)
+{
+	return fanbpf_args_have_roots(a) ? ~0ULL :
+	       fanbpf_dirs_apply(a) ? fanbpf_dir_len_bits(a->set_id) : 0;
+}
+
 /* walk()'s state bits (one register across the calls, not three) */
-#define WALK_DIR	1	/* the current dentry is a directory */
+#define WALK_DIR	1	/* the dentries from here on are directories */
 #define WALK_DEV	2	/* dev has been read */
 #define WALK_SUBVOL	4	/* nodes are named by subvolume (btrfs) */
-#define WALK_ABOVE	8	/* this step is above the start */
-#define WALK_PARENT	16	/* *parent_ino has been set */
 
 /*
  * One walk: the steps the parents iterator takes from @dentry (or from a
  * dentry of @inode), nearest first.  @first_dir: whether the first one is
  * a directory (the ones above always are).  @k is the handler's key
- * buffer.  *@parent_ino: the inode number of the first dentry's parent,
- * set if the first did not decide and was not a root (else left alone).
+ * buffer.  *@parent_ino: the inode number of @dentry's parent, set when
+ * the walk starts from @dentry and the first dentry did not decide (else
+ * left alone).
  * Returns enum fanbpf_walk.
+ *
+ * The kernel steps past every dentry that no rule can name -- no bit in
+ * the node filter (fanbpf_node_maybe()), no listed directory-name length
+ * -- so the program sees only the few that may decide; the walk is then
+ * a handful of calls at any depth.  With roots in the args (which have
+ * no filter bits) all length bits make it stop at every dentry.
  *
  * The iterator keeps the dentries: a step has the dentry's inode
  * (untrusted, so every load through it is fault-handled and a NULL inode
@@ -200,6 +217,15 @@ static __always_inline int walk(const struct fanbpf_rules_args *a, union fanbpf_
 	__u64 dev = 0;
 
 	bpf_iter_fanotify_parents_new(&it, dentry, inode, FANBPF_MAX_DEPTH);
+	/*
+	 * The parent, for the dir walk's shortcut: read from the event's
+	 * dentry after the walk began, so that a rename since then tears
+	 * the walk (its answer then stands only if it delivers).  A plain
+	 * number: d_parent is an untrusted pointer, every load fault-handled.
+	 */
+	if (dentry)
+		*parent_ino = dentry->d_parent->d_inode->i_ino;
+	bpf_iter_fanotify_parents_skip(&it, &fanbpf_rules_node_filter, walk_len_bits(a));
 	while ((step = bpf_iter_fanotify_parents_next(&it))) {
 		i = step->inode;
 		if (i && !(state & WALK_DEV)) {
@@ -209,22 +235,12 @@ static __always_inline int walk(const struct fanbpf_rules_args *a, union fanbpf_
 			if (per_subvolume(i->i_sb))
 				state |= WALK_SUBVOL;
 		}
-		/*
-		 * Verifier: the first step above the start is told by state
-		 * bits, not by step->depth == 1 (a test on a value it cannot
-		 * know forks every iteration), and what is kept is a number,
-		 * not the inode pointer or a comparison's outcome (either kept
-		 * the loop's states apart): otherwise the walk never converged.
-		 */
-		if ((state & (WALK_ABOVE | WALK_PARENT)) == WALK_ABOVE) {
-			*parent_ino = i->i_ino;
-			state |= WALK_PARENT;
-		}
 		if (i)		/* negative dentries are walked through, never roots */
 			w = fanbpf_node_decides(a, k, state & WALK_SUBVOL ? subvolume_dev(i, dev) : dev,
 						i->i_ino);
-		if (w == FANBPF_WALK_NEXT && (state & WALK_DIR) && fanbpf_dirs_apply(a) &&
-		    fanbpf_dir_len_listed(a->set_id, step->name_len)) {
+		/* Above the start every dentry is a directory. */
+		if (w == FANBPF_WALK_NEXT && ((state & WALK_DIR) || step->depth) &&
+		    fanbpf_dirs_apply(a) && fanbpf_dir_len_listed(a->set_id, step->name_len)) {
 			fanbpf_name_key_reset(k, a->set_id, FANBPF_LIST_DIRS);
 			len = bpf_iter_fanotify_parents_name(&it, k->name.name, sizeof(k->name.name));
 			if (len >= 0) {
@@ -233,22 +249,18 @@ static __always_inline int walk(const struct fanbpf_rules_args *a, union fanbpf_
 					w = FANBPF_WALK_EXCLUDED;
 			}
 		}
-		if (w != FANBPF_WALK_NEXT)
+		if (w != FANBPF_WALK_NEXT) {
+			if (!step->depth)	/* the start decided: no shortcut */
+				*parent_ino = 0;
 			break;
-		state |= WALK_DIR | WALK_ABOVE;
+		}
+		state |= WALK_DIR;
 		/*
-		 * The kernel steps past the ancestors no rule can name: no
-		 * node bit (fanbpf_node_maybe()), no listed name length.  Not
-		 * before the parent, whose inode number the walk keeps, nor
-		 * with roots in the args, which have no bits in the filter:
-		 * all length bits stop it at once.  Verifier: called on every
-		 * step, the choice in its argument; a call behind a branch
-		 * took the handler's verification past a million insns.
+		 * Verifier: called on every step, the choice in its argument;
+		 * a call behind a branch took the handler's verification past
+		 * a million insns.
 		 */
-		bpf_iter_fanotify_parents_skip(&it, &fanbpf_rules_node_filter,
-					       !(state & WALK_PARENT) || fanbpf_args_have_roots(a) ?
-					       ~0ULL : fanbpf_dirs_apply(a) ?
-					       fanbpf_dir_len_bits(a->set_id) : 0);
+		bpf_iter_fanotify_parents_skip(&it, &fanbpf_rules_node_filter, walk_len_bits(a));
 	}
 	end = bpf_iter_fanotify_parents_end(&it);
 	bpf_iter_fanotify_parents_destroy(&it);
