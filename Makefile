@@ -48,7 +48,7 @@ TEST_BPF_OBJS := $(patsubst tests/host/bpf/%.bpf.c,$(BUILD)/test-bpf/%.bpf.o,$(w
 VM_TEST_BPF_OBJS := $(patsubst tests/vm/bpf/%.bpf.c,$(BUILD)/test-bpf-vm/%.bpf.o,$(wildcard tests/vm/bpf/*.bpf.c))
 URING_READ := $(BUILD)/tests/uring_read
 
-.PHONY: deps build dist kernel test test-host test-vm test-upstream-vm test-kasan typecheck run bench bench-smoke bench-cost bench-tools vm clean
+.PHONY: deps build dist kernel test test-host test-vm test-upstream-vm test-kasan test-kasan-long typecheck run bench bench-smoke bench-cost bench-tools vm clean
 
 # --- dependencies --------------------------------------------------------
 
@@ -187,7 +187,7 @@ test: typecheck dist kernel bench-tools upstream-sdists
 # kselftests and the BPF test_progs), on the KASAN kernel (slow: not part
 # of make test).
 KASAN_TESTS := tests/vm/test_kernel_module.py tests/vm/test_kernel_bpf.py tests/vm/test_subtree_marks.py \
-	tests/vm/test_kernel_audit.py \
+	tests/vm/test_kernel_audit.py tests/vm/test_kernel_walk.py \
 	tests/vm/test_kernel_safety.py
 test-kasan: export FANBPF_KERNEL_VARIANT := kasan
 test-kasan: build
@@ -195,6 +195,16 @@ test-kasan: build
 	kernel/vm.sh $(PY) -m pytest -q -p no:cacheprovider $(KASAN_TESTS)
 	kdir=$$(kernel/build.sh --dir) && kernel/vm.sh sh -c '"$$1/fastpath_test" && "$$1/subtree_test" && \
 		"$$1/test_progs" -t fanotify_fastpath' sh "$$kdir"
+
+# The two races the review of series v3 reproduced, 20 times as long as in
+# make test (FANBPF_STRESS), on the KASAN kernel: a dentry dying under a walk
+# (defect 1) and names copied while renames swap them.
+test-kasan-long: export FANBPF_KERNEL_VARIANT := kasan
+test-kasan-long: build
+	kernel/build.sh
+	kernel/vm.sh env FANBPF_STRESS=$(or $(STRESS),20) $(PY) -m pytest -q -p no:cacheprovider \
+		tests/vm/test_kernel_walk.py::test_a_dentry_dying_under_a_walk_cannot_oops \
+		tests/vm/test_kernel_safety.py::test_name_copies_race_renames_between_short_and_long_names
 
 run: build kernel
 	kernel/vm.sh $(PY) -m fanbpf demo

@@ -143,6 +143,11 @@ def read_inos(fd):
 TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
+#: rounds multiplier for the stress tests (make test-kasan-long sets it):
+#: the defect-1 link/unlink race and the rename storm run this many times longer
+STRESS = int(os.environ.get("FANBPF_STRESS", "1"))
+
+
 def vm_object(name):
     """A handler built from tests/vm/bpf/ by `make build`."""
     return os.path.join(TOP, "build", "test-bpf-vm", f"{name}.bpf.o")

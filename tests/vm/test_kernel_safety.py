@@ -22,7 +22,7 @@ import fanbpf
 from fanbpf import EventMask, Group, Handler, InitFlag, MarkFlag
 
 from kabi import (EIOCBQUEUED, ERESTARTSYS, TOP, FAN_CLASS_NOTIF, FAN_CLOSE_WRITE,
-                  FAN_FP_ADD_BPF_FD, FAN_OPEN, FAN_REPORT_FID, KMOD, SYSFS, add_fp, attached,
+                  FAN_FP_ADD_BPF_FD, FAN_OPEN, FAN_REPORT_FID, KMOD, STRESS, SYSFS, add_fp, attached,
                   churn, del_fp, fan_init, fan_mark, raises_errno, read_paths, subtree_args,
                   touch, vm_object)
 
@@ -87,7 +87,7 @@ def test_name_copies_race_renames_between_short_and_long_names(tmpfs):
         fds = [os.open(f"{tmpfs}/s{n}", os.O_WRONLY | os.O_CREAT) for n in range(2)]
         writers = [multiprocessing.Process(target=_write_storm, args=(fd, stop))
                    for fd in fds]
-        renamers = [multiprocessing.Process(target=_rename_storm, args=(tmpfs, n, 2000))
+        renamers = [multiprocessing.Process(target=_rename_storm, args=(tmpfs, n, 2000 * STRESS))
                     for n in range(2)]
         for p in writers + renamers:
             p.start()

@@ -26,8 +26,8 @@ import pytest
 import fanbpf
 from fanbpf import EventMask, Group, Handler, InitFlag, MarkFlag
 
-from kabi import (FAN_OPEN, KMOD, SYSFS, add_fp, attached, del_fp, fan_init, fan_mark,
-                  subtree_args, touch, vm_object)
+from kabi import (FAN_OPEN, KMOD, STRESS, SYSFS, add_fp, attached, del_fp, fan_init,
+                  fan_mark, subtree_args, touch, vm_object)
 
 libc = ctypes.CDLL(None, use_errno=True)
 PARAMS = f"/sys/module/{KMOD}/parameters"
@@ -62,7 +62,7 @@ def test_a_dentry_dying_under_a_walk_cannot_oops(tmpfs):
         g.mark(f"{tmpfs}/b/y", EventMask.OPEN, MarkFlag.INODE)
         g.attach(h)
         linker = multiprocessing.Process(target=_link_unlink,
-                                         args=(f"{tmpfs}/b/y", f"{tmpfs}/a/x", 3000))
+                                         args=(f"{tmpfs}/b/y", f"{tmpfs}/a/x", 3000 * STRESS))
         opener = multiprocessing.Process(target=_open_close, args=(f"{tmpfs}/b/y", stop))
         linker.start()
         opener.start()
