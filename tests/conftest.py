@@ -7,6 +7,7 @@ the checkout's fanbpf/).  Stop at once if that did not hold: every result
 would be about the wrong code.
 """
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,12 @@ import fanbpf
 pytest_plugins = ["fanbpf.testing"]
 
 CHECKOUT = Path(__file__).resolve().parents[1]
+
+# Run in the background of a non-interactive shell (`nohup make test &`),
+# the tests would ignore SIGINT, and so would every watcher they start:
+# the tests that interrupt one need the default (which exec passes on).
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def pytest_report_header(config):
