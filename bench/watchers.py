@@ -216,7 +216,8 @@ def fanbpf_(mount: str, subtree: str, config: str) -> None:
         flags |= InitFlag.UNLIMITED_MARKS  # one mark per cached directory
     prefix = subtree + os.sep
     dir_mask = mask | EventMask.ONDIR | EventMask.EVENT_ON_CHILD
-    handler = None
+    handler = attachment = None
+    undecided = f"/sys/module/{KMOD}/parameters/undecided"
     with fanbpf.Group(flags) as group:
         if marks == "dirs":
             for d, _, _ in os.walk(subtree):
@@ -232,7 +233,11 @@ def fanbpf_(mount: str, subtree: str, config: str) -> None:
         elif how in ("rules", "skip-bpf"):
             source = "rules" if how == "rules" else SKIP_BPF
             handler = fanbpf.Handler.load(source, private=True)
-            group.attach(handler, fanbpf.rules(subtree=[subtree]) if how == "rules" else None)
+            attachment = group.attach(handler, fanbpf.rules(subtree=[subtree])
+                                      if how == "rules" else None)
+        # The events delivered because the handler could not place them (a
+        # walk a rename tore, ...): what an exact filter may add (run.py).
+        undecided0 = int(open(undecided).read()) if how == "kmod" else 0
         ready()
         last = False
         while not last:
@@ -258,6 +263,10 @@ def fanbpf_(mount: str, subtree: str, config: str) -> None:
                 lines.extend(f"{name} {path}\n" for bit, name in bits.items()
                              if event.mask & bit)
             emit(lines)
+        if how == "kmod":
+            print(f"undecided {int(open(undecided).read()) - undecided0}", file=sys.stderr)
+        elif how == "rules":
+            print(f"undecided {attachment.stats.undecided}", file=sys.stderr)
         if handler is not None:
             group.detach()
             handler.close()

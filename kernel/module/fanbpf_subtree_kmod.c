@@ -27,7 +27,9 @@
  * Timing, for comparing the module with a BPF handler from the inside:
  * with stats=1 each call is timed with sched_clock() as BPF programs are
  * with kernel.bpf_stats_enabled=1, and the sums read back as run_cnt and
- * run_time_ns (bpftool's names).
+ * run_time_ns (bpftool's names).  The events delivered because a walk
+ * could not place them are counted always (undecided), as the BPF
+ * handler counts them: an exact filter's extra events are those.
  */
 static bool stats;
 module_param(stats, bool, 0644);
@@ -36,6 +38,7 @@ MODULE_PARM_DESC(stats, "time each call (read run_cnt and run_time_ns)");
 struct call_stats {
 	u64 run_cnt;
 	u64 run_time_ns;
+	u64 undecided;
 };
 
 static DEFINE_PER_CPU(struct call_stats, call_stats);
@@ -56,6 +59,8 @@ static const struct kernel_param_ops stat_ops = {
 };
 module_param_cb(run_cnt, &stat_ops, (void *)offsetof(struct call_stats, run_cnt), 0444);
 module_param_cb(run_time_ns, &stat_ops, (void *)offsetof(struct call_stats, run_time_ns), 0444);
+module_param_cb(undecided, &stat_ops, (void *)offsetof(struct call_stats, undecided), 0444);
+MODULE_PARM_DESC(undecided, "events delivered because no walk could place them");
 
 /*
  * For tests of the fastpath's locking: with free_gate set, fp_free waits
@@ -186,6 +191,8 @@ static int subtree_handler(struct fanotify_fastpath_hook *hook, u32 mask,
 		res = walk_up(args, inode_dentry(inode));
 	rcu_read_unlock();
 
+	if (res == WALK_UNDECIDED)
+		this_cpu_inc(call_stats.undecided);
 	if (start) {
 		this_cpu_inc(call_stats.run_cnt);
 		this_cpu_add(call_stats.run_time_ns, sched_clock() - start);

@@ -71,7 +71,8 @@ def test_fanwatch_reports_exactly_what_the_plan_predicts(scene, f):
     assert outside_paths(plan, tree) and want
     assert not {p for _, p in want} & outside_paths(plan, tree)
     assert bench.score("fanwatch", plan, tree, tag, events, (0, 1 << 62)) == {
-        "expected": len(want), "missed": 0, "extra": 0, "overflows": 0}
+        "expected": len(want), "missed": 0, "extra": 0, "overflows": 0,
+        "missed_sample": [], "extra_sample": []}
 
 
 def test_inotifywait_agrees_when_no_directory_is_created_under_it(scene):
@@ -83,7 +84,8 @@ def test_inotifywait_agrees_when_no_directory_is_created_under_it(scene):
     events = watch("inotifywait", tree, scratch, plan, "ino")
     want = bench.expected(plan, tree.sub, bench.watcher_kinds("inotifywait"))
     got = bench.score("inotifywait", plan, tree, "ino", events, (0, 1 << 62))
-    assert got == {"expected": len(want), "missed": 0, "extra": 0, "overflows": 0}
+    assert got == {"expected": len(want), "missed": 0, "extra": 0, "overflows": 0,
+                   "missed_sample": [], "extra_sample": []}
     # one create/modify/close_write + moved_from/moved_to + delete per inside op
     inside = sum(1 for line in plan if line.startswith("C ") and line[2:].startswith(tree.sub + os.sep))
     assert len(want) == 6 * (inside - 1) + 3  # the sentinel is only created
@@ -101,6 +103,9 @@ def test_the_oracle_counts_a_missing_and_an_extra_event(scene):
     kept.append((0, "create", os.path.join(tree.sub, "blind.f999999")))
     got = bench.score("fanwatch", plan, tree, "blind", kept, (0, 1 << 62))
     assert (got["missed"], got["extra"]) == (1, 1)
+    # and names them, for the message of a failed check
+    assert got["missed_sample"] == [(kind, path)]
+    assert got["extra_sample"] == [("create", os.path.join(tree.sub, "blind.f999999"))]
 
 
 def test_workload_binary_runs_the_plan_it_is_given(scene):

@@ -240,7 +240,8 @@ def test_attach_detach_loop_under_load(tree, group):
 def test_a_walk_that_cannot_reach_the_top_delivers(tree, group):
     """The module looks at FANBPF_MAX_DEPTH (4096) dentries: a file whose
     root is the 4096th is placed (outside: skipped); one a level deeper
-    cannot be placed and is delivered (fail open), never dropped."""
+    cannot be placed and is delivered (fail open) and counted, never dropped."""
+    undecided = f"/sys/module/{KMOD}/parameters/undecided"
     # tree/out/d x N/f: f, N "d", out and the tmpfs root are N + 3 dentries
     fd, _ = deep_dirs(f"{tree}/out", ["d"] * 4093)
     try:
@@ -250,8 +251,11 @@ def test_a_walk_that_cannot_reach_the_top_delivers(tree, group):
         unplaced = os.stat("d/unplaced", dir_fd=fd).st_ino
         read_inos(group)  # the creations, before the handler
         add_fp(group, KMOD.encode(), subtree_args(f"{tree}/in"))
+        before = int(open(undecided).read())
         for name in ("placed", "d/unplaced"):
             os.close(os.open(name, os.O_WRONLY, dir_fd=fd))
+        # "unplaced": open and close_write, both delivered undecided
+        assert int(open(undecided).read()) - before == 2
         touch(f"{tree}/in/a")
         # "placed" is outside the root: skipped
         assert read_inos(group) == {unplaced, os.stat(f"{tree}/in/a").st_ino}
