@@ -483,10 +483,10 @@ class RulesGroup:
                 return out
             # everything in the batch was dropped: keep reading until the timeout
 
-    def drain(self) -> list[Event]:
+    def drain(self, deadline: float | None = None) -> list[Event]:
         """Every event queued now that passes the rules, without waiting (see
         :meth:`~fanbpf.group.Group.drain`)."""
-        events = self.group.drain()
+        events = self.group.drain(deadline)
         return events if self.filter is None else self._filter_batch(events)
 
     def _filter_batch(self, events: list[Event]) -> list[Event]:

@@ -390,8 +390,12 @@ class Group:
         finally:
             self._leave()
 
-    def drain(self) -> list[Event]:
+    def drain(self, deadline: float | None = None) -> list[Event]:
         """Every event queued now, in as many batches as it takes, without waiting.
+
+        ``deadline`` (a :func:`time.monotonic` time): read no further batch
+        after it, leaving the rest queued -- while events come in as fast
+        as they are read, "everything queued" has no end.
 
         As :meth:`read_events`, reading closes the fds of earlier batches:
         only the last batch's events keep theirs.
@@ -399,6 +403,8 @@ class Group:
         events: list[Event] = []
         while batch := self.read_events(timeout=0):
             events.extend(batch)
+            if deadline is not None and time.monotonic() > deadline:
+                break
         return events
 
     def _wait_readable(self, timeout: float | None) -> bool:

@@ -211,7 +211,12 @@ class Notify:
         last_size = 0
         while True:
             if (yield step):
-                self._add(self.source.drain())
+                # Read no longer than the batch may last: while events come
+                # in as fast as they are read, the queue never empties.
+                now = time.monotonic()
+                self._add(self.source.drain(max_debounce or now + debounce_ms / 1000))
+                if self.changes and max_debounce is None:
+                    max_debounce = now + debounce_ms / 1000
             if self.source.closed:
                 raise RuntimeError("fanbpf watcher closed")
             if is_set is not None and is_set():

@@ -119,7 +119,7 @@ class _Reader(Protocol):
 
     def read_events(self, timeout: Optional[float] = None) -> list[Event]: ...
 
-    def drain(self) -> list[Event]: ...
+    def drain(self, deadline: Optional[float] = None) -> list[Event]: ...
 
     def close(self) -> None: ...
 
@@ -276,12 +276,14 @@ class Source:
             return []
         return self._convert(events)
 
-    def drain(self) -> list[FsEvent]:
-        """Everything queued now, without waiting (what a signal leaves to report)."""
+    def drain(self, deadline: Optional[float] = None) -> list[FsEvent]:
+        """Everything queued now, without waiting (what a signal leaves to
+        report); with ``deadline``, what was read by then (the group's
+        :meth:`~fanbpf.group.Group.drain`)."""
         reader = self._reader
         if self.closed or reader is None:
             return []
-        return self._convert(reader.drain())
+        return self._convert(reader.drain(deadline))
 
     def _convert(self, events: list[Event]) -> list[FsEvent]:
         out: list[FsEvent] = []

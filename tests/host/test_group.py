@@ -319,6 +319,18 @@ def test_drain_reads_every_batch_without_waiting(group, tmp_path):
     assert group.drain() == []
 
 
+def test_drain_past_its_deadline_reads_no_further_batch(group, tmp_path):
+    """A deadline already past: one batch (the rest stays queued, not lost)."""
+    group.mark(tmp_path, M.CREATE)
+    names = [f"f{i:04}" for i in range(1500)]  # more than one 64 KiB read holds
+    for name in names:
+        (tmp_path / name).write_text("")
+    first = group.drain(deadline=time.monotonic() - 1)
+    assert 0 < len(first) < len(names)
+    rest = group.drain()
+    assert sorted(ev.name for ev in first + rest) == names
+
+
 def test_blocking_read_wakes_for_an_event_from_another_thread(group, tmp_path):
     group.mark(tmp_path, M.CREATE)
     timer = threading.Timer(0.2, (tmp_path / "late").write_text, [""])

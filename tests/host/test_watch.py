@@ -155,6 +155,25 @@ def test_stop_event_and_timeout(tmp_path):
     assert list(w) == []
 
 
+def test_a_batch_is_not_held_back_by_what_is_still_queued(tmp_path):
+    """A batch is read for at most ``debounce`` ms: a backlog (or a flood
+    that never lets the queue empty) is yielded in several batches, none
+    lost, instead of held until the queue is empty."""
+    w = watch(tmp_path, debounce=1, step=1, rust_timeout=3000, yield_on_timeout=True,
+              watch_filter=None)
+    names = {str(tmp_path / f"f{i:04}") for i in range(3000)}
+    for name in names:
+        open(name, "w").close()
+    try:
+        batches = [next(w)]
+        while batches[-1]:
+            batches.append(next(w))
+    finally:
+        w.close()
+    assert len(batches[0]) < len(names)
+    assert set().union(*batches) == {(Change.added, name) for name in names}
+
+
 def test_awatch(tmp_path):
     async def main():
         stop = asyncio.Event()
