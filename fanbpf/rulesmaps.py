@@ -50,8 +50,8 @@ from fanbpf.model import (MAX_GLOBS, NAME_MAX, NameList, Node, NodeKind, Pattern
 if TYPE_CHECKING:
     from fanbpf.handler import BpfObject
 
-__all__ = ["RulesMaps", "RulesStats", "ROOT", "EXCLUDED", "NODES", "NAMES", "GLOBS", "STATS",
-           "FILTER", "DIR_LENGTHS", "node_filter_bit"]
+__all__ = ["RulesMaps", "RulesStats", "ROOT", "EXCLUDED", "NODES", "NAMES", "GLOBS", "HOOKS",
+           "SETS", "FILTER", "DIR_LENGTHS", "node_filter_bit"]
 
 ROOT = NodeKind.ROOT
 EXCLUDED = NodeKind.EXCLUDED
@@ -59,7 +59,8 @@ EXCLUDED = NodeKind.EXCLUDED
 NODES = "fanbpf_rules_nodes"
 NAMES = "fanbpf_rules_names"
 GLOBS = "fanbpf_rules_globs"
-STATS = "fanbpf_rules_stats"
+HOOKS = "fanbpf_rules_hooks"
+SETS = "fanbpf_rules_sets"
 FILTER = "fanbpf_rules_node_filter"
 DIR_LENGTHS = "fanbpf_rules_dir_lengths"
 
@@ -84,14 +85,16 @@ _LAYOUTS = {
     "fanbpf_rules_stats": (_STATS, {"delivered": 0, "skipped": 8, "denied": 16, "undecided": 24}),
     "fanbpf_name_lengths": (_LENGTHS, {"set_id": 0, "bits": 8}),
 }
-# map name -> (key layout, value layout, per CPU)
+# map name -> (key layout, value layout); a hook's value is its args and its
+# counts (struct fanbpf_rules_hook: checked by its size, counts read here)
 _MAPS = {
-    NODES: (_NODE_KEY, _U32, False),
-    NAMES: (_NAME_KEY, _U32, False),
-    GLOBS: (_GLOB_KEY, _PATTERN, False),
-    STATS: (_U64, _STATS, True),
-    FILTER: (_U32, _U64, False),
-    DIR_LENGTHS: (_U32, _LENGTHS, False),
+    NODES: (_NODE_KEY, _U32),
+    NAMES: (_NAME_KEY, _U32),
+    GLOBS: (_GLOB_KEY, _PATTERN),
+    HOOKS: (_U64, None),
+    SETS: (_U64, _U64),
+    FILTER: (_U32, _U64),
+    DIR_LENGTHS: (_U32, _LENGTHS),
 }
 
 # fanbpf_node_filter_bit() of src/bpf/fanbpf_rules_maps.h
@@ -173,23 +176,27 @@ class RulesMaps:
             if ctype.size != layout.size or got != offsets:
                 raise RuntimeError(f"{self.obj.path}: struct {name} is not the layout fanbpf "
                                    f"packs ({ctype.size} bytes, {got}); rebuild the object")
+        hook = btf.find_struct("fanbpf_rules_hook")
+        if hook is None or "stats" not in hook.fields:
+            raise RuntimeError(f"{self.obj.path}: no struct fanbpf_rules_hook with stats; "
+                               "rebuild the object")
+        self._stats_offset = hook.fields["stats"][0]
         self._stride: dict[str, int] = {}
-        for name, (key, value, percpu) in _MAPS.items():
+        for name, (key, value) in _MAPS.items():
+            value_size = hook.size if value is None else value.size
             info = ffi.new("struct fanbpf_map_info *")
             ret = lib.fanbpf_obj_map_info(self.obj._obj(), name.encode(), info)
             if ret == -_errno.ENOENT:
                 raise LookupError(f"{self.obj.path} has no map {name}: not a rules object")
             self._call(ret, name)
-            if info.key_size != key.size or info.value_size != value.size:
+            if info.key_size != key.size or info.value_size != value_size:
                 raise RuntimeError(f"{self.obj.path}: map {name} has {info.key_size}-byte keys and "
                                    f"{info.value_size}-byte values, not {key.size} and "
-                                   f"{value.size}; rebuild the object")
+                                   f"{value_size}; rebuild the object")
             self._stride[name] = info.value_stride
             if info.max_entries != _ENTRIES.get(name, info.max_entries):
                 raise RuntimeError(f"{self.obj.path}: map {name} has {info.max_entries} entries, "
                                    f"not {_ENTRIES[name]}; rebuild the object")
-            if name == STATS:
-                self.cpus = info.value_stride // ((value.size + 7) & ~7)
 
     # -- raw operations ------------------------------------------------------
 
@@ -283,9 +290,9 @@ class RulesMaps:
 
     def new_set_id(self) -> int:
         """A new set id: they count up from 1 per RulesMaps (one per loaded
-        handler), skipping any an attachment's stats entry still holds."""
+        handler), skipping any an attachment still holds."""
         for set_id in self._ids:
-            if self.lookup(STATS, _U64.pack(set_id)) is None:
+            if self.lookup(SETS, _U64.pack(set_id)) is None:
                 return set_id
         raise AssertionError("unreachable")
 
@@ -456,15 +463,11 @@ class RulesMaps:
                 self._delete_keys(name, keys)
 
     def read_stats(self, set_id: int) -> RulesStats:
-        """The set's counters summed over the CPUs; FileNotFoundError if it
+        """The set's counters; FileNotFoundError if it
         has none (not attached, or detached)."""
-        value = self.lookup(STATS, _U64.pack(set_id))
-        if value is None:
+        hook = self.lookup(SETS, _U64.pack(set_id))
+        value = self.lookup(HOOKS, hook) if hook is not None else None
+        if value is None:  # also when it was detached between the two lookups
             raise FileNotFoundError(_errno.ENOENT, f"rule set {set_id} has no stats: it is not "
                                     "attached")
-        step = (_STATS.size + 7) & ~7
-        sums = [0, 0, 0, 0]
-        for cpu in range(self.cpus):
-            for i, v in enumerate(_STATS.unpack_from(value, cpu * step)):
-                sums[i] += v
-        return RulesStats(*sums)
+        return RulesStats(*_STATS.unpack_from(value, self._stats_offset))

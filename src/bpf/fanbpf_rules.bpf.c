@@ -22,10 +22,11 @@
  * tree, the bound), or that a rename may have torn, cannot decide: the
  * event is delivered and counted.
  *
- * Per-attachment state: the args, in a hash map keyed by hook->id, put
- * there by fp_init (which validates them), read by fp_handler, removed by
- * fp_free; and the attachment's stats entry (fanbpf_rules_stats, keyed by
- * set_id), created by fp_init and deleted by fp_free.
+ * Per-attachment state: one element of fanbpf_rules_hooks, keyed by
+ * hook->id, with the args (put there by fp_init, which validates them) and
+ * the counts of what fp_handler decided; and the set id's entry in
+ * fanbpf_rules_sets, by which user space finds the counts.  fp_free
+ * removes both.
  */
 #include "fanotify_fastpath.bpf.h"
 #include "fanbpf_rules_logic.h"
@@ -38,13 +39,8 @@ _Static_assert(FANBPF_LOGIC_PERM_EVENTS == FANBPF_PERM_EVENTS, "permission event
 _Static_assert(FANBPF_LOGIC_ONDIR == FAN_ONDIR, "FAN_ONDIR");
 _Static_assert(sizeof(struct fanbpf_rules_args) <= FAN_FP_ARGS_MAX, "args too big");
 
-#define FANBPF_RULES_MAX_ATTACHMENTS	FANBPF_MAX_SETS
-
-FANBPF_HOOK_MAP(fanbpf_rules_by_hook, struct fanbpf_rules_args,
-		FANBPF_RULES_MAX_ATTACHMENTS);
-
 /* fp_init inserts this, then fills the element in place (see there). */
-static struct fanbpf_rules_args empty_args;
+static struct fanbpf_rules_hook empty_hook;
 
 extern void *bpf_rdonly_cast(const void *obj__ign, __u32 btf_id__k) __ksym;
 extern struct task_struct *bpf_task_from_pid(s32 pid) __ksym;
@@ -307,15 +303,17 @@ int BPF_PROG(fanbpf_rules_handler, struct fanotify_fastpath_hook *hook, __u32 ma
 	 */
 	union fanbpf_rules_key key;
 	const struct fanbpf_rules_args *a;
+	struct fanbpf_rules_hook *h;
 	int match = FANBPF_MATCH_YES, w0 = FANBPF_WALK_NONE, w1 = FANBPF_WALK_NONE;
 	bool first_dir = mask & FAN_ONDIR;
 	__u64 parent_ino = 0;
 	__u64 id = hook->id;
 	int len, verdict;
 
-	a = bpf_map_lookup_elem(&fanbpf_rules_by_hook, &id);
-	if (!a)		/* not initialised: cannot happen, fail open */
+	h = bpf_map_lookup_elem(&fanbpf_rules_hooks, &id);
+	if (!h)		/* not initialised: cannot happen, fail open */
 		return FAN_FP_RET_SEND_TO_USERSPACE;
+	a = &h->args;
 
 	if (a->sections & FANBPF_SEC_PROCESS)
 		match = process_match(a, mask);
@@ -359,7 +357,7 @@ int BPF_PROG(fanbpf_rules_handler, struct fanotify_fastpath_hook *hook, __u32 ma
 		match = fanbpf_match_and(match, fanbpf_walks_match(a, w0, w1));
 	}
 	verdict = fanbpf_rules_verdict(a, mask, match);
-	fanbpf_stats_count(a->set_id, match, verdict);
+	fanbpf_stats_count(&h->stats, match, verdict);
 	return verdict;
 }
 
@@ -367,47 +365,47 @@ SEC("struct_ops/fp_init")
 int BPF_PROG(fanbpf_rules_init, struct fanotify_fastpath_hook *hook,
 	     const struct fanotify_fastpath_init_args *args)
 {
-	struct fanbpf_rules_args *a;
+	struct fanbpf_rules_hook *h;
 	__u64 id = hook->id;
 	int err;
 
-	if (args->len != sizeof(*a))
+	if (args->len != sizeof(h->args))
 		return -FANBPF_EINVAL;
 	/*
-	 * The args (~400 bytes) are too big for the stack beside everything
-	 * else: insert an empty element and fill it in place.  Nobody else
-	 * can see it yet -- fp_handler runs for this hook only once fp_init
-	 * has succeeded.
+	 * The element (~450 bytes) is too big for the stack beside
+	 * everything else: insert an empty one and fill it in place.  Nobody
+	 * else can see it yet -- fp_handler runs for this hook only once
+	 * fp_init has succeeded.
 	 */
-	err = bpf_map_update_elem(&fanbpf_rules_by_hook, &id, &empty_args, BPF_NOEXIST);
+	err = bpf_map_update_elem(&fanbpf_rules_hooks, &id, &empty_hook, BPF_NOEXIST);
 	if (err)
 		return err;
-	a = bpf_map_lookup_elem(&fanbpf_rules_by_hook, &id);
-	if (!a)
+	h = bpf_map_lookup_elem(&fanbpf_rules_hooks, &id);
+	if (!h)
 		return -FANBPF_EINVAL;
-	err = fanbpf_copy_init_args(a, args);
+	err = fanbpf_copy_init_args(&h->args, args);
 	if (!err)
-		err = fanbpf_rules_check(a);
+		err = fanbpf_rules_check(&h->args);
 	if (!err)
-		err = fanbpf_stats_create(a->set_id);	/* EEXIST: set id in use */
+		err = fanbpf_set_claim(h->args.set_id, id);	/* EEXIST: set id in use */
 	if (err) {
-		bpf_map_delete_elem(&fanbpf_rules_by_hook, &id);
+		bpf_map_delete_elem(&fanbpf_rules_hooks, &id);
 		return err;
 	}
-	fanbpf_rules_normalize(a);
+	fanbpf_rules_normalize(&h->args);
 	return 0;
 }
 
 SEC("struct_ops/fp_free")
 void BPF_PROG(fanbpf_rules_free, struct fanotify_fastpath_hook *hook)
 {
-	const struct fanbpf_rules_args *a;
+	const struct fanbpf_rules_hook *h;
 	__u64 id = hook->id;
 
-	a = bpf_map_lookup_elem(&fanbpf_rules_by_hook, &id);
-	if (a)
-		fanbpf_stats_delete(a->set_id);
-	bpf_map_delete_elem(&fanbpf_rules_by_hook, &id);
+	h = bpf_map_lookup_elem(&fanbpf_rules_hooks, &id);
+	if (h)
+		fanbpf_set_release(h->args.set_id);
+	bpf_map_delete_elem(&fanbpf_rules_hooks, &id);
 }
 
 SEC(".struct_ops.link")

@@ -159,8 +159,8 @@ struct fanbpf_pattern {
 };
 
 /*
- * fanbpf_rules_stats (per CPU, keyed by set_id): what the handler decided
- * for one attachment.  undecided events are also counted as delivered.
+ * What the handler decided for one attachment (in its fanbpf_rules_hooks
+ * element).  undecided events are also counted as delivered.
  */
 struct fanbpf_rules_stats {
 	__u64 delivered;		/* sent to user space */

@@ -645,33 +645,25 @@ static __always_inline int fanbpf_rules_verdict(const struct fanbpf_rules_args *
 
 /* --- stats --------------------------------------------------------------- */
 
-/* fp_init: the attachment's stats entry; -EEXIST if the set id is in use. */
-static __always_inline int fanbpf_stats_create(__u64 set_id)
+/* fp_init: the set id is hook @hook_id's; -EEXIST if another has it. */
+static __always_inline int fanbpf_set_claim(__u64 set_id, __u64 hook_id)
 {
-	struct fanbpf_rules_stats zero = {};
-
 	if (!set_id)
 		return 0;
-	return bpf_map_update_elem(&fanbpf_rules_stats, &set_id, &zero, BPF_NOEXIST);
+	return bpf_map_update_elem(&fanbpf_rules_sets, &set_id, &hook_id, BPF_NOEXIST);
 }
 
 /* fp_free */
-static __always_inline void fanbpf_stats_delete(__u64 set_id)
+static __always_inline void fanbpf_set_release(__u64 set_id)
 {
 	if (set_id)
-		bpf_map_delete_elem(&fanbpf_rules_stats, &set_id);
+		bpf_map_delete_elem(&fanbpf_rules_sets, &set_id);
 }
 
-/* Count what fp_handler decided (per CPU; atomic against a preempting handler). */
-static __always_inline void fanbpf_stats_count(__u64 set_id, int match, int verdict)
+/* Count what fp_handler decided (atomic: every CPU counts into @s). */
+static __always_inline void fanbpf_stats_count(struct fanbpf_rules_stats *s, int match,
+					       int verdict)
 {
-	struct fanbpf_rules_stats *s;
-
-	if (!set_id)
-		return;
-	s = bpf_map_lookup_elem(&fanbpf_rules_stats, &set_id);
-	if (!s)
-		return;
 	if (verdict == FANBPF_RET_SEND)
 		__sync_fetch_and_add(&s->delivered, 1);
 	else if (verdict == FANBPF_RET_SKIP)

@@ -88,8 +88,8 @@ struct fanbpf_cgroup_path {
 
 enum fanbpf_test_op {
 	FANBPF_TEST_DECIDE	= 0,	/* fp_handler (after fp_init's check) */
-	FANBPF_TEST_INIT	= 1,	/* fp_init: check, then create the stats entry */
-	FANBPF_TEST_FREE	= 2,	/* fp_free: delete the stats entry */
+	FANBPF_TEST_INIT	= 1,	/* fp_init: check, then claim the set id */
+	FANBPF_TEST_FREE	= 2,	/* fp_free: give the set id and the counts up */
 };
 
 /* BPF_PROG_TEST_RUN's ctx. */
@@ -212,12 +212,16 @@ static __always_inline int test_walk(const struct fanbpf_rules_args *a,
 							    : FANBPF_WALK_UNDECIDED;
 }
 
+/* A test attachment's fanbpf_rules_hooks element when it is created. */
+static struct fanbpf_rules_hook empty_hook;
+
 SEC("syscall")
 int fanbpf_rules_test(struct fanbpf_rules_test_ctx *ctx)
 {
 	union fanbpf_rules_key key;	/* the handler's one key buffer */
 	struct fanbpf_rules_test_ctx *t;
 	struct fanbpf_rules_args *a;
+	struct fanbpf_rules_hook *h;
 	__u32 zero = 0, level, mask;
 	int err, match = FANBPF_MATCH_YES, w0 = FANBPF_WALK_NONE, w1 = FANBPF_WALK_NONE;
 	bool has_name;
@@ -237,14 +241,25 @@ int fanbpf_rules_test(struct fanbpf_rules_test_ctx *ctx)
 	a = &t->args;
 
 	ctx->walks[0] = ctx->walks[1] = FANBPF_WALK_NONE;
+	/*
+	 * The hook id of a test attachment is its set id: its
+	 * fanbpf_rules_hooks element holds its counts (not its args, which
+	 * come in the ctx).  Keys point into the scratch value: the stack is
+	 * full.
+	 */
 	if (t->op == FANBPF_TEST_FREE) {
-		fanbpf_stats_delete(a->set_id);
+		fanbpf_set_release(a->set_id);
+		bpf_map_delete_elem(&fanbpf_rules_hooks, &a->set_id);
 		return 0;
 	}
 	/* As fp_init: args that fail the check are never used. */
 	err = fanbpf_rules_check(a);
-	if (!err && t->op == FANBPF_TEST_INIT)
-		err = fanbpf_stats_create(a->set_id);
+	if (!err && t->op == FANBPF_TEST_INIT && a->set_id) {
+		err = bpf_map_update_elem(&fanbpf_rules_sets, &a->set_id, &a->set_id, BPF_NOEXIST);
+		if (!err)
+			err = bpf_map_update_elem(&fanbpf_rules_hooks, &a->set_id, &empty_hook,
+						  BPF_NOEXIST);
+	}
 	ctx->check = err;
 	if (err || t->op != FANBPF_TEST_DECIDE)
 		return 0;
@@ -281,6 +296,8 @@ int fanbpf_rules_test(struct fanbpf_rules_test_ctx *ctx)
 	ctx->walks[1] = w1;
 	ctx->match = match;
 	ctx->decision = fanbpf_rules_verdict(a, mask, match);
-	fanbpf_stats_count(a->set_id, match, ctx->decision);
+	h = bpf_map_lookup_elem(&fanbpf_rules_hooks, &a->set_id);
+	if (h)
+		fanbpf_stats_count(&h->stats, match, ctx->decision);
 	return 0;
 }

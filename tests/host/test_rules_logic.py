@@ -376,8 +376,8 @@ def test_check_refuses(fanbpf_rules_logic, args):
 # --- stats and the map layer ----------------------------------------------------------
 
 def test_stats_per_set(fanbpf_rules_logic):
-    """fp_init creates a set's stats entry once (EEXIST after), the decisions
-    count per outcome, summed over the CPUs; fp_free removes it."""
+    """fp_init claims a set id once (EEXIST after), the decisions count per
+    outcome in the attachment's hook element; fp_free removes both."""
     logic = fanbpf_rules_logic
     a = RulesArgs(sections=S, set_id=41, roots=(_ROOT,), deny_errno=1)
     b = replace(a, set_id=42)
@@ -567,6 +567,6 @@ def test_rules_object_shape():
         assert decoded.active_roots() == ((5, 2),) and decoded.counts(model.NameList.DIRS) == (1, 1)
         assert decoded.set_id == 3
         for name in ("fanbpf_node_key", "fanbpf_name_key", "fanbpf_glob_key", "fanbpf_pattern",
-                     "fanbpf_rules_stats"):
+                     "fanbpf_rules_stats", "fanbpf_rules_hook"):
             obj.btf.struct(name)  # the map layer checks the layouts against these on load
         assert "fanbpf_vmlinux_struct__btrfs_inode" in obj.btf.globals()

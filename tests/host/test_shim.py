@@ -227,7 +227,7 @@ BPF_ANY, BPF_NOEXIST, BPF_EXIST = 0, 1, 2
 
 @pytest.fixture(scope="module")
 def maps_obj():
-    """The rules test object, loaded: hash, per-CPU hash and array maps."""
+    """The rules test object, loaded: hash and array maps."""
     if os.geteuid() != 0:
         pytest.skip("loading BPF needs root")
     obj = handler.BpfObject(handler.builtin_path("rules").with_name("fanbpf_rules_test.bpf.o"))
@@ -254,9 +254,8 @@ def test_map_info(maps_obj):
     nodes = _info(maps_obj, "fanbpf_rules_nodes")
     assert (nodes.type, nodes.key_size, nodes.value_size, nodes.max_entries) == (1, 24, 4, 1 << 20)
     assert nodes.map_flags & 1 and nodes.value_stride == 4  # BPF_F_NO_PREALLOC
-    stats = _info(maps_obj, "fanbpf_rules_stats")
-    assert (stats.type, stats.value_size) == (5, 32)  # BPF_MAP_TYPE_PERCPU_HASH
-    assert stats.value_stride == 32 * _possible_cpus()
+    sets = _info(maps_obj, "fanbpf_rules_sets")
+    assert (sets.type, sets.key_size, sets.value_size, sets.value_stride) == (1, 8, 8, 8)
     info = ffi.new("struct fanbpf_map_info *")
     assert lib.fanbpf_obj_map_info(maps_obj, b"no_such_map", info) == -errno.ENOENT
 
@@ -276,14 +275,21 @@ def test_map_elements(maps_obj):
     assert lib.fanbpf_obj_map_update(maps_obj, name, key, 24, value, 8, 0) == -errno.EINVAL
     assert lib.fanbpf_obj_map_delete(maps_obj, name, key, 24, 0) == 0
     assert lib.fanbpf_obj_map_delete(maps_obj, name, key, 24, 0) == -errno.ENOENT
-    # per-CPU: a value per possible CPU
-    stride = _info(maps_obj, "fanbpf_rules_stats").value_stride
-    sid = (12345).to_bytes(8, "little")
-    vals = ffi.new("char[]", stride)
-    assert lib.fanbpf_obj_map_update(maps_obj, b"fanbpf_rules_stats", sid, 8, vals, 32, 0) == \
-        -errno.EINVAL
-    assert lib.fanbpf_obj_map_update(maps_obj, b"fanbpf_rules_stats", sid, 8, vals, stride, 0) == 0
-    assert lib.fanbpf_obj_map_delete(maps_obj, b"fanbpf_rules_stats", sid, 8, 0) == 0
+
+
+def test_per_cpu_values(bpf_objs):  # noqa: F811 (a fixture)
+    """A per-CPU map's value is one per possible CPU, each rounded up to 8 bytes."""
+    with handler.BpfObject(bpf_objs["maps"]) as obj:
+        obj.load()
+        info = _info(obj._obj(), "per_cpu")
+        assert (info.type, info.value_size) == (6, 8)  # BPF_MAP_TYPE_PERCPU_ARRAY
+        assert info.value_stride == 8 * _possible_cpus()
+        key = (0).to_bytes(4, "little")
+        vals = ffi.new("char[]", info.value_stride)
+        assert lib.fanbpf_obj_map_update(obj._obj(), b"per_cpu", key, 4, vals, 8, 0) == \
+            -errno.EINVAL
+        assert lib.fanbpf_obj_map_update(obj._obj(), b"per_cpu", key, 4, vals,
+                                         info.value_stride, 0) == 0
 
 
 def test_map_batches_and_keys(maps_obj):

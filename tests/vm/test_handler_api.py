@@ -147,7 +147,7 @@ def test_no_fd_leaks(test_obj, group_fd):
 # --- Attachment: what Group.attach returns ------------------------------------------
 
 _KEY_SIZES = {"fanbpf_rules_nodes": 24, "fanbpf_rules_names": 272, "fanbpf_rules_globs": 16,
-              "fanbpf_rules_stats": 8}
+              "fanbpf_rules_sets": 8}
 
 
 def set_entries(h, set_id) -> dict:
@@ -278,7 +278,7 @@ def test_detach_and_close_drop_the_map_entries(rules_group, rules_handler):
     att = g.attach(rules_handler, rule_set)
     assert set_entries(rules_handler, att.set_id) == {
         "fanbpf_rules_nodes": 3, "fanbpf_rules_names": 2, "fanbpf_rules_globs": 1,
-        "fanbpf_rules_stats": 1}
+        "fanbpf_rules_sets": 1}
     touch_all(base, "a/x.c", "a/x.o")
     assert created(g) == ["a/x.c"]
     att.detach()
